@@ -1,0 +1,39 @@
+"""Typed errors. Every message names the problem and what the user can do about it."""
+
+from __future__ import annotations
+
+
+class ColorizerError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class InputError(ColorizerError, ValueError):
+    """The image, video or URL given cannot be used (unreadable, wrong type, web page, too big...)."""
+
+
+class RenderFactorError(ColorizerError, ValueError):
+    """A render factor outside the allowed range."""
+
+
+class WeightsError(ColorizerError):
+    """Weights could not be found, downloaded or verified."""
+
+
+class DownloadError(WeightsError):
+    """A download failed (network, HTTP status, timeout, HTML instead of data...)."""
+
+
+class VerificationError(WeightsError):
+    """A weights file is corrupt, truncated, of the wrong model, or fails its checksum."""
+
+
+class ColorizerOutOfMemoryError(ColorizerError, MemoryError):
+    """The device ran out of memory. Lower the render factor or the batch size."""
+
+
+class VideoError(ColorizerError):
+    """A video could not be probed, decoded, colorized or encoded."""
+
+
+class DependencyError(ColorizerError):
+    """A required external program or optional package is missing."""
