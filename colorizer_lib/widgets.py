@@ -1,0 +1,809 @@
+"""ipywidgets front ends for the notebooks: ``ImageColorizerUI`` and ``VideoColorizerUI``.
+
+The notebooks only build these objects; every action a button performs is a plain method
+(``ImageColorizerUI.colorize()``, ``VideoColorizerUI.preview()`` / ``.render()``) or a
+module-level function, so tests drive everything from Python without a browser.
+
+Design rules:
+
+* The colorizer comes from an injectable *factory* ``factory(name_or_path) -> Colorizer``
+  (default: ``Colorizer.from_pretrained``), memoised by ``ColorizerCache``.
+* Errors never escape a button callback as a traceback: a ``ColorizerError`` is shown in the
+  UI's status line with its message (which says what to do next); anything else is shown as an
+  unexpected error with its type and message, and the traceback is kept in ``ui.last_error``.
+* Works with ipywidgets 7 and 8 (``parse_upload`` reads both ``FileUpload.value`` shapes) and in
+  Colab (downloads through ``google.colab.files``) and in Jupyter (data-URI download links).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import importlib
+import io
+import math
+import re
+import tempfile
+import time
+import traceback
+import urllib.parse
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence, Union
+
+import ipywidgets as W
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from colorizer_lib.errors import ColorizerError, InputError, RenderFactorError
+
+#: Suffixes treated as images inside folders and zip files.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
+#: The slider never offers more than this range, even if the library allows more (2..100):
+#: above 64 the result rarely improves and a CPU takes minutes.
+SLIDER_RANGE = (4, 64)
+#: Largest file offered as an inline (data URI) download link or inline video.
+MAX_INLINE_BYTES = 200 * 2**20
+#: Longest side of the images shown in the notebook (the saved files keep full resolution).
+DISPLAY_SIZE = 768
+#: Where the repository's example photos are published (used on Colab, where the repo is not cloned).
+EXAMPLES_URL = "https://raw.githubusercontent.com/colorizer-project/colorizer/main/examples/"
+DEFAULT_EXAMPLE = "dust-bowl-home.jpg"
+
+ColorizerFactory = Callable[[Union[str, None]], Any]
+
+
+# --------------------------------------------------------------------------------------------
+# Pure helpers: parsing, naming, runtime description (no widgets involved)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One uploaded file: its file name and its bytes."""
+
+    name: str
+    content: bytes
+
+    @property
+    def is_zip(self) -> bool:
+        return self.name.lower().endswith(".zip")
+
+
+def parse_upload(value: Any) -> list[Upload]:
+    """Read a ``FileUpload.value`` of ipywidgets 8 or 7 into ``Upload`` records, in upload order.
+
+    * ipywidgets 8: a tuple (or list) of dicts ``{"name", "type", "size", "content": memoryview,
+      "last_modified"}``.
+    * ipywidgets 7: a dict ``{filename: {"metadata": {"name", "type", "size", ...},
+      "content": bytes}}``.
+
+    An empty value gives ``[]``; anything else raises ``InputError``.
+    """
+    if value is None:
+        return []
+    if isinstance(value, dict):  # ipywidgets 7
+        items = []
+        for key, entry in value.items():
+            if not isinstance(entry, dict) or "content" not in entry:
+                raise InputError(f"Unrecognised ipywidgets 7 upload entry for {key!r}: expected a dict "
+                                 "with 'metadata' and 'content'. Upgrade ipywidgets or re-upload the file.")
+            name = (entry.get("metadata") or {}).get("name") or str(key)
+            items.append(Upload(name, bytes(entry["content"])))
+        return items
+    if isinstance(value, (tuple, list)):  # ipywidgets 8
+        items = []
+        for entry in value:
+            if not isinstance(entry, dict) or "content" not in entry or "name" not in entry:
+                raise InputError("Unrecognised ipywidgets 8 upload entry: expected a dict with 'name' "
+                                 "and 'content'. Upgrade ipywidgets or re-upload the file.")
+            items.append(Upload(str(entry["name"]), bytes(entry["content"])))
+        return items
+    raise InputError(f"Unrecognised FileUpload value of type {type(value).__name__}; expected the "
+                     "ipywidgets 7 dict or the ipywidgets 8 tuple. Install ipywidgets 7.6+ or 8.")
+
+
+def clear_upload(upload: W.FileUpload) -> None:
+    """Empty a ``FileUpload`` widget so the same files are not processed twice (ipywidgets 7 and 8)."""
+    if isinstance(upload.value, dict):  # ipywidgets 7: value is a dict rebuilt from the counter
+        upload.value.clear()
+        if hasattr(upload, "_counter"):
+            upload._counter = 0
+    else:
+        upload.value = ()
+
+
+def _is_remote(text: str) -> bool:
+    return urllib.parse.urlsplit(text).scheme.lower() in ("http", "https")
+
+
+def parse_sources(text: str) -> list[str]:
+    """Split the URL box into entries (one per line, or separated by spaces) and check each one.
+
+    Every entry must be an ``http(s)://`` URL or an existing local path (file, folder or ``.zip``;
+    ``~`` is expanded). A whole line that is an existing path is one entry even if it contains
+    spaces. Returns the entries in order; raises ``InputError`` naming the first bad one.
+    """
+    entries = []
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if line and not _is_remote(line) and Path(line).expanduser().exists():
+            entries.append(line)
+        else:
+            entries.extend(token for token in line.split() if token)
+    for entry in entries:
+        if _is_remote(entry):
+            if not urllib.parse.urlsplit(entry).netloc:
+                raise InputError(f"{entry!r} is not a complete URL (no host name). Paste the full "
+                                 "link, e.g. https://example.org/photo.jpg.")
+            continue
+        if urllib.parse.urlsplit(entry).scheme.lower() not in ("", "file") and not Path(entry).exists():
+            raise InputError(f"{entry!r}: only http:// and https:// links are supported. Paste a direct "
+                             "link to the image (right-click the picture > Copy image address).")
+        if not Path(entry).expanduser().exists():
+            raise InputError(f"{entry!r} is neither an http(s) URL nor an existing file or folder. "
+                             "Paste a direct image link (https://...), or the path of a photo, a folder "
+                             "or a .zip of photos.")
+    return entries
+
+
+def source_stem(source: str) -> str:
+    """A safe file-name stem for a URL or path: the last path segment without its suffix."""
+    path = urllib.parse.urlsplit(source).path if _is_remote(source) else source
+    stem = Path(urllib.parse.unquote(path)).stem
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._")
+    return stem or "image"
+
+
+def result_filename(stem: str, render_factor: int, suffix: str = ".png") -> str:
+    """File name of a colorized image: ``<stem>_colorized_rf<NN><suffix>`` (suffix kept if it is
+    a common still-image format, else ``.png``)."""
+    suffix = suffix.lower() if suffix.lower() in (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff") else ".png"
+    return f"{stem}_colorized_rf{render_factor}{suffix}"
+
+
+def example_source(name: str = DEFAULT_EXAMPLE) -> str:
+    """The path of a bundled example photo when the repository is present (local Jupyter),
+    else its URL in the public repository (Colab installs the package without ``examples/``)."""
+    candidates = [Path.cwd() / "examples" / name, Path(__file__).resolve().parent.parent / "examples" / name]
+    for candidate in candidates:
+        if candidate.is_file():
+            return str(candidate)
+    return EXAMPLES_URL + name
+
+
+def in_colab() -> bool:
+    """True when running inside Google Colab."""
+    try:
+        importlib.import_module("google.colab")
+    except ImportError:
+        return False
+    return True
+
+
+def drive_folder(subfolder: str, mount_point: str = "/content/drive") -> Path:
+    """On Colab, mount Google Drive (asks for permission) and return ``MyDrive/<subfolder>``
+    (created), so results and long video jobs survive a disconnect. Elsewhere raises
+    ``InputError``: keep a local folder instead."""
+    if not in_colab():
+        raise InputError("Google Drive can only be mounted on Colab; set keep_on_drive = False and use a "
+                         "local folder.")
+    importlib.import_module("google.colab.drive").mount(mount_point)
+    folder = Path(mount_point) / "MyDrive" / subfolder
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def describe_runtime(torch_module: Any = None) -> str:
+    """One paragraph saying whether a GPU is present and what that means for speed.
+
+    ``torch_module`` defaults to the real ``torch``; tests pass a stand-in with ``cuda``.
+    """
+    if torch_module is None:
+        import torch as torch_module
+    cuda = torch_module.cuda
+    if cuda.is_available():
+        props = cuda.get_device_properties(0)
+        gib = props.total_memory / 2**30
+        return (f"GPU found: {cuda.get_device_name(0)} ({gib:.0f} GiB). A photo takes about a second and "
+                "video renders at several frames per second.")
+    return ("No GPU found: running on the CPU. The compact model colorizes a photo in seconds, the large "
+            "DeOldify models take up to a minute per photo, and video is very slow (seconds per frame). "
+            "On Colab choose Runtime > Change runtime type > GPU, then Run all again.")
+
+
+def slider_bounds(default: int, allowed: tuple[int, int] | None = None) -> tuple[int, int]:
+    """(min, max) of the render-factor slider: ``SLIDER_RANGE`` intersected with the library's
+    allowed range, widened to include ``default``. Raises ``RenderFactorError`` if ``default``
+    itself is not allowed."""
+    lo_allowed, hi_allowed = allowed or _render_factor_range()
+    if not lo_allowed <= default <= hi_allowed:
+        raise RenderFactorError(f"Render factor {default} is outside the allowed range "
+                                f"{lo_allowed}..{hi_allowed}; pick a value in that range (35 is typical).")
+    lo = max(SLIDER_RANGE[0], lo_allowed)
+    hi = min(SLIDER_RANGE[1], hi_allowed)
+    return min(lo, default), max(hi, default)
+
+
+def _render_factor_range() -> tuple[int, int]:
+    from colorizer_lib import colorizer
+
+    lo, hi = colorizer.RENDER_FACTOR_RANGE
+    return int(lo), int(hi)
+
+
+def format_eta(done: int, total: int, elapsed: float, unit: str = "image") -> str:
+    """Progress text such as ``"3/10 images · 1.2 s/image · ETA 8 s"`` (no ETA before the first item)."""
+    plural = unit if total == 1 else unit + "s"
+    text = f"{done}/{total} {plural}"
+    if done <= 0 or elapsed <= 0:
+        return text
+    per_item = elapsed / done
+    remaining = per_item * max(total - done, 0)
+    return f"{text} · {_fmt_seconds(per_item)}/{unit} · ETA {_fmt_seconds(remaining)}"
+
+
+def _fmt_seconds(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+# --------------------------------------------------------------------------------------------
+# Colorizer factory and model choices
+# --------------------------------------------------------------------------------------------
+
+
+def default_factory(name_or_path: str | None):
+    """``Colorizer.from_pretrained(name_or_path)``: a registry name, an alias or a weights file."""
+    from colorizer_lib.colorizer import Colorizer
+
+    return Colorizer.from_pretrained(name_or_path)
+
+
+class ColorizerCache:
+    """Memoises ``factory(name)`` so switching back to a model does not reload it."""
+
+    def __init__(self, factory: ColorizerFactory | None = None):
+        self.factory = factory or default_factory
+        self._loaded: dict[str | None, Any] = {}
+
+    def get(self, name: str | None):
+        """The colorizer for ``name`` (loaded on first use; errors propagate unchanged)."""
+        if name not in self._loaded:
+            self._loaded[name] = self.factory(name)
+        return self._loaded[name]
+
+    def is_loaded(self, name: str | None) -> bool:
+        return name in self._loaded
+
+
+def find_spec(name: str | None):
+    """The registry's ``WeightSpec`` for a model name or alias, or None (a file path, or unknown)."""
+    from colorizer_lib import registry
+    from colorizer_lib.errors import WeightsError
+
+    if not name:
+        return None
+    try:
+        return registry.get_spec(name)
+    except WeightsError:
+        return None
+
+
+def model_options(selected: str | None = None) -> list[tuple[str, str]]:
+    """Dropdown options ``(label, value)``: every registered model (value = its name), plus
+    ``selected`` first when it is not a registered name or alias (e.g. a weights file path)."""
+    from colorizer_lib import registry
+
+    options = [(f"{spec.name}: {_first_sentence(spec.description)}", spec.name) for spec in registry.list_specs()]
+    if selected and find_spec(selected) is None:
+        label = f"{Path(selected).name} (file)" if Path(selected).expanduser().exists() else selected
+        options.insert(0, (label, selected))
+    return options
+
+
+def _first_sentence(text: str, limit: int = 70) -> str:
+    text = text.split(": ")[0] if len(text) > limit else text
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def model_value(selected: str | None) -> str | None:
+    """The dropdown value for ``selected``: the canonical registry name for a name or alias,
+    else ``selected`` unchanged (a file path)."""
+    spec = find_spec(selected)
+    return spec.name if spec is not None else selected
+
+
+def spec_default_render_factor(name: str | None) -> int | None:
+    """The registry's default render factor for a model name or alias, or None (files, unknown names)."""
+    spec = find_spec(name)
+    return int(spec.default_render_factor) if spec is not None else None
+
+
+# --------------------------------------------------------------------------------------------
+# Image helpers: display copies, before/after view, render-factor sweep, batch to zip
+# --------------------------------------------------------------------------------------------
+
+
+def thumbnail(image: Image.Image, size: int = DISPLAY_SIZE) -> Image.Image:
+    """A copy no larger than ``size`` on its longest side, converted to RGB."""
+    copy = image.convert("RGB")
+    copy.thumbnail((size, size), Image.Resampling.LANCZOS)
+    return copy
+
+
+def encode_image(image: Image.Image, fmt: str = "PNG", quality: int = 90) -> bytes:
+    """PIL image -> encoded bytes (``fmt`` PNG or JPEG)."""
+    buffer = io.BytesIO()
+    image = image.convert("RGB")
+    if fmt.upper() == "JPEG":
+        image.save(buffer, format="JPEG", quality=quality)
+    else:
+        image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def before_after_html(original: Image.Image, colorized: Image.Image, width: int = 640) -> str:
+    """HTML of a before/after view: the colorized image with the original laid over its left part;
+    the divider is the overlay's right edge, dragged with the handle at its bottom-right corner
+    (pure CSS ``resize: horizontal``, so no JavaScript is needed and Jupyter and Colab both render
+    it). Both images are shown at ``width`` pixels (aspect kept), embedded as JPEG data URIs."""
+    width = int(min(width, colorized.width))
+    height = max(1, round(colorized.height * width / colorized.width))
+    after = colorized.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
+    before = original.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
+    b64_after = base64.b64encode(encode_image(after, "JPEG")).decode("ascii")
+    b64_before = base64.b64encode(encode_image(before, "JPEG")).decode("ascii")
+    return (
+        f'<div class="colorizer-before-after" style="position:relative;width:{width}px;height:{height}px;'
+        'user-select:none;line-height:0">'
+        f'<img alt="colorized" src="data:image/jpeg;base64,{b64_after}" '
+        f'style="position:absolute;top:0;left:0;width:{width}px;height:{height}px;max-width:none">'
+        f'<div style="position:absolute;top:0;left:0;width:{width // 2}px;min-width:12px;max-width:{width}px;'
+        f'height:{height}px;overflow:hidden;resize:horizontal;border-right:3px solid #fff;'
+        'box-shadow:2px 0 4px rgba(0,0,0,.6)">'
+        f'<img alt="original" src="data:image/jpeg;base64,{b64_before}" '
+        f'style="width:{width}px;height:{height}px;max-width:none"></div></div>'
+        '<div style="font-size:12px;color:#666;margin-top:4px">Drag the handle at the bottom of the '
+        'white divider: left is the original, right is the colorized photo.</div>'
+    )
+
+
+def _label_font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def sweep_grid(images: Sequence[Image.Image], labels: Sequence[str], columns: int = 3,
+               cell: int = 320) -> Image.Image:
+    """Lay ``images`` out in a labelled grid: each scaled to fit ``cell`` x ``cell`` with its
+    label in a bar above it. Returns an RGB PIL image."""
+    if len(images) != len(labels) or not images:
+        raise InputError("sweep_grid needs as many labels as images, and at least one image.")
+    columns = max(1, min(columns, len(images)))
+    rows = math.ceil(len(images) / columns)
+    bar = max(16, cell // 12)
+    font = _label_font(int(bar * 0.75))
+    grid = Image.new("RGB", (columns * cell, rows * (cell + bar)), "white")
+    draw = ImageDraw.Draw(grid)
+    for index, (image, label) in enumerate(zip(images, labels)):
+        col, row = index % columns, index // columns
+        x0, y0 = col * cell, row * (cell + bar)
+        tile = ImageOps.contain(image.convert("RGB"), (cell, cell), Image.Resampling.LANCZOS)
+        grid.paste(tile, (x0 + (cell - tile.width) // 2, y0 + bar + (cell - tile.height) // 2))
+        draw.text((x0 + 6, y0 + 2), label, fill="black", font=font)
+    return grid
+
+
+def render_factor_sweep(colorizer, source, factors: Iterable[int]) -> tuple[list, Image.Image]:
+    """Colorize ``source`` at each render factor in ``factors`` (in order).
+
+    Returns ``(results, grid)``: the ``ColorizeResult`` list and a labelled grid image
+    (``"render factor N"`` over each result). Bad factors raise ``RenderFactorError`` from the library.
+    """
+    factors = [int(f) for f in factors]
+    if not factors:
+        raise InputError("The sweep needs at least one render factor, e.g. [10, 20, 35].")
+    results = [colorizer.colorize(source, render_factor=f) for f in factors]
+    grid = sweep_grid([r.image for r in results], [f"render factor {r.render_factor}" for r in results])
+    return results, grid
+
+
+def parse_factors(text: str | Sequence[int]) -> list[int]:
+    """``"10, 20 35"`` or ``[10, 20, 35]`` -> ``[10, 20, 35]``; raises ``InputError`` on junk."""
+    if isinstance(text, str):
+        tokens = [t for t in re.split(r"[,\s]+", text) if t]
+        try:
+            return [int(t) for t in tokens]
+        except ValueError:
+            raise InputError(f"Render factors must be whole numbers separated by commas, e.g. "
+                             f"'10, 20, 35'; got {text!r}.") from None
+    return [int(f) for f in text]
+
+
+@dataclass
+class BatchReport:
+    """What ``colorize_to_zip`` did: the zip written, the member names colorized, and
+    ``(member, message)`` for each file that failed."""
+
+    zip_path: Path
+    done: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _batch_members(source: Path | bytes) -> list[tuple[str, Callable[[], bytes]]]:
+    """(relative name, read()) for each image in a folder, a zip file path or zip bytes."""
+    if isinstance(source, (bytes, bytearray)) or (isinstance(source, Path) and source.suffix.lower() == ".zip"):
+        try:
+            archive = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
+        except zipfile.BadZipFile:
+            raise InputError(f"{getattr(source, 'name', 'The upload')} is not a valid zip file; "
+                             "re-create it (e.g. right-click the folder > Compress) and upload again.") from None
+        members = []
+        for info in archive.infolist():
+            parts = Path(info.filename).parts
+            if info.is_dir() or "__MACOSX" in parts or Path(info.filename).name.startswith("."):
+                continue
+            if Path(info.filename).suffix.lower() in IMAGE_SUFFIXES:
+                members.append((info.filename, lambda info=info: archive.read(info)))
+        return members
+    if isinstance(source, Path) and source.is_dir():
+        files = sorted(p for p in source.rglob("*")
+                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+        return [(p.relative_to(source).as_posix(), p.read_bytes) for p in files]
+    raise InputError(f"{source} is neither a folder nor a .zip file; give a folder of photos or a zip of them.")
+
+
+def colorize_to_zip(colorizer, source: Path | str | bytes, zip_path: Path | str, render_factor: int | None = None,
+                    on_progress: Callable[[int, int], None] | None = None) -> BatchReport:
+    """Colorize every image in a folder or zip (path or bytes) into the zip ``zip_path``.
+
+    Output members keep their relative paths with ``_colorized`` added before the suffix.
+    A file that cannot be read is recorded in ``report.failed`` (and listed in ``FAILED.txt``
+    inside the zip) and the batch goes on; a folder or zip without images raises ``InputError``.
+    ``on_progress(done, total)`` is called after each file.
+    """
+    source = Path(source).expanduser() if isinstance(source, str) else source
+    members = _batch_members(source)
+    if not members:
+        raise InputError(f"No images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in "
+                         f"{source if isinstance(source, Path) else 'the uploaded zip'}.")
+    zip_path = Path(zip_path)
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
+    report = BatchReport(zip_path)
+    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(zip_path, "w", zipfile.ZIP_STORED) as out:
+        for index, (name, read) in enumerate(members):
+            try:
+                result = colorizer.colorize(read(), render_factor=render_factor)
+                member = Path(name)
+                target = Path(tmp) / f"{index}{member.suffix.lower() or '.png'}"
+                result.save(target)
+                out.write(target, (member.parent / f"{member.stem}_colorized{member.suffix}").as_posix())
+                report.done.append(name)
+            except RenderFactorError:
+                raise
+            except ColorizerError as error:
+                report.failed.append((name, str(error)))
+            if on_progress:
+                on_progress(index + 1, len(members))
+        if report.failed:
+            out.writestr("FAILED.txt", "".join(f"{n}: {m}\n" for n, m in report.failed))
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# Small widget building blocks
+# --------------------------------------------------------------------------------------------
+
+
+def download_widget(path: Path | str, description: str | None = None) -> W.Widget:
+    """A way to download ``path``: a button calling ``google.colab.files.download`` on Colab,
+    else an HTML link with the file embedded as a data URI (files over ``MAX_INLINE_BYTES`` get a
+    message with their path instead, as a browser cannot hold them in a link)."""
+    path = Path(path)
+    description = description or f"Download {path.name}"
+    if in_colab():
+        button = W.Button(description=description, icon="download", layout=W.Layout(width="auto"))
+
+        def _download(_):
+            importlib.import_module("google.colab.files").download(str(path))
+
+        button.on_click(_download)
+        return button
+    size = path.stat().st_size
+    if size > MAX_INLINE_BYTES:
+        return W.HTML(f"{html.escape(path.name)} is {size / 2**20:.0f} MiB, too large for a browser link: "
+                      f"find it at <code>{html.escape(str(path.resolve()))}</code>.")
+    mime = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".zip": "application/zip",
+            ".mp4": "video/mp4", ".webp": "image/webp"}.get(path.suffix.lower(), "application/octet-stream")
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    link = W.HTML(f'<a class="colorizer-download" download="{html.escape(path.name)}" '
+                  f'href="data:{mime};base64,{data}">&#x2B07; {html.escape(description)}</a>')
+    link.add_class("colorizer-download")
+    return link
+
+
+class ProgressDisplay:
+    """A progress bar with a text line (count, speed and ETA); ``widget`` is an HBox."""
+
+    def __init__(self, unit: str = "image"):
+        self.unit = unit
+        self.bar = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="320px"))
+        self.label = W.Label("")
+        self.widget = W.HBox([self.bar, self.label])
+        self._start = time.monotonic()
+
+    def start(self, total: int, text: str = "") -> None:
+        self.bar.max = max(int(total), 1)
+        self.bar.value = 0
+        self.bar.bar_style = "info"
+        self._start = time.monotonic()
+        self.label.value = text or format_eta(0, total, 0.0, self.unit)
+
+    def update(self, done: int, total: int | None = None) -> None:
+        if total is not None:
+            self.bar.max = max(int(total), 1)
+        self.bar.value = min(int(done), self.bar.max)
+        self.label.value = format_eta(int(done), int(self.bar.max), time.monotonic() - self._start, self.unit)
+
+    def finish(self, ok: bool, text: str = "") -> None:
+        self.bar.bar_style = "success" if ok else "danger"
+        if ok:
+            self.bar.value = self.bar.max
+        if text:
+            self.label.value = text
+
+
+class StatusLine:
+    """An HTML line for progress messages and readable errors (``widget``; ``text`` is the last
+    message as plain text, for tests)."""
+
+    def __init__(self):
+        self.widget = W.HTML("")
+        self.widget.add_class("colorizer-status")
+        self.text = ""
+        self.is_error = False
+
+    def info(self, message: str) -> None:
+        self.text, self.is_error = message, False
+        self.widget.value = f'<span style="color:#555">{html.escape(message)}</span>'
+
+    def error(self, message: str) -> None:
+        self.text, self.is_error = message, True
+        self.widget.value = (f'<div class="colorizer-error" style="color:#b00020;border-left:4px solid #b00020;'
+                             f'padding:4px 8px;white-space:pre-wrap">{html.escape(message)}</div>')
+
+
+def report_exception(status: StatusLine, error: BaseException) -> str:
+    """Show ``error`` in ``status`` readably and return the traceback text (kept by the UI)."""
+    if isinstance(error, ColorizerError):
+        status.error(str(error))
+    else:
+        status.error(f"Unexpected error ({type(error).__name__}): {error}\nPlease report it; the full "
+                     "traceback is in the UI's last_error attribute.")
+    return "".join(traceback.format_exception(type(error), error, error.__traceback__))
+
+
+# --------------------------------------------------------------------------------------------
+# Image UI
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ImageOutcome:
+    """One colorized photo shown by the UI: the ``ColorizeResult`` and the file it was saved to."""
+
+    name: str
+    result: Any
+    path: Path
+
+
+class ImageColorizerUI:
+    """Model choice, render-factor slider, URL/path box, file upload, Colorize button, progress,
+    status line and results (before/after view, side by side, download links).
+
+    Parameters: ``model`` (registry name, alias or weights path; None = library default),
+    ``render_factor`` (None or 0 = the model's default), ``sources`` (initial text of the URL box;
+    URLs, image paths, folders or zips), ``output_dir`` (where results are saved),
+    ``factory`` (``name_or_path -> Colorizer``; default ``Colorizer.from_pretrained``).
+
+    Python API: ``colorize()`` (what the button does) returns the list of ``ImageOutcome``;
+    ``sweep(factors)`` returns the grid image of a render-factor sweep and saves it;
+    ``outcomes``, ``batches`` (``BatchReport`` list), ``status.text``, ``last_error``.
+    The object displays itself in a notebook.
+    """
+
+    def __init__(self, model: str | None = None, render_factor: int | None = None, sources: str = "",
+                 output_dir: Path | str = "colorized", factory: ColorizerFactory | None = None,
+                 max_shown: int = 6):
+        self.cache = ColorizerCache(factory)
+        self.output_dir = Path(output_dir)
+        self.max_shown = max_shown
+        self.outcomes: list[ImageOutcome] = []
+        self.batches: list[BatchReport] = []
+        self.last_error: str | None = None
+
+        self.model = W.Dropdown(options=model_options(model), description="Model",
+                                layout=W.Layout(width="520px"))
+        if model:
+            self.model.value = model_value(model)
+        default_rf = int(render_factor) if render_factor else (spec_default_render_factor(self.model.value) or 35)
+        lo, hi = slider_bounds(default_rf)
+        self.render_factor = W.IntSlider(value=default_rf, min=lo, max=hi, step=1, description="Render factor",
+                                         continuous_update=False, style={"description_width": "initial"},
+                                         layout=W.Layout(width="520px"))
+        self.urls = W.Textarea(value=sources or "", description="URLs / paths",
+                               placeholder="https://.../photo.jpg (one per line), or a folder / .zip path",
+                               layout=W.Layout(width="520px", height="60px"))
+        self.upload = W.FileUpload(accept="image/*,.zip", multiple=True, description="Upload photos or a zip")
+        self.button = W.Button(description="Colorize", button_style="primary", icon="paint-brush")
+        self.button.add_class("colorizer-run")
+        self.progress = ProgressDisplay("image")
+        self.status = StatusLine()
+        self.results = W.VBox([])
+        self.results.add_class("colorizer-results")
+        self.model.observe(self._on_model_change, names="value")
+        self.button.on_click(lambda _button: self.colorize())
+        self.widget = W.VBox([
+            W.HTML("<b>Colorize photos</b>: paste links or paths, or upload photos (or a .zip of them), "
+                   "then press Colorize. Lower render factors give more vivid colour, higher ones more "
+                   "stable colour on detailed photos."),
+            self.model, self.render_factor, self.urls, W.HBox([self.upload, self.button]),
+            self.progress.widget, self.status.widget, self.results,
+        ])
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+    def _on_model_change(self, change) -> None:
+        default = spec_default_render_factor(change["new"])
+        if default is not None:
+            self.render_factor.value = max(self.render_factor.min, min(self.render_factor.max, default))
+
+    def _colorizer(self):
+        name = self.model.value
+        if not self.cache.is_loaded(name):
+            self.status.info(f"Loading model {name} (the first time downloads the weights)...")
+        return self.cache.get(name)
+
+    def colorize(self) -> list[ImageOutcome]:
+        """Colorize everything in the URL box and the upload widget (the default example when both
+        are empty), save the results to ``output_dir`` and show them. Errors are shown in the
+        status line, never raised; returns the outcomes of this run (``[]`` after an error)."""
+        self.button.disabled = True
+        self.last_error = None
+        try:
+            return self._colorize()
+        except Exception as error:  # shown to the user in the widget, not as a traceback
+            self.last_error = report_exception(self.status, error)
+            self.progress.finish(False)
+            return []
+        finally:
+            self.button.disabled = False
+
+    def _colorize(self) -> list[ImageOutcome]:
+        entries = parse_sources(self.urls.value)
+        uploads = parse_upload(self.upload.value)
+        singles: list[tuple[str, Any, str]] = []  # (stem, source, suffix)
+        batches: list[tuple[str, Any]] = []  # (name, folder path / zip path / zip bytes)
+        for entry in entries:
+            local = Path(entry).expanduser()
+            if not _is_remote(entry) and (local.is_dir() or local.suffix.lower() == ".zip"):
+                batches.append((local.name or "folder", local))
+            else:
+                singles.append((source_stem(entry), str(local) if not _is_remote(entry) else entry,
+                                Path(urllib.parse.urlsplit(entry).path).suffix))
+        for upload in uploads:
+            if upload.is_zip:
+                batches.append((Path(upload.name).stem, upload.content))
+            else:
+                singles.append((source_stem(upload.name), upload.content, Path(upload.name).suffix))
+        if not singles and not batches:
+            example = example_source()
+            self.urls.value = example
+            singles.append((source_stem(example), example, Path(example).suffix))
+
+        colorizer = self._colorizer()
+        rf = int(self.render_factor.value)
+        total = len(singles)
+        self.progress.start(total)
+        outcomes = []
+        for index, (stem, source, suffix) in enumerate(singles):
+            self.status.info(f"Colorizing {stem} at render factor {rf}...")
+            result = colorizer.colorize(source, render_factor=rf)
+            path = Path(result.save(self.output_dir / result_filename(stem, rf, suffix)))
+            outcomes.append(ImageOutcome(stem, result, path))
+            self.progress.update(index + 1, total)
+        reports = []
+        for name, source in batches:
+            self.status.info(f"Colorizing every photo in {name}...")
+            zip_path = self.output_dir / f"{name}_colorized_rf{rf}.zip"
+            reports.append(colorize_to_zip(colorizer, source, zip_path, rf, on_progress=self.progress.update))
+        self.outcomes.extend(outcomes)
+        self.batches.extend(reports)
+        clear_upload(self.upload)
+        self._show(outcomes, reports)
+        failed = sum(len(r.failed) for r in reports)
+        done = len(outcomes) + sum(len(r.done) for r in reports)
+        message = f"Done: {done} photo{'s' if done != 1 else ''} colorized into {self.output_dir}."
+        if failed:
+            details = "; ".join(f"{n}: {m}" for r in reports for n, m in r.failed)
+            self.status.error(f"{message} {failed} could not be read and were skipped: {details}")
+        else:
+            self.status.info(message)
+        self.progress.finish(not failed, message if not failed else "")
+        return outcomes
+
+    def _show(self, outcomes: list[ImageOutcome], reports: list[BatchReport]) -> None:
+        children = []
+        for outcome in outcomes[: self.max_shown]:
+            children.append(result_view(outcome))
+        if len(outcomes) > self.max_shown:
+            children.append(W.HTML(f"Showing {self.max_shown} of {len(outcomes)} results; all are saved in "
+                                   f"<code>{html.escape(str(self.output_dir))}</code>."))
+        children.extend(batch_view(report) for report in reports)
+        self.results.children = tuple(children)
+
+    def colorize_batch(self, source: Path | str) -> BatchReport:
+        """Colorize a folder or ``.zip`` of photos (at the slider's render factor) into
+        ``output_dir/<name>_colorized_rf<N>.zip``. Meant for a notebook cell: errors are raised
+        (``InputError`` for a missing folder or one without photos), not only shown."""
+        source = Path(source).expanduser()
+        if not source.exists():
+            raise InputError(f"{source} does not exist; give the path of a folder or a .zip of photos "
+                             "(on Colab, tick keep_on_drive to reach your Drive under /content/drive/MyDrive).")
+        rf = int(self.render_factor.value)
+        self.progress.start(1)
+        report = colorize_to_zip(self._colorizer(), source, self.output_dir / f"{source.stem}_colorized_rf{rf}.zip",
+                                 rf, on_progress=self.progress.update)
+        self.progress.finish(not report.failed)
+        self.batches.append(report)
+        return report
+
+    def sweep(self, factors: str | Sequence[int] = (10, 20, 30, 40), source: Any = None) -> Image.Image:
+        """Colorize one photo (``source``; default: the last result's source, else the default
+        example) at each render factor, save the labelled grid to ``output_dir`` and return it."""
+        if source is None:
+            source = self.outcomes[-1].result.original if self.outcomes else example_source()
+        name = self.outcomes[-1].name if self.outcomes and source is self.outcomes[-1].result.original \
+            else source_stem(source) if isinstance(source, str) else "image"
+        _, grid = render_factor_sweep(self._colorizer(), source, parse_factors(factors))
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        grid.save(self.output_dir / f"{name}_sweep.png")
+        return grid
+
+
+def result_view(outcome: ImageOutcome) -> W.Widget:
+    """Tabs for one result: a before/after divider view and the side-by-side comparison,
+    then a download link for the full-resolution file."""
+    result = outcome.result
+    slider = W.HTML(before_after_html(result.original, result.image))
+    compare = W.Image(value=encode_image(thumbnail(result.compare(), 2 * DISPLAY_SIZE), "JPEG"), format="jpeg")
+    compare.add_class("colorizer-result-image")
+    tabs = W.Tab(children=[slider, compare])
+    tabs.set_title(0, "Before / after")
+    tabs.set_title(1, "Side by side")
+    caption = W.HTML(f"<b>{html.escape(outcome.name)}</b> · render factor {result.render_factor} · "
+                     f"model {html.escape(str(result.model_name))} · {result.image.width}×{result.image.height}")
+    return W.VBox([caption, tabs, download_widget(outcome.path)])
+
+
+def batch_view(report: BatchReport) -> W.Widget:
+    """A summary line for a batch (counts, failures) and the zip's download link."""
+    text = f"<b>{html.escape(report.zip_path.name)}</b>: {len(report.done)} colorized"
+    if report.failed:
+        text += f", {len(report.failed)} failed (listed in FAILED.txt): " + html.escape(
+            "; ".join(f"{name}: {message}" for name, message in report.failed))
+    return W.VBox([W.HTML(text), download_widget(report.zip_path)])

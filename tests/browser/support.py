@@ -1,0 +1,55 @@
+"""Shared helpers for the widget and notebook tests: a tiny deterministic colorizer and test images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: The colour the tiny model paints everything (before the luma of the input is put back).
+TINT = (0.85, 0.45, 0.15)
+
+
+class TintModel(nn.Module):
+    """A generator stand-in that predicts the constant colour ``TINT`` (ImageNet-normalised output,
+    as the library expects from every generator) for any input of shape (B, 3, S, S)."""
+
+    def __init__(self, tint=TINT):
+        super().__init__()
+        value = [(c - m) / s for c, m, s in zip(tint, IMAGENET_MEAN, IMAGENET_STD)]
+        self.register_buffer("value", torch.tensor(value).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.value.expand(x.shape[0], 3, x.shape[2], x.shape[3]).clone()
+
+
+def tint_colorizer(name: str = "tiny", default_render_factor: int = 8):
+    """A real ``Colorizer`` around ``TintModel`` (fast on the CPU, deterministic)."""
+    from colorizer_lib.colorizer import Colorizer
+
+    return Colorizer.from_model(TintModel(), name=name, default_render_factor=default_render_factor,
+                                device="cpu")
+
+
+def grey_photo(path: Path, size=(96, 64)) -> Path:
+    """Write a grey horizontal gradient (mid tones, so chroma is visible) and return its path."""
+    width, height = size
+    ramp = np.linspace(60, 200, width, dtype=np.float32)[None, :].repeat(height, axis=0)
+    Image.fromarray(ramp.astype(np.uint8), "L").convert("RGB").save(path)
+    return path
+
+
+def mean_rgb(image: Image.Image) -> np.ndarray:
+    """Mean (R, G, B) of an image in 0..255."""
+    return np.asarray(image.convert("RGB"), dtype=np.float64).reshape(-1, 3).mean(axis=0)
+
+
+def is_tinted(image: Image.Image) -> bool:
+    """True when the image is clearly warm (R > G > B by a margin), as the tint model paints it."""
+    r, g, b = mean_rgb(image)
+    return r - b > 25 and r > g > b

@@ -1,0 +1,408 @@
+"""Unit tests of colorizer_lib.widgets: parsing, slider bounds, button wiring, errors shown in the UI.
+
+Widgets run headless here: button callbacks fire through ``Button.click()``, exactly what the
+front end triggers. The colorizer is a real ``Colorizer`` around a constant-colour model, so the
+results are deterministic and fast.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import http.server
+import io
+import re
+import sys
+import threading
+import types
+import zipfile
+from pathlib import Path
+
+import ipywidgets as W
+import pytest
+from PIL import Image
+
+from colorizer_lib import widgets
+from colorizer_lib.errors import InputError, RenderFactorError, WeightsError
+from tests.browser.support import grey_photo, is_tinted, mean_rgb, tint_colorizer
+
+
+@pytest.fixture(scope="module")
+def colorizer():
+    return tint_colorizer()
+
+
+@pytest.fixture
+def photo(tmp_path):
+    return grey_photo(tmp_path / "old photo.png")
+
+
+def make_ui(tmp_path, colorizer, **kwargs):
+    calls = []
+
+    def factory(name):
+        calls.append(name)
+        return colorizer
+
+    ui = widgets.ImageColorizerUI(model=kwargs.pop("model", "artistic"), output_dir=tmp_path / "out",
+                                  factory=factory, **kwargs)
+    ui.factory_calls = calls
+    return ui
+
+
+def v8_value(name: str, content: bytes):
+    """A FileUpload.value entry exactly as ipywidgets 8 builds it (memoryview content)."""
+    return {"name": name, "type": "image/png", "size": len(content), "content": memoryview(content),
+            "last_modified": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)}
+
+
+def png_bytes(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def test_parse_upload_ipywidgets8_tuple(photo):
+    data = png_bytes(photo)
+    uploads = widgets.parse_upload((v8_value("a.png", data), v8_value("b.zip", b"PK")))
+    assert [u.name for u in uploads] == ["a.png", "b.zip"]
+    assert uploads[0].content == data and isinstance(uploads[0].content, bytes)
+    assert [u.is_zip for u in uploads] == [False, True]
+
+
+def test_parse_upload_ipywidgets7_dict(photo):
+    data = png_bytes(photo)
+    value = {"a.png": {"metadata": {"name": "a.png", "type": "image/png", "size": len(data),
+                                    "lastModified": 1700000000000}, "content": data},
+             "c.jpg": {"metadata": {}, "content": b"\xff\xd8"}}
+    uploads = widgets.parse_upload(value)
+    assert [(u.name, u.content) for u in uploads] == [("a.png", data), ("c.jpg", b"\xff\xd8")]
+
+
+@pytest.mark.parametrize("empty", [None, (), [], {}])
+def test_parse_upload_empty(empty):
+    assert widgets.parse_upload(empty) == []
+
+
+@pytest.mark.parametrize("junk", [42, "a.png", ({"name": "x"},), {"a.png": b"bytes"}])
+def test_parse_upload_rejects_unknown_shapes(junk):
+    with pytest.raises(InputError, match="upload|FileUpload"):
+        widgets.parse_upload(junk)
+
+
+def test_parse_sources_accepts_urls_and_existing_paths(photo, tmp_path):
+    text = f"https://example.org/a.jpg\n  http://127.0.0.1:8000/b.png {photo.parent}\n"
+    assert widgets.parse_sources(text) == ["https://example.org/a.jpg", "http://127.0.0.1:8000/b.png",
+                                           str(photo.parent)]
+    assert widgets.parse_sources("   ") == []
+
+
+@pytest.mark.parametrize("bad, words", [("not a url", "neither an http"), ("ftp://host/a.jpg", "only http"),
+                                        ("https://", "no host"), ("/no/such/file.jpg", "neither an http")])
+def test_parse_sources_rejects_bad_entries(bad, words):
+    with pytest.raises(InputError, match=words):
+        widgets.parse_sources(bad)
+
+
+def test_source_stem_and_result_filename():
+    assert widgets.source_stem("https://x.org/path/My%20Photo.JPG?size=2") == "My_Photo"
+    assert widgets.source_stem("/tmp/a b/c.d.png") == "c.d"
+    assert widgets.source_stem("https://x.org/") == "image"
+    assert widgets.result_filename("c", 35, ".JPG") == "c_colorized_rf35.jpg"
+    assert widgets.result_filename("c", 12, ".gif") == "c_colorized_rf12.png"
+
+
+def test_parse_factors():
+    assert widgets.parse_factors("10, 20 35") == [10, 20, 35]
+    assert widgets.parse_factors([7, 9]) == [7, 9]
+    with pytest.raises(InputError, match="whole numbers"):
+        widgets.parse_factors("10, big")
+
+
+def test_format_eta():
+    assert widgets.format_eta(0, 4, 0.0) == "0/4 images"
+    assert widgets.format_eta(1, 1, 2.0) == "1/1 image · 2.0 s/image · ETA 0.0 s"
+    assert widgets.format_eta(2, 10, 30.0, unit="frame") == "2/10 frames · 15 s/frame · ETA 2 min 00 s"
+
+
+# ---------------------------------------------------------------- runtime check
+
+
+def fake_torch(available: bool):
+    props = types.SimpleNamespace(total_memory=16 * 2**30)
+    cuda = types.SimpleNamespace(is_available=lambda: available, get_device_name=lambda i: "Tesla T4",
+                                 get_device_properties=lambda i: props)
+    return types.SimpleNamespace(cuda=cuda)
+
+
+def test_describe_runtime_gpu_and_cpu():
+    gpu = widgets.describe_runtime(fake_torch(True))
+    assert "GPU found: Tesla T4 (16 GiB)" in gpu
+    cpu = widgets.describe_runtime(fake_torch(False))
+    assert cpu.startswith("No GPU found") and "Change runtime type" in cpu
+
+
+# ---------------------------------------------------------------- slider
+
+
+def test_slider_bounds():
+    assert widgets.slider_bounds(35, (2, 100)) == widgets.SLIDER_RANGE
+    assert widgets.slider_bounds(80, (2, 100)) == (widgets.SLIDER_RANGE[0], 80)
+    assert widgets.slider_bounds(3, (2, 100)) == (3, widgets.SLIDER_RANGE[1])
+    assert widgets.slider_bounds(10, (8, 20)) == (8, 20)
+    with pytest.raises(RenderFactorError, match="2..100"):
+        widgets.slider_bounds(101, (2, 100))
+
+
+def test_ui_slider_follows_model_defaults(tmp_path, colorizer):
+    from colorizer_lib import colorizer as colorizer_module, registry
+
+    lo_allowed, hi_allowed = colorizer_module.RENDER_FACTOR_RANGE
+    ui = make_ui(tmp_path, colorizer, model="video")
+    assert ui.model.value == "video"
+    assert ui.render_factor.value == registry.get_spec("video").default_render_factor
+    assert lo_allowed <= ui.render_factor.min <= ui.render_factor.max <= hi_allowed
+    ui.model.value = "artistic"
+    assert ui.render_factor.value == registry.get_spec("artistic").default_render_factor
+    explicit = make_ui(tmp_path, colorizer, model="artistic", render_factor=12)
+    assert explicit.render_factor.value == 12
+    with pytest.raises(RenderFactorError):
+        make_ui(tmp_path, colorizer, render_factor=1000)
+
+
+def test_model_options_list_registry_and_files(tmp_path):
+    from colorizer_lib import registry
+
+    values = [value for _, value in widgets.model_options()]
+    assert values == [spec.name for spec in registry.list_specs()]
+    weights = tmp_path / "mine.pth"
+    weights.write_bytes(b"x")
+    options = widgets.model_options(str(weights))
+    assert options[0] == ("mine.pth (file)", str(weights))
+    assert widgets.model_value("ColorizeArtistic_gen") == "artistic"
+
+
+# ---------------------------------------------------------------- button wiring
+
+
+def test_colorize_button_colorizes_saves_and_shows(tmp_path, colorizer, photo):
+    ui = make_ui(tmp_path, colorizer, render_factor=8, sources=str(photo))
+    ui.button.click()
+    assert ui.status.is_error is False, ui.status.text
+    assert ui.factory_calls == ["artistic"]
+    [outcome] = ui.outcomes
+    assert outcome.path == tmp_path / "out" / "old_photo_colorized_rf8.png"
+    saved = Image.open(outcome.path)
+    assert saved.size == (96, 64) and is_tinted(saved)
+    assert outcome.result.render_factor == 8
+    assert ui.progress.bar.value == ui.progress.bar.max == 1 and ui.progress.bar.bar_style == "success"
+    assert not ui.button.disabled
+    view = ui.results.children[0]
+    html_blob = " ".join(c.value for c in view.children if isinstance(c, W.HTML))
+    assert "old_photo" in html_blob and "render factor 8" in html_blob
+    tabs = view.children[1]
+    assert "resize:horizontal" in tabs.children[0].value
+    assert Image.open(io.BytesIO(tabs.children[1].value)).width > 96  # the side-by-side comparison
+    # The slider value is what the next click uses; the model is not reloaded.
+    ui.render_factor.value = 12
+    ui.button.click()
+    assert [o.result.render_factor for o in ui.outcomes] == [8, 12]
+    assert ui.factory_calls == ["artistic"]
+
+
+def test_upload_both_shapes_and_zip_batch(tmp_path, colorizer, photo):
+    ui = make_ui(tmp_path, colorizer, render_factor=8)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(photo, "album/one.png")
+        zf.write(photo, "album/two.png")
+        zf.writestr("album/notes.txt", "not an image")
+        zf.writestr("__MACOSX/album/._one.png", "junk")
+    ui.upload.value = (v8_value("single.png", png_bytes(photo)), v8_value("album.zip", archive.getvalue()))
+    ui.button.click()
+    assert not ui.status.is_error, ui.status.text
+    assert [o.name for o in ui.outcomes] == ["single"]
+    [report] = ui.batches
+    assert report.done == ["album/one.png", "album/two.png"] and report.failed == []
+    with zipfile.ZipFile(report.zip_path) as zf:
+        assert sorted(zf.namelist()) == ["album/one_colorized.png", "album/two_colorized.png"]
+        assert is_tinted(Image.open(io.BytesIO(zf.read("album/two_colorized.png"))))
+    assert ui.upload.value == ()  # cleared: the next click does not redo the same files
+    assert "Done: 3 photos" in ui.status.text
+
+
+def test_default_example_when_nothing_given(tmp_path, colorizer):
+    ui = make_ui(tmp_path, colorizer, render_factor=6)
+    outcomes = ui.colorize()
+    assert len(outcomes) == 1 and outcomes[0].name == Path(widgets.DEFAULT_EXAMPLE).stem
+    assert ui.urls.value.endswith(widgets.DEFAULT_EXAMPLE) and Path(ui.urls.value).is_file()
+    assert is_tinted(Image.open(outcomes[0].path))
+
+
+# ---------------------------------------------------------------- errors shown in the UI
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    (tmp_path / "page.html").write_text("<html><body>not an image</body></html>")
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(tmp_path), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("path", ["/missing.jpg", "/page.html"])
+def test_bad_url_shows_readable_error_in_widget(tmp_path, colorizer, http_server, path):
+    ui = make_ui(tmp_path, colorizer, render_factor=8, sources=http_server + path)
+    assert ui.colorize() == []
+    assert ui.status.is_error and "colorizer-error" in ui.status.widget.value
+    assert "Traceback" not in ui.status.widget.value and "Unexpected" not in ui.status.text
+    assert "127.0.0.1" in ui.status.text or "missing.jpg" in ui.status.text or "page" in ui.status.text
+    assert ui.last_error and ("InputError" in ui.last_error or "DownloadError" in ui.last_error)
+    assert not ui.button.disabled and ui.progress.bar.bar_style == "danger"
+
+
+def test_malformed_entry_and_bad_render_factor_errors(tmp_path, colorizer):
+    ui = make_ui(tmp_path, colorizer, render_factor=8, sources="www.example.org/photo")
+    ui.button.click()  # through the real callback: nothing is raised
+    assert ui.status.is_error and "neither an http(s) URL" in ui.status.text
+    assert ui.factory_calls == []  # the model is not even loaded for a bad entry
+
+
+def test_model_load_error_is_shown(tmp_path, photo):
+    def factory(name):
+        raise WeightsError(f"Could not download {name}: no network. Copy the file into the cache.")
+
+    ui = widgets.ImageColorizerUI(model="stable", sources=str(photo), output_dir=tmp_path, factory=factory)
+    ui.button.click()
+    assert ui.status.is_error and ui.status.text.startswith("Could not download stable")
+
+
+def test_unexpected_error_is_shown_with_type(tmp_path, photo):
+    def factory(name):
+        raise KeyError("boom")
+
+    ui = widgets.ImageColorizerUI(model="stable", sources=str(photo), output_dir=tmp_path, factory=factory)
+    ui.button.click()
+    assert ui.status.text.startswith("Unexpected error (KeyError)") and "boom" in ui.status.text
+    assert "KeyError" in ui.last_error and "Traceback" in ui.last_error
+
+
+# ---------------------------------------------------------------- sweep, batch, downloads, views
+
+
+def test_sweep_grid_and_render_factor_sweep(tmp_path, colorizer, photo):
+    results, grid = widgets.render_factor_sweep(colorizer, str(photo), [4, 6, 8, 10])
+    assert [r.render_factor for r in results] == [4, 6, 8, 10]
+    assert grid.size == (3 * 320, 2 * (320 + 26))
+    assert is_tinted(grid.crop((0, 26 + 60, 320, 26 + 260)))  # each cell holds a colorized image
+    assert is_tinted(grid.crop((0, 2 * 26 + 320 + 60, 320, 2 * 26 + 320 + 260)))  # 4th: row 2, column 1
+    assert mean_rgb(grid.crop((320, 346, 960, 692))).min() == 255  # the rest of row 2 is empty
+    with pytest.raises(RenderFactorError):
+        widgets.render_factor_sweep(colorizer, str(photo), [1])
+    ui = make_ui(tmp_path, colorizer, render_factor=8, sources=str(photo))
+    ui.colorize()
+    sweep = ui.sweep("4, 8")
+    assert sweep.size == (2 * 320, 320 + 26)
+    assert (tmp_path / "out" / "old_photo_sweep.png").is_file()
+
+
+def test_colorize_to_zip_reports_bad_files(tmp_path, colorizer, photo):
+    folder = tmp_path / "album"
+    (folder / "sub").mkdir(parents=True)
+    grey_photo(folder / "a.png")
+    grey_photo(folder / "sub" / "b.jpg")
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    progress = []
+    report = widgets.colorize_to_zip(colorizer, str(folder), tmp_path / "z.zip", 6,
+                                     on_progress=lambda d, t: progress.append((d, t)))
+    assert report.done == ["a.png", "sub/b.jpg"]
+    assert [name for name, _ in report.failed] == ["broken.jpg"]
+    assert progress == [(1, 3), (2, 3), (3, 3)]
+    with zipfile.ZipFile(report.zip_path) as zf:
+        assert sorted(zf.namelist()) == ["FAILED.txt", "a_colorized.png", "sub/b_colorized.jpg"]
+        assert "broken.jpg" in zf.read("FAILED.txt").decode()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="No images"):
+        widgets.colorize_to_zip(colorizer, tmp_path / "empty", tmp_path / "y.zip")
+    with pytest.raises(InputError, match="not a valid zip"):
+        widgets.colorize_to_zip(colorizer, b"garbage", tmp_path / "x.zip")
+
+
+def test_ui_colorize_batch_from_folder(tmp_path, colorizer):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    grey_photo(folder / "1.png")
+    ui = make_ui(tmp_path, colorizer, render_factor=8)
+    report = ui.colorize_batch(folder)
+    assert report.zip_path == tmp_path / "out" / "scans_colorized_rf8.zip" and report.done == ["1.png"]
+    view = widgets.batch_view(report)
+    assert "1 colorized" in view.children[0].value
+    with pytest.raises(InputError, match="does not exist"):
+        ui.colorize_batch(tmp_path / "nope")
+
+
+def test_download_widget_jupyter_link_and_colab_button(tmp_path, monkeypatch):
+    target = tmp_path / "r.png"
+    Image.new("RGB", (4, 4), "red").save(target)
+    link = widgets.download_widget(target)
+    match = re.search(r'download="r.png" href="data:image/png;base64,([^"]+)"', link.value)
+    assert match and base64.b64decode(match.group(1)) == target.read_bytes()
+
+    downloaded = []
+    colab = types.ModuleType("google.colab")
+    colab.files = types.SimpleNamespace(download=downloaded.append)
+    google = types.ModuleType("google")
+    google.colab = colab
+    monkeypatch.setitem(sys.modules, "google", google)
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setitem(sys.modules, "google.colab.files", colab.files)
+    assert widgets.in_colab()
+    button = widgets.download_widget(target)
+    assert isinstance(button, W.Button)
+    button.click()
+    assert downloaded == [str(target)]
+
+
+def test_drive_folder_refuses_outside_colab():
+    with pytest.raises(InputError, match="only be mounted on Colab"):
+        widgets.drive_folder("x")
+
+
+def test_before_after_html_embeds_both_images():
+    original = Image.new("RGB", (200, 100), (128, 128, 128))
+    colorized = Image.new("RGB", (200, 100), (200, 120, 60))
+    page = widgets.before_after_html(original, colorized, width=100)
+    images = re.findall(r'alt="(\w+)" src="data:image/jpeg;base64,([^"]+)"', page)
+    assert [alt for alt, _ in images] == ["colorized", "original"]
+    decoded = {alt: Image.open(io.BytesIO(base64.b64decode(data))) for alt, data in images}
+    assert decoded["original"].size == decoded["colorized"].size == (100, 50)
+    assert is_tinted(decoded["colorized"]) and not is_tinted(decoded["original"])
+    assert "resize:horizontal" in page and "width:50px" in page
+
+
+def test_ui_displays_itself(tmp_path, colorizer):
+    ui = make_ui(tmp_path, colorizer)
+    shown = []
+    import IPython.display
+
+    original = IPython.display.display
+    IPython.display.display = shown.append
+    try:
+        ui._ipython_display_()
+    finally:
+        IPython.display.display = original
+    assert shown == [ui.widget]
+    labels = [type(c).__name__ for c in ui.widget.children]
+    assert labels[:4] == ["HTML", "Dropdown", "IntSlider", "Textarea"]
