@@ -76,6 +76,8 @@ CACHE_ENV_VAR = "COLORIZER_CACHE"
 CHUNK_SIZE = 1 << 18  # bytes per read / hash update
 RETRY_DELAY_S = 0.5  # first pause before a retry; doubles per retry, capped at RETRY_DELAY_MAX_S
 RETRY_DELAY_MAX_S = 8.0
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_RETRIES = 3
 RETRYABLE_HTTP_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 WEIGHT_SUFFIXES = (".pth", ".pt", ".pkl", ".bin", ".ckpt", ".safetensors")
 USER_AGENT = f"colorizer/{__version__} (+https://pypi.org/project/colorizer; python-urllib)"
@@ -318,10 +320,11 @@ def _http_attempt(
                 _, total = _content_range(exc.headers.get("Content-Range"))
                 if total == offset:
                     return  # the .part already holds the whole file
-                part.unlink(missing_ok=True)
-                raise _Failure(
-                    f"the server refused to resume at byte {offset} (HTTP 416)", retry=True
-                ) from exc
+                part.unlink(missing_ok=True)  # larger than the file, or another file: restart
+                return _http_attempt(
+                    url, part, expected_size=expected_size, timeout=timeout, progress=progress,
+                    desc=desc,
+                )
             raise _Failure(
                 f"HTTP {exc.code} {exc.reason}",
                 hint=(
@@ -346,8 +349,10 @@ def _http_attempt(
         if response.status == 206:
             start, total = _content_range(response.headers.get("Content-Range"))
             if start != offset:
-                part.unlink(missing_ok=True)
-                raise _Failure(f"the server resumed at byte {start}, not {offset}", retry=True)
+                raise _Failure(
+                    f"the server sent a range starting at byte {start} instead of {offset}",
+                    hint=f"The server mishandles resumed downloads; delete {part} and retry.",
+                )
             mode = "ab"
         else:  # 200: the whole file, whether or not we asked for a range
             offset, mode = 0, "wb"
@@ -371,10 +376,9 @@ def _http_attempt(
             disable=not progress,
             leave=True,
         ) as bar:
-            first = offset == 0
             while True:
                 try:
-                    chunk = response.read(CHUNK_SIZE)
+                    chunk = response.read1(CHUNK_SIZE)  # what has arrived: a stall loses nothing
                 except (OSError, ValueError, http.client.HTTPException) as exc:
                     # reset, stalled (timeout), or IncompleteRead of a chunked body
                     raise _Failure(
@@ -384,15 +388,11 @@ def _http_attempt(
                     ) from exc
                 if not chunk:
                     break
-                if first:
-                    first = False
-                    if _looks_like_html(chunk[:512]):
-                        out.close()
-                        part.unlink(missing_ok=True)
-                        raise _html_failure("the content is HTML")
                 out.write(chunk)
                 received += len(chunk)
                 bar.update(len(chunk))
+    if received == 0:
+        raise _Failure("the server sent an empty file", hint="Use another mirror.")
     if total is not None and received < total:
         raise _Failure(
             f"the download is truncated: the server closed the connection after "
@@ -426,10 +426,6 @@ def _gdrive_attempt(file_id: str, part: Path, *, timeout: float, progress: bool)
         ) from exc
     if result is None or not part.is_file():
         raise _Failure("Google Drive download failed (gdown returned no file)")
-    with open(part, "rb") as handle:
-        if _looks_like_html(handle.read(512)):
-            part.unlink(missing_ok=True)
-            raise _html_failure("Google Drive sent an HTML page")
 
 
 def _backoff(attempt: int) -> float:
@@ -457,73 +453,102 @@ def _download_locked(
     """The body of :func:`download`; raises ``_Failure`` (the caller words the DownloadError)."""
     url = normalize_url(url)
     dest = Path(dest).expanduser()
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _Failure(f"cannot create the folder {dest.parent}: {exc}") from exc
     part = _part_path(dest)
     lock = filelock.FileLock(str(_lock_path(dest)))
     try:
-        lock.acquire(timeout=0.05)
-    except filelock.Timeout:
-        if progress:
-            print(f"Waiting for another process that is downloading {dest} ...", file=sys.stderr)
-        lock.acquire()
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            lock.acquire(timeout=0.05)
+        except filelock.Timeout:
+            if progress:
+                print(f"Waiting for another process that is downloading {dest} ...", file=sys.stderr)
+            lock.acquire()
+    except OSError as exc:
+        raise _Failure(
+            f"cannot create {dest.parent} or the lock file in it: {exc}",
+            hint=f"Make the folder writable, or choose another one with {CACHE_ENV_VAR}.",
+        ) from exc
     try:
         if _existing_matches(dest, expected_size, expected_sha256):
             return dest  # finished meanwhile by another process, or already there
-        drive_id = google_drive_file_id(url)
-        attempt = 0
-        while True:
-            try:
-                if drive_id is not None:
-                    _gdrive_attempt(drive_id, part, timeout=timeout, progress=progress)
-                else:
-                    _http_attempt(
-                        url,
-                        part,
-                        expected_size=expected_size,
-                        timeout=timeout,
-                        progress=progress,
-                        desc=dest.name,
-                    )
-                break
-            except _Failure as failure:
-                attempt += 1
-                if not failure.retry or attempt > retries:
-                    if failure.retry:
-                        kept = part.stat().st_size if part.exists() else 0
-                        failure.reason += f" (gave up after {attempt} attempts)"
-                        if kept:
-                            failure.hint = (
-                                f"The {kept} bytes received are kept in {part}; the next "
-                                f"attempt resumes from there. {failure.hint}"
-                            ).strip()
-                    raise
-                if progress:
-                    print(f"{failure.reason}; retrying ({attempt}/{retries}) ...", file=sys.stderr)
-                time.sleep(_backoff(attempt))
-        size = part.stat().st_size
-        if expected_size is not None and size != expected_size:
-            part.unlink(missing_ok=True)
-            raise _Failure(
-                f"the downloaded file has {size} bytes, expected {expected_size}",
-                hint="The link points to a different or truncated file; use another mirror.",
-            )
-        if expected_sha256 is not None:
-            actual = file_sha256(part)
-            if actual != expected_sha256.lower():
-                part.unlink(missing_ok=True)
-                raise _Failure(
-                    f"sha256 mismatch: the downloaded file hashes to {actual}, "
-                    f"expected {expected_sha256.lower()}",
-                    hint="The link serves a different or corrupted file; use another mirror.",
-                )
+        _fetch_with_retries(url, part, timeout=timeout, progress=progress, retries=retries,
+                            expected_size=expected_size)
+        _check_part(part, expected_size, expected_sha256)
         os.replace(part, dest)
         hash_record_path(dest).unlink(missing_ok=True)  # a record of an older file is stale
         return dest
+    except OSError as exc:  # network errors are _Failures already: this is the local disk
+        raise _Failure(
+            f"cannot write {part}: {exc}",
+            hint=(
+                "Check the free disk space and the folder's permissions, or choose another "
+                f"folder with {CACHE_ENV_VAR}."
+            ),
+        ) from exc
     finally:
         lock.release()
+
+
+def _fetch_with_retries(
+    url: str,
+    part: Path,
+    *,
+    timeout: float,
+    progress: bool,
+    retries: int,
+    expected_size: int | None,
+) -> None:
+    """Fetch ``url`` into ``part``, retrying (and resuming) retryable failures ``retries`` times."""
+    drive_id = google_drive_file_id(url)
+    attempt = 0
+    while True:
+        try:
+            if drive_id is not None:
+                _gdrive_attempt(drive_id, part, timeout=timeout, progress=progress)
+            else:
+                _http_attempt(url, part, expected_size=expected_size, timeout=timeout,
+                              progress=progress, desc=part.name.removesuffix(".part"))
+            return
+        except _Failure as failure:
+            attempt += 1
+            if not failure.retry:
+                raise
+            if attempt > retries:
+                failure.reason += f" (gave up after {attempt} attempts)"
+                kept = part.stat().st_size if part.exists() else 0
+                if kept:
+                    failure.hint = (
+                        f"The {kept} bytes received are kept in {part}; the next attempt "
+                        f"resumes from there. {failure.hint}"
+                    ).strip()
+                raise
+            if progress:
+                print(f"{failure.reason}; retrying ({attempt}/{retries}) ...", file=sys.stderr)
+            time.sleep(_backoff(attempt))
+
+
+def _check_part(part: Path, expected_size: int | None, expected_sha256: str | None) -> None:
+    """Check a finished ``part`` (not HTML, expected size and sha256); delete it when wrong."""
+    with open(part, "rb") as handle:
+        if _looks_like_html(handle.read(512)):
+            part.unlink(missing_ok=True)
+            raise _html_failure("its content is HTML")
+    size = part.stat().st_size
+    if expected_size is not None and size != expected_size:
+        part.unlink(missing_ok=True)
+        raise _Failure(
+            f"the downloaded file has {size} bytes, expected {expected_size}",
+            hint="The link points to a different or truncated file; use another mirror.",
+        )
+    if expected_sha256 is not None:
+        actual = file_sha256(part)
+        if actual != expected_sha256.lower():
+            part.unlink(missing_ok=True)
+            raise _Failure(
+                f"sha256 mismatch: the downloaded file hashes to {actual}, "
+                f"expected {expected_sha256.lower()}",
+                hint="The link serves a different or corrupted file; use another mirror.",
+            )
 
 
 def _download_error(url: str, dest: Path, failure: _Failure) -> DownloadError:
@@ -539,9 +564,9 @@ def download(
     *,
     expected_size: int | None = None,
     expected_sha256: str | None = None,
-    timeout: float = 30,
+    timeout: float = DEFAULT_TIMEOUT_S,
     progress: bool = True,
-    retries: int = 3,
+    retries: int = DEFAULT_RETRIES,
 ) -> Path:
     """Download ``url`` to ``dest`` safely and return ``dest`` as a Path.
 
@@ -657,9 +682,9 @@ def resolve_weights(
                 target,
                 expected_size=spec.size,
                 expected_sha256=spec.sha256,
-                timeout=30,
+                timeout=DEFAULT_TIMEOUT_S,
                 progress=progress,
-                retries=3,
+                retries=DEFAULT_RETRIES,
             )
         except _Failure as failure:
             failures.append((url, failure))

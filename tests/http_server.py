@@ -14,6 +14,8 @@ Faults are chosen per URL with query parameters (they combine):
 
 - ``drop_after=N``: the FIRST request for this URL sends N body bytes, then closes the
   connection, short of its ``Content-Length``; later requests are served normally.
+- ``stall_after=N``: the FIRST request for this URL sends N body bytes, then goes silent
+  (until the server stops, at most 30 s) without closing; later requests are served normally.
 - ``truncate=N``: EVERY response announces the full ``Content-Length`` but the body stops at
   byte N of the file, then the connection closes (a server that cannot send the rest).
 - ``ignore_range=1``: answer 200 with the whole file even when a ``Range`` is asked for.
@@ -66,6 +68,7 @@ class LocalHTTPServer:
         self.requests: list[RequestRecord] = []
         self._lock = threading.Lock()
         self._seen: dict[str, int] = {}
+        self.stopping = threading.Event()
         handler = type("BoundHandler", (_Handler,), {"site": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
@@ -79,6 +82,7 @@ class LocalHTTPServer:
         return self
 
     def stop(self) -> None:
+        self.stopping.set()
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
@@ -160,15 +164,18 @@ class _Handler(BaseHTTPRequestHandler):
         stop = end + 1
         if "truncate" in query:
             stop = min(stop, int(query["truncate"]))
-        reset = "drop_after" in query and earlier == 0
-        if reset:
-            stop = min(stop, start + int(query["drop_after"]))
+        first = earlier == 0
+        for fault in ("drop_after", "stall_after"):
+            if fault in query and first:
+                stop = min(stop, start + int(query[fault]))
         delay = float(query.get("chunk_delay", 0))
         for offset in range(start, stop, CHUNK):
             if delay:
                 time.sleep(delay)
             self.wfile.write(data[offset : min(offset + CHUNK, stop)])
         self.wfile.flush()  # then the connection closes (HTTP/1.0), short of Content-Length
+        if "stall_after" in query and first:
+            self.site.stopping.wait(timeout=30)
 
     def _send_text(self, status: int) -> None:
         body = f"{int(status)} {HTTPStatus(status).phrase}\n".encode()

@@ -199,6 +199,16 @@ def test_download_resumes_after_dropped_connection(server, payload, tmp_path):
     assert second.headers["range"] == "bytes=100000-"
 
 
+def test_download_resumes_after_a_stalled_connection(server, payload, tmp_path):
+    dest = tmp_path / "weights.bin"
+    start = time.monotonic()
+    hub.download(server.url("weights.bin", stall_after=70_000), dest, timeout=0.5, progress=False)
+    assert time.monotonic() - start < 5
+    assert dest.read_bytes() == payload
+    first, second = server.requests_for("weights.bin")
+    assert second.headers["range"] == "bytes=70000-"
+
+
 def test_download_resumes_existing_part_file(server, payload, tmp_path):
     dest = tmp_path / "weights.bin"
     Path(f"{dest}.part").write_bytes(payload[:123_456])
@@ -291,6 +301,21 @@ def test_download_wrong_size_is_an_error(server, tmp_path):
     assert not dest.exists()
 
 
+def test_download_refuses_an_empty_body(server, site, tmp_path):
+    (site / "empty.bin").write_bytes(b"")
+    with pytest.raises(DownloadError, match="empty file"):
+        hub.download(server.url("empty.bin"), tmp_path / "e.bin", progress=False)
+    assert not (tmp_path / "e.bin").exists()
+
+
+def test_download_local_disk_errors_are_download_errors(server, tmp_path):
+    dest = tmp_path / "weights.bin"
+    Path(f"{dest}.part").mkdir()  # the .part cannot be opened as a file
+    with pytest.raises(DownloadError, match="cannot write .*weights.bin.part.*disk space"):
+        hub.download(server.url("weights.bin"), dest, progress=False)
+    assert not dest.exists()
+
+
 def test_download_times_out_quickly_on_a_silent_server(tmp_path):
     with silent_server() as url:
         start = time.monotonic()
@@ -307,6 +332,21 @@ def test_download_connection_refused_explains_the_manual_fix(tmp_path):
     message = str(info.value)
     assert "refused" in message and url in message
     assert "by hand" in message and "local path" in message and str(dest) in message
+
+
+def test_download_dns_failure_explains_the_manual_fix(tmp_path, monkeypatch):
+    import socket
+
+    def no_dns(*args, **kwargs):  # what an offline machine's resolver does, without asking one
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    url = "https://data.example.invalid/ColorizeArtistic_gen.pth"
+    with pytest.raises(DownloadError) as info:
+        hub.download(url, tmp_path / "w.pth", progress=False)
+    message = str(info.value)
+    assert "cannot resolve the host name 'data.example.invalid'" in message
+    assert url in message and "by hand" in message and str(tmp_path / "w.pth") in message
 
 
 def test_download_reuses_a_finished_file(server, payload, tmp_path):
