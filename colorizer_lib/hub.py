@@ -80,7 +80,7 @@ DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_RETRIES = 3
 RETRYABLE_HTTP_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 WEIGHT_SUFFIXES = (".pth", ".pt", ".pkl", ".bin", ".ckpt", ".safetensors")
-USER_AGENT = f"colorizer/{__version__} (+https://pypi.org/project/colorizer; python-urllib)"
+USER_AGENT = f"colorizer/{__version__} (python-urllib)"
 
 _HTML_PREFIXES = (b"<!doctype", b"<html", b"<head", b"<?xml")
 _GDRIVE_HOSTS = frozenset({"drive.google.com", "docs.google.com", "drive.usercontent.google.com"})

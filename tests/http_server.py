@@ -133,8 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not file.is_relative_to(self.site.root) or not file.is_file():
             self._send_text(HTTPStatus.NOT_FOUND)
             return
-        data = file.read_bytes()
-        size = len(data)
+        size = file.stat().st_size
         start, end, status = 0, size - 1, HTTPStatus.OK
         wanted = re.fullmatch(r"bytes=(\d+)-(\d*)", headers.get("range", ""))
         if wanted and query.get("ignore_range") != "1":
@@ -169,10 +168,12 @@ class _Handler(BaseHTTPRequestHandler):
             if fault in query and first:
                 stop = min(stop, start + int(query[fault]))
         delay = float(query.get("chunk_delay", 0))
-        for offset in range(start, stop, CHUNK):
-            if delay:
-                time.sleep(delay)
-            self.wfile.write(data[offset : min(offset + CHUNK, stop)])
+        with open(file, "rb") as source:
+            source.seek(start)
+            for offset in range(start, stop, CHUNK):
+                if delay:
+                    time.sleep(delay)
+                self.wfile.write(source.read(min(CHUNK, stop - offset)))
         self.wfile.flush()  # then the connection closes (HTTP/1.0), short of Content-Length
         if "stall_after" in query and first:
             self.site.stopping.wait(timeout=30)
