@@ -594,6 +594,38 @@ def report_exception(status: StatusLine, error: BaseException) -> str:
     return "".join(traceback.format_exception(type(error), error, error.__traceback__))
 
 
+class ModelPicker:
+    """The model dropdown and the render-factor slider, shared by both UIs.
+
+    Choosing a registered model moves the slider to that model's default render factor.
+    ``colorizer()`` returns the chosen model's colorizer (loaded once through ``cache``).
+    """
+
+    def __init__(self, model: str | None, render_factor: int | None, cache: ColorizerCache, status: StatusLine):
+        self.cache, self.status = cache, status
+        self.model = W.Dropdown(options=model_options(model), description="Model", layout=W.Layout(width="520px"))
+        if model:
+            self.model.value = model_value(model)
+        default_rf = int(render_factor) if render_factor else (spec_default_render_factor(self.model.value) or 35)
+        lo, hi = slider_bounds(default_rf)
+        self.render_factor = W.IntSlider(value=default_rf, min=lo, max=hi, step=1, description="Render factor",
+                                         continuous_update=False, style={"description_width": "initial"},
+                                         layout=W.Layout(width="520px"))
+        self.render_factor.add_class("colorizer-render-factor")
+        self.model.observe(self._on_model_change, names="value")
+
+    def _on_model_change(self, change) -> None:
+        default = spec_default_render_factor(change["new"])
+        if default is not None:
+            self.render_factor.value = max(self.render_factor.min, min(self.render_factor.max, default))
+
+    def colorizer(self):
+        name = self.model.value
+        if not self.cache.is_loaded(name):
+            self.status.info(f"Loading model {name} (the first time downloads the weights)...")
+        return self.cache.get(name)
+
+
 # --------------------------------------------------------------------------------------------
 # Image UI
 # --------------------------------------------------------------------------------------------
@@ -627,21 +659,15 @@ class ImageColorizerUI:
                  output_dir: Path | str = "colorized", factory: ColorizerFactory | None = None,
                  max_shown: int = 6):
         self.cache = ColorizerCache(factory)
+        self.status = StatusLine()
         self.output_dir = Path(output_dir)
         self.max_shown = max_shown
         self.outcomes: list[ImageOutcome] = []
         self.batches: list[BatchReport] = []
         self.last_error: str | None = None
 
-        self.model = W.Dropdown(options=model_options(model), description="Model",
-                                layout=W.Layout(width="520px"))
-        if model:
-            self.model.value = model_value(model)
-        default_rf = int(render_factor) if render_factor else (spec_default_render_factor(self.model.value) or 35)
-        lo, hi = slider_bounds(default_rf)
-        self.render_factor = W.IntSlider(value=default_rf, min=lo, max=hi, step=1, description="Render factor",
-                                         continuous_update=False, style={"description_width": "initial"},
-                                         layout=W.Layout(width="520px"))
+        self.picker = ModelPicker(model, render_factor, self.cache, self.status)
+        self.model, self.render_factor = self.picker.model, self.picker.render_factor
         self.urls = W.Textarea(value=sources or "", description="URLs / paths",
                                placeholder="https://.../photo.jpg (one per line), or a folder / .zip path",
                                layout=W.Layout(width="520px", height="60px"))
@@ -649,10 +675,8 @@ class ImageColorizerUI:
         self.button = W.Button(description="Colorize", button_style="primary", icon="paint-brush")
         self.button.add_class("colorizer-run")
         self.progress = ProgressDisplay("image")
-        self.status = StatusLine()
         self.results = W.VBox([])
         self.results.add_class("colorizer-results")
-        self.model.observe(self._on_model_change, names="value")
         self.button.on_click(lambda _button: self.colorize())
         self.widget = W.VBox([
             W.HTML("<b>Colorize photos</b>: paste links or paths, or upload photos (or a .zip of them), "
@@ -667,16 +691,8 @@ class ImageColorizerUI:
 
         display(self.widget)
 
-    def _on_model_change(self, change) -> None:
-        default = spec_default_render_factor(change["new"])
-        if default is not None:
-            self.render_factor.value = max(self.render_factor.min, min(self.render_factor.max, default))
-
     def _colorizer(self):
-        name = self.model.value
-        if not self.cache.is_loaded(name):
-            self.status.info(f"Loading model {name} (the first time downloads the weights)...")
-        return self.cache.get(name)
+        return self.picker.colorizer()
 
     def colorize(self) -> list[ImageOutcome]:
         """Colorize everything in the URL box and the upload widget (the default example when both
@@ -807,3 +823,208 @@ def batch_view(report: BatchReport) -> W.Widget:
         text += f", {len(report.failed)} failed (listed in FAILED.txt): " + html.escape(
             "; ".join(f"{name}: {message}" for name, message in report.failed))
     return W.VBox([W.HTML(text), download_widget(report.zip_path)])
+
+
+# --------------------------------------------------------------------------------------------
+# Video UI
+# --------------------------------------------------------------------------------------------
+
+#: Render factors compared by the video preview (DeOldify's video model was tuned for 21).
+VIDEO_PREVIEW_FACTORS = (14, 21, 28, 35)
+_DOWNLOADS_INDEX = "downloads.json"
+
+
+def fetch_video(source: str, work_dir: Path | str, download: Callable[..., Path] | None = None) -> Path:
+    """The local file for a video link or path.
+
+    A local path must exist (``InputError`` otherwise). A link (http, https, file, www.) is
+    downloaded with ``colorizer_lib.video.download_video`` into ``work_dir/downloads`` once: the
+    link -> file map is kept in ``work_dir/downloads/downloads.json``, so re-running after a
+    disconnect reuses the file (and the render resumes from its finished segments).
+    ``download`` replaces ``download_video`` in tests.
+    """
+    import json
+
+    from colorizer_lib import video
+
+    source = source.strip()
+    if not source:
+        raise InputError("No video given: paste a link (YouTube, Vimeo, a direct .mp4...) or the path of a "
+                         "video file, or upload a clip.")
+    if not video.is_url(source):
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise InputError(f"{source!r} is neither a link nor an existing video file. Paste a full link "
+                             "(https://...) or the path of a video file.")
+        return path
+    downloads = Path(work_dir) / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    index_path = downloads / _DOWNLOADS_INDEX
+    index = json.loads(index_path.read_text()) if index_path.is_file() else {}
+    known = index.get(source)
+    if known and Path(known).is_file():
+        return Path(known)
+    path = Path((download or video.download_video)(source, downloads))
+    index[source] = str(path)
+    index_path.write_text(json.dumps(index, indent=1))
+    return path
+
+
+def video_player(path: Path | str) -> W.Widget:
+    """An inline player for an mp4/webm file (embedded in the notebook), or a message with the file's
+    path when it is larger than ``MAX_INLINE_BYTES``."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_INLINE_BYTES:
+        return W.HTML(f"{html.escape(path.name)} is {size / 2**20:.0f} MiB, too large to play inline; "
+                      "use the download link.")
+    player = W.Video(value=path.read_bytes(), format=path.suffix.lstrip(".").lower() or "mp4",
+                     autoplay=False, loop=False, controls=True, layout=W.Layout(max_width="720px"))
+    player.add_class("colorizer-video")
+    return player
+
+
+class VideoColorizerUI:
+    """Model choice, render-factor slider, link/path box, upload, Preview and Colorize buttons,
+    progress (with ETA), status line, preview grid and the inline player with a download link.
+
+    Parameters: ``model``, ``render_factor`` (None or 0 = the model's default), ``source`` (a link
+    or path), ``output_dir`` (results, uploads, downloads and the resumable segments),
+    ``preview_factors``, ``preview_frames`` (frames per preview), ``smoothing`` (temporal chroma
+    smoothing strength, 0 = off), ``segment_seconds`` (resumable unit), ``factory``.
+
+    Python API (what the buttons do; errors are shown in the status line, never raised):
+    ``preview()`` -> ``PreviewResult`` or None, ``render()`` -> ``VideoResult`` or None;
+    ``source_path()`` resolves the link, path or upload to a local file. ``last_error`` keeps the
+    traceback of the last failure. The object displays itself in a notebook.
+    """
+
+    def __init__(self, model: str | None = None, render_factor: int | None = None, source: str = "",
+                 output_dir: Path | str = "colorized_video", factory: ColorizerFactory | None = None,
+                 preview_factors: str | Sequence[int] = VIDEO_PREVIEW_FACTORS, preview_frames: int = 3,
+                 smoothing: float = 0.6, segment_seconds: float = 60.0):
+        self.cache = ColorizerCache(factory)
+        self.status = StatusLine()
+        self.output_dir = Path(output_dir)
+        self.preview_factors = parse_factors(preview_factors)
+        self.preview_frames = int(preview_frames)
+        self.smoothing = float(smoothing)
+        self.segment_seconds = segment_seconds
+        self.last_error: str | None = None
+        self.last_preview = None
+        self.last_result = None
+        self.picker = ModelPicker(model or "video", render_factor, self.cache, self.status)
+        self.model, self.render_factor = self.picker.model, self.picker.render_factor
+        self.url = W.Text(value=source or "", description="Link / path",
+                          placeholder="https://www.youtube.com/watch?v=... or /path/to/film.mp4",
+                          layout=W.Layout(width="520px"))
+        self.upload = W.FileUpload(accept="video/*", multiple=False, description="Upload a clip")
+        self.preview_button = W.Button(description="Preview frames", icon="images")
+        self.render_button = W.Button(description="Colorize video", button_style="primary", icon="film")
+        self.preview_button.add_class("colorizer-preview")
+        self.render_button.add_class("colorizer-run")
+        self.progress = W.Output()  # the pipeline's progress bar (count, rate, ETA) appears here
+        self.preview_area = W.VBox([])
+        self.result_area = W.VBox([])
+        self.result_area.add_class("colorizer-results")
+        self.preview_button.on_click(lambda _button: self.preview())
+        self.render_button.on_click(lambda _button: self.render())
+        self.widget = W.VBox([
+            W.HTML("<b>Colorize a film</b>: paste a link (YouTube and most video sites) or a path, or upload "
+                   "a short clip. <i>Preview frames</i> shows a few frames at several render factors; pick "
+                   "one on the slider, then <i>Colorize video</i>. An interrupted render resumes where it "
+                   "stopped when you press Colorize again."),
+            self.model, self.render_factor, self.url,
+            W.HBox([self.upload, self.preview_button, self.render_button]),
+            self.progress, self.status.widget, self.preview_area, self.result_area,
+        ])
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+    def _guarded(self, action: Callable[[], Any]):
+        buttons = (self.preview_button, self.render_button)
+        for button in buttons:
+            button.disabled = True
+        self.last_error = None
+        try:
+            return action()
+        except Exception as error:  # shown to the user in the widget, not as a traceback
+            self.last_error = report_exception(self.status, error)
+            return None
+        finally:
+            for button in buttons:
+                button.disabled = False
+
+    def source_path(self) -> Path:
+        """The local video file: the uploaded clip (saved under ``output_dir/uploads``), else the
+        link (downloaded once, see ``fetch_video``) or path in the box."""
+        uploads = parse_upload(self.upload.value)
+        if uploads:
+            upload = uploads[-1]
+            folder = self.output_dir / "uploads"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / (source_stem(upload.name) + (Path(upload.name).suffix.lower() or ".mp4"))
+            path.write_bytes(upload.content)
+            clear_upload(self.upload)
+            self.url.value = str(path)
+            return path
+        if self.url.value.strip() and _is_remote(self.url.value.strip()):
+            self.status.info("Downloading the video...")
+        return fetch_video(self.url.value, self.output_dir)
+
+    def output_path(self, source: Path) -> Path:
+        """Where the render of ``source`` goes: ``output_dir/<stem>_colorized_rf<N>.mp4``."""
+        return self.output_dir / f"{source_stem(str(source))}_colorized_rf{int(self.render_factor.value)}.mp4"
+
+    def preview(self):
+        """Colorize ``preview_frames`` frames at each of ``preview_factors``; show and save the grid
+        (``output_dir/<stem>_preview.png``). Returns the ``PreviewResult`` (None after an error)."""
+        return self._guarded(self._preview)
+
+    def _preview(self):
+        from colorizer_lib import video
+
+        source = self.source_path()
+        colorizer = self.picker.colorizer()
+        self.status.info(f"Previewing {self.preview_frames} frames at render factors "
+                         f"{', '.join(map(str, self.preview_factors))}...")
+        result = video.preview_video(source, colorizer, n_frames=self.preview_frames,
+                                     render_factors=self.preview_factors,
+                                     output=self.output_dir / f"{source_stem(str(source))}_preview.png")
+        image = W.Image(value=encode_image(thumbnail(result.grid, 2 * DISPLAY_SIZE), "JPEG"), format="jpeg")
+        image.add_class("colorizer-preview-image")
+        self.preview_area.children = (W.HTML("<b>Preview</b>: one row per moment, one column per render "
+                                             "factor. Set the slider to the column you like best."), image)
+        self.status.info(f"Preview saved to {result.path}.")
+        self.last_preview = result
+        return result
+
+    def render(self):
+        """Colorize the whole video (resuming finished segments of an interrupted run), then show
+        the player and a download link. Returns the ``VideoResult`` (None after an error)."""
+        return self._guarded(self._render)
+
+    def _render(self):
+        from colorizer_lib import video
+
+        source = self.source_path()
+        colorizer = self.picker.colorizer()
+        output = self.output_path(source)
+        self.status.info(f"Colorizing {source.name} at render factor {self.render_factor.value} "
+                         f"into {output}...")
+        self.progress.clear_output()
+        with self.progress:
+            result = video.colorize_video(source, colorizer, output, render_factor=int(self.render_factor.value),
+                                          smoothing=self.smoothing, segment_seconds=self.segment_seconds,
+                                          resume=True, progress=True)
+        summary = (f"Done: {result.frames_out} frames ({result.duration:.1f} s of video) in {result.seconds:.0f} s"
+                   f" ({result.processing_fps:.1f} frames/s)")
+        if result.resumed_frames:
+            summary += f"; {result.resumed_frames} frames came from the interrupted run"
+        self.status.info(summary + "." + "".join(f" Note: {w}" for w in result.warnings))
+        self.result_area.children = (video_player(result.path), download_widget(result.path))
+        self.last_result = result
+        return result

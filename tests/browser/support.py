@@ -53,3 +53,33 @@ def is_tinted(image: Image.Image) -> bool:
     """True when the image is clearly warm (R > G > B by a margin), as the tint model paints it."""
     r, g, b = mean_rgb(image)
     return r - b > 25 and r > g > b
+
+
+def tiny_weights(path: Path, tint_logits=(40.0, 0.0, -40.0)) -> Path:
+    """Save a tiny random-weight DeOldify U-Net (``deoldify-deep-tiny``, 0.3 M parameters) whose final
+    bias saturates the output to a strong orange: red at its maximum, blue at its minimum.
+
+    ``Colorizer.from_pretrained(path)`` recognises the architecture from the state dict, so a
+    notebook's ``model`` parameter can point at this file. Colorized images come out warm
+    (``is_tinted``) whatever the input.
+    """
+    from colorizer_lib.models import build_generator
+
+    torch.manual_seed(0)
+    model = build_generator("deoldify-deep-tiny")
+    state = model.state_dict()
+    key = next(k for k in state if k.endswith(".bias") and state[k].shape == (3,) and k.startswith("layers.11"))
+    state[key] = torch.tensor(tint_logits, dtype=state[key].dtype)
+    torch.save(state, path)
+    return path
+
+
+def make_clip(path: Path, seconds: float = 1.0, size: str = "64x48", rate: int = 10) -> Path:
+    """A grey ffmpeg test-pattern clip with a sine soundtrack (H.264 + AAC in MP4)."""
+    import subprocess
+
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc=size={size}:rate={rate}:"
+                    f"duration={seconds}", "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
+                    "-vf", "format=gray,format=yuv420p", "-c:v", "libx264", "-c:a", "aac", "-shortest", str(path)],
+                   check=True)
+    return path
