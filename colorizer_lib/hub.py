@@ -256,7 +256,8 @@ def _html_failure(detail: str) -> _Failure:
         f"the link gives a web page, not the weights file ({detail})",
         hint=(
             "Share links expire or start asking for a login or a virus-scan confirmation "
-            "(Dropbox, Google Drive): open the link in a browser to check it, or use another mirror."
+            "(Dropbox, Google Drive): open the link in a browser to check it, or use another "
+            "mirror."
         ),
     )
 
@@ -461,7 +462,7 @@ def _download_locked(
             lock.acquire(timeout=0.05)
         except filelock.Timeout:
             if progress:
-                print(f"Waiting for another process that is downloading {dest} ...", file=sys.stderr)
+                print(f"Waiting for another process downloading {dest} ...", file=sys.stderr)
             lock.acquire()
     except OSError as exc:
         raise _Failure(
@@ -663,7 +664,8 @@ def resolve_weights(
     """
     if isinstance(spec_or_path, (str, os.PathLike)):
         return _local_file(spec_or_path)
-    missing = [a for a in ("name", "filename", "urls", "size", "sha256") if not hasattr(spec_or_path, a)]
+    fields = ("name", "filename", "urls", "size", "sha256")
+    missing = [name for name in fields if not hasattr(spec_or_path, name)]
     if missing:
         raise TypeError(
             f"resolve_weights expects a path or a weights record with name, filename, urls, size "
@@ -760,7 +762,7 @@ def record_file_hash(path: str | os.PathLike, sha256: str) -> Path:
 
 
 def verified_file_hash(path: str | os.PathLike, known_sha256: str | None = None) -> str | None:
-    """Check ``path`` against its checksum and return its sha256 (None when there is nothing to check).
+    """Check ``path`` against its checksum; return its sha256, or None when there is nothing to check.
 
     With ``known_sha256`` (a published checksum) the file must hash to it. Without it, a record
     written by :func:`record_file_hash` (``<path>.sha256``) is checked when one exists; with
@@ -786,8 +788,8 @@ def verified_file_hash(path: str | os.PathLike, known_sha256: str | None = None)
         raise VerificationError(
             f"{path} changed on disk since it was verified on {record.get('recorded', '?')} "
             f"(recorded sha256 {record['sha256']}, {record['size']} bytes; now "
-            f"{actual or 'not hashed'}, {size} bytes). Delete it (and {hash_record_path(path).name}) "
-            f"so that it is downloaded again."
+            f"{actual or 'not hashed'}, {size} bytes). Delete it (and "
+            f"{hash_record_path(path).name}) so that it is downloaded again."
         )
     return actual
 
@@ -817,10 +819,10 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
     Torch files load with ``weights_only=True`` (Python ``slice`` allowed, as in fastai's saved
     learning rates); fastai's ``{'model': state_dict, 'opt': ...}`` wrapper is unwrapped.
-    Returns ``{name: Tensor}`` in file order (safetensors files store names sorted). Raises ``VerificationError`` naming the file for an
-    HTML page saved as weights, a truncated or corrupt file, a pickle with objects other than
-    tensors, or anything that is not a non-empty dict of tensors; ``WeightsError`` when the file
-    does not exist.
+    Returns ``{name: Tensor}`` in file order (safetensors files store names sorted). Raises
+    ``VerificationError`` naming the file for an HTML page saved as weights, a truncated or
+    corrupt file, a pickle with objects other than tensors, or anything that is not a non-empty
+    dict of tensors; ``WeightsError`` when the file does not exist.
     """
     import torch
 
@@ -853,7 +855,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             with torch.serialization.safe_globals([slice]):
                 loaded = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
-            if "weights only load failed" in str(exc).lower() and "unsupported global" in str(exc).lower():
+            text = str(exc).lower()
+            if "weights only load failed" in text and "unsupported global" in text:
                 raise VerificationError(
                     f"{path} holds pickled Python objects, not just tensors (for example a whole "
                     f"model or fastai Learner), and loading it could run arbitrary code. Save the "
@@ -960,7 +963,7 @@ def verify_state_dict(
             f"this looks like the weights of a different model ({matching} of {total} expected "
             f"keys match in name, shape and dtype; the file has {len(sd)} entries)"
         )
-        fix = "Check that the file belongs to the model you chose, or choose the model it belongs to."
+        fix = "Check that the file belongs to the model you chose, or choose its model."
     elif wrong_dtype and not (missing or unexpected):
         verdict = f"the weights are stored in another precision ({matching} of {total} keys match)"
         fix = "Use the float32 file published for this model, or convert it with .float() first."
@@ -969,7 +972,7 @@ def verify_state_dict(
             f"the file is incomplete or from another version of the model ({matching} of {total} "
             f"expected keys match)"
         )
-        fix = "Delete it and download it again, or check that it is the file published for this model."
+        fix = "Delete it and download it again, or check that it is this model's published file."
     details = []
     if missing:
         details.append(f"missing {len(missing)}: {_first(missing)}")
