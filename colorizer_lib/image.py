@@ -191,7 +191,9 @@ def load_image(
     if isinstance(source, LoadedImage):
         return source
     if isinstance(source, Image.Image):
-        return _from_pil(source, source_desc="<PIL.Image>", name="image", max_pixels=max_pixels)
+        _load_pil(source, "<PIL.Image>", max_pixels)
+        name = _safe_stem(Path(source.filename).stem) if getattr(source, "filename", None) else "image"
+        return _from_pil(source, source_desc="<PIL.Image>", name=name)
     if isinstance(source, np.ndarray):
         return _from_array(source, max_pixels=max_pixels)
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -242,7 +244,7 @@ def _open_and_load(fp, source_desc: str, name: str, max_pixels: int) -> LoadedIm
         finally:
             Image.MAX_IMAGE_PIXELS = saved_limit
     try:
-        return _from_pil(img, source_desc=source_desc, name=name, max_pixels=max_pixels)
+        return _from_pil(img, source_desc=source_desc, name=name)
     finally:
         img.close()
 
@@ -258,13 +260,7 @@ def _open_fully(fp, source_desc: str, max_pixels: int) -> Image.Image:
     except OSError as exc:
         raise InputError(f"Cannot read {source_desc}: {exc}. Check that the file is a complete image.") from exc
     try:
-        width, height = img.size
-        if width * height > max_pixels:
-            raise InputError(
-                f"{source_desc} is {width}x{height} = {width * height:,} pixels, more than the limit of "
-                f"{max_pixels:,} (decompression-bomb protection). If you trust this file, raise the limit: "
-                "load_image(..., max_pixels=N) in Python or --max-pixels N on the command line."
-            )
+        _check_pixels(img, source_desc, max_pixels)
         n_frames = getattr(img, "n_frames", 1)
         if n_frames > 1:
             warnings.warn(
@@ -273,7 +269,7 @@ def _open_fully(fp, source_desc: str, max_pixels: int) -> Image.Image:
                 stacklevel=4,
             )
             img.seek(0)
-        img.load()
+        _load_pil(img, source_desc, max_pixels)
     except InputError:
         img.close()
         raise
@@ -286,14 +282,31 @@ def _open_fully(fp, source_desc: str, max_pixels: int) -> Image.Image:
     return img
 
 
-def _from_pil(img: Image.Image, *, source_desc: str, name: str, max_pixels: int) -> LoadedImage:
-    """Normalise a decoded PIL image: orientation, mode, alpha, 16-bit luma, metadata."""
+def _check_pixels(img: Image.Image, source_desc: str, max_pixels: int) -> None:
     width, height = img.size
     if width * height > max_pixels:
         raise InputError(
-            f"{source_desc} is {width}x{height} pixels, more than the limit of {max_pixels:,}; "
-            "raise it with load_image(..., max_pixels=N) if you trust this image."
+            f"{source_desc} is {width}x{height} = {width * height:,} pixels, more than the limit of "
+            f"{max_pixels:,} (decompression-bomb protection). If you trust this file, raise the limit: "
+            "load_image(..., max_pixels=N)."
         )
+
+
+def _load_pil(img: Image.Image, source_desc: str, max_pixels: int) -> None:
+    """Decode all pixel data now, so that a broken file fails here and not half-way later."""
+    _check_pixels(img, source_desc, max_pixels)
+    try:
+        img.load()
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise InputError(
+            f"{source_desc} could not be decoded ({exc}). The file is truncated or corrupt; "
+            "re-download or re-export it."
+        ) from exc
+
+
+def _from_pil(img: Image.Image, *, source_desc: str, name: str) -> LoadedImage:
+    """Normalise a decoded PIL image: orientation, mode, alpha, 16-bit luma, metadata."""
+    width, height = img.size
     if width == 0 or height == 0:
         raise InputError(f"{source_desc} has no pixels ({width}x{height}). Pass a non-empty image.")
     original_mode = img.mode
@@ -885,41 +898,51 @@ def iter_image_files(folder: str | os.PathLike, recursive: bool = True) -> Itera
 # --------------------------------------------------------------------------------------------
 
 
+def _row_chunks(height: int, width: int):
+    """Row ranges of about 1 M pixels: big enough for speed, small enough to stay in cache."""
+    step = max(1, _CHUNK_PIXELS // max(1, width))
+    for top in range(0, height, step):
+        yield top, min(height, top + step)
+
+
+_CHUNK_PIXELS = 1 << 20
+
+
 def to_luma_tensor(loaded: LoadedImage) -> "torch.Tensor":
     """ITU-R 601 luma of a LoadedImage as a (1, 1, H, W) float32 CPU tensor in [0, 1].
 
     Uses `loaded.luma16` (full precision) when present, else Y = 0.299 R + 0.587 G + 0.114 B
-    of the 8-bit RGB. Memory: the uint8 pixels plus the float32 result and at most one
-    float32 plane of temporaries (products are accumulated in place).
+    of the 8-bit RGB. Memory: the float32 result plus one ~1 M-pixel working block (rows are
+    converted block by block), on top of a uint8 view of the pixels.
     """
     import torch
 
     if loaded.luma16 is not None:
         return torch.from_numpy(np.ascontiguousarray(loaded.luma16, dtype=np.float32))[None, None]
     pixels = _pixels_hwc(loaded.rgb)
-    luma = torch.empty(pixels.shape[:2], dtype=torch.float32)
-    luma.copy_(pixels[:, :, 0])
-    luma.mul_(LUMA_WEIGHTS[0] / 255)
-    for channel in (1, 2):
-        plane = pixels[:, :, channel].to(torch.float32)
-        luma.add_(plane, alpha=LUMA_WEIGHTS[channel] / 255)
-        del plane
+    height, width = pixels.shape[:2]
+    weights = torch.tensor(LUMA_WEIGHTS, dtype=torch.float32) / 255
+    luma = torch.empty((height, width), dtype=torch.float32)
+    for top, bottom in _row_chunks(height, width):
+        torch.matmul(pixels[top:bottom].to(torch.float32), weights, out=luma[top:bottom])
     return luma.clamp_(0, 1)[None, None]
 
 
 def to_rgb_tensor(pil: Image.Image) -> "torch.Tensor":
     """A PIL image as a (1, 3, H, W) float32 CPU tensor in [0, 1] (converted to RGB first).
 
-    The uint8 -> float32 conversion happens in a single copy into a preallocated tensor, which
-    is then scaled in place.
+    The uint8 pixels are converted block by block straight into the preallocated result,
+    which is then scaled in place: one float32 image in memory, no temporaries.
     """
     import torch
 
     if pil.mode != "RGB":
         pil = pil.convert("RGB")
     pixels = _pixels_hwc(pil)
-    out = torch.empty((1, 3, pil.height, pil.width), dtype=torch.float32)
-    out[0].copy_(pixels.permute(2, 0, 1))
+    height, width = pixels.shape[:2]
+    out = torch.empty((1, 3, height, width), dtype=torch.float32)
+    for top, bottom in _row_chunks(height, width):
+        out[0, :, top:bottom].copy_(pixels[top:bottom].permute(2, 0, 1))
     return out.div_(255)
 
 
@@ -937,8 +960,9 @@ def tensor_to_pil(tensor: "torch.Tensor") -> Image.Image:
     """A (3, H, W) or (1, 3, H, W) float tensor in [0, 1] (any device) -> 8-bit RGB PIL image.
 
     Values are clamped to [0, 1], scaled by 255 and ROUNDED to the nearest integer (not
-    truncated as DeOldify did). The uint8 conversion runs on the tensor's device, so only
-    uint8 data crosses to the CPU.
+    truncated as DeOldify did). On an accelerator the uint8 conversion runs there, so only
+    uint8 data crosses to the CPU; on the CPU it runs in ~1 M-pixel blocks (no full-size
+    float temporaries).
 
     Raises:
         InputError: wrong shape, or NaN / infinite values.
@@ -950,10 +974,24 @@ def tensor_to_pil(tensor: "torch.Tensor") -> Image.Image:
         t = t[0]
     if t.ndim != 3 or t.shape[0] != 3:
         raise InputError(f"tensor_to_pil expects a (3, H, W) or (1, 3, H, W) tensor, got shape {tuple(tensor.shape)}.")
-    if not bool(torch.isfinite(t).all()):
-        raise InputError("The image tensor contains NaN or infinite values; the model output is broken.")
-    if t.dtype not in (torch.float32, torch.float64):
-        t = t.float()
-    pixels = t.clamp(0, 1).mul_(255).round_().to(torch.uint8)
-    array = pixels.permute(1, 2, 0).contiguous().cpu().numpy()
-    return Image.fromarray(array)  # (H, W, 3) uint8 -> mode "RGB"
+    height, width = t.shape[1:]
+    if t.device.type != "cpu":
+        if not bool(torch.isfinite(t).all()):
+            raise _non_finite_error()
+        pixels = t.float().clamp(0, 1).mul_(255).round_().to(torch.uint8)
+        return Image.fromarray(pixels.permute(1, 2, 0).contiguous().cpu().numpy())
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    out_t = torch.from_numpy(out)
+    for top, bottom in _row_chunks(height, width):
+        block = t[:, top:bottom].to(torch.float32)
+        # A sum is cheaper than an element-wise test and is finite whenever all values are
+        # (overflow of huge values is settled by the exact test).
+        if not bool(torch.isfinite(block.sum())) and not bool(torch.isfinite(block).all()):
+            raise _non_finite_error()
+        scaled = block.clamp(0, 1).mul_(255).round_()
+        out_t[top:bottom].copy_(scaled.permute(1, 2, 0))
+    return Image.fromarray(out)  # (H, W, 3) uint8 -> mode "RGB"
+
+
+def _non_finite_error() -> InputError:
+    return InputError("The image tensor contains NaN or infinite values; the model output is broken.")

@@ -604,3 +604,53 @@ def test_loaded_image_dataclass_fields():
     assert isinstance(loaded, LoadedImage)
     assert loaded.size == (64, 48)
     assert loaded.source == "<PIL.Image>" and loaded.exif is None and loaded.icc_profile is None
+
+
+def test_tensor_helpers_are_exact_across_row_blocks(monkeypatch):
+    monkeypatch.setattr(image_mod, "_CHUNK_PIXELS", 100)  # 64-px rows -> blocks of 1 row
+    src = gradient_rgb(64, 48)
+    arr = np.asarray(src).astype(np.float64)
+    lum = to_luma_tensor(load_image(src))[0, 0].numpy()
+    np.testing.assert_allclose(lum, arr @ np.array([0.299, 0.587, 0.114]) / 255, atol=1e-6)
+    tensor = to_rgb_tensor(src)
+    np.testing.assert_array_equal(tensor[0].permute(1, 2, 0).numpy(), (arr / 255).astype(np.float32))
+    assert np.array_equal(np.asarray(tensor_to_pil(tensor)), np.asarray(src))
+    broken = tensor.clone()
+    broken[0, 1, 47, 63] = float("inf")  # in the very last block
+    with pytest.raises(InputError, match="NaN or infinite"):
+        tensor_to_pil(broken)
+    huge = tensor.clone()
+    huge[0, 0, :2] = 3e38  # the block sum overflows, yet every value is finite: clamped to white
+    assert np.asarray(tensor_to_pil(huge))[0, 0, 0] == 255
+
+
+def test_lazy_pil_image_is_loaded_inside_the_guard(tmp_path):
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (128, 128, 3), dtype=np.uint8)).save(buf, "PNG")
+    path = tmp_path / "lazy.png"
+    path.write_bytes(buf.getvalue()[:-2000])
+    with Image.open(path) as lazy:  # not decoded yet
+        with pytest.raises(InputError, match="truncated or corrupt"):
+            load_image(lazy)
+    good = tmp_path / "Dorothea Lange.png"
+    gradient_rgb().save(good)
+    with Image.open(good) as lazy:
+        loaded = load_image(lazy)
+    assert loaded.name == "Dorothea_Lange" and loaded.rgb.size == (64, 48)
+
+
+def test_jpeg_exif_sub_ifds_survive_rotation_and_save(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif.get_ifd(0x8769)[0x9003] = "1936:03:07 10:00:00"  # DateTimeOriginal, in the Exif sub-IFD
+    exif.get_ifd(0x8825)[1] = "N"  # GPS latitude ref
+    path = tmp_path / "camera.jpg"
+    Image.new("RGB", (30, 20), (90, 90, 90)).save(path, exif=exif.tobytes())
+    loaded = load_image(path)
+    assert loaded.rgb.size == (20, 30)
+    out = save_image(loaded.rgb, tmp_path / "out.jpg", exif=loaded.exif, provenance={"Software": "Colorizer"})
+    with Image.open(out) as img:
+        tags = img.getexif()
+        assert tags[0x0112] == 1 and tags[0x0131] == "Colorizer"
+        assert tags.get_ifd(0x8769)[0x9003] == "1936:03:07 10:00:00"
+        assert tags.get_ifd(0x8825)[1] == "N"
