@@ -46,6 +46,8 @@ SLIDER_RANGE = (4, 64)
 MAX_INLINE_BYTES = 200 * 2**20
 #: Longest side of the images shown in the notebook (the saved files keep full resolution).
 DISPLAY_SIZE = 768
+#: Width of the labels left of the controls (all the same, so the controls line up).
+LABEL_STYLE = {"description_width": "100px"}
 #: Where the repository's example photos are published (used on Colab, where the repo is not cloned).
 EXAMPLES_URL = "https://raw.githubusercontent.com/colorizer-project/colorizer/main/examples/"
 DEFAULT_EXAMPLE = "dust-bowl-home.jpg"
@@ -556,12 +558,14 @@ class ProgressDisplay:
         self.bar.value = min(int(done), self.bar.max)
         self.label.value = format_eta(int(done), int(self.bar.max), time.monotonic() - self._start, self.unit)
 
-    def finish(self, ok: bool, text: str = "") -> None:
+    def finish(self, ok: bool) -> None:
+        """Colour the bar green (``ok``) or red; on success the label gives the count and the time taken."""
         self.bar.bar_style = "success" if ok else "danger"
         if ok:
             self.bar.value = self.bar.max
-        if text:
-            self.label.value = text
+            total = self.bar.max
+            self.label.value = (f"{total} {self.unit if total == 1 else self.unit + 's'} in "
+                                f"{_fmt_seconds(time.monotonic() - self._start)}")
 
 
 class StatusLine:
@@ -603,14 +607,14 @@ class ModelPicker:
 
     def __init__(self, model: str | None, render_factor: int | None, cache: ColorizerCache, status: StatusLine):
         self.cache, self.status = cache, status
-        self.model = W.Dropdown(options=model_options(model), description="Model", layout=W.Layout(width="520px"))
+        self.model = W.Dropdown(options=model_options(model), description="Model", style=LABEL_STYLE,
+                                layout=W.Layout(width="560px"))
         if model:
             self.model.value = model_value(model)
         default_rf = int(render_factor) if render_factor else (spec_default_render_factor(self.model.value) or 35)
         lo, hi = slider_bounds(default_rf)
         self.render_factor = W.IntSlider(value=default_rf, min=lo, max=hi, step=1, description="Render factor",
-                                         continuous_update=False, style={"description_width": "initial"},
-                                         layout=W.Layout(width="520px"))
+                                         continuous_update=False, style=LABEL_STYLE, layout=W.Layout(width="560px"))
         self.render_factor.add_class("colorizer-render-factor")
         self.model.observe(self._on_model_change, names="value")
 
@@ -668,10 +672,11 @@ class ImageColorizerUI:
 
         self.picker = ModelPicker(model, render_factor, self.cache, self.status)
         self.model, self.render_factor = self.picker.model, self.picker.render_factor
-        self.urls = W.Textarea(value=sources or "", description="URLs / paths",
+        self.urls = W.Textarea(value=sources or "", description="Links / paths", style=LABEL_STYLE,
                                placeholder="https://.../photo.jpg (one per line), or a folder / .zip path",
-                               layout=W.Layout(width="520px", height="60px"))
-        self.upload = W.FileUpload(accept="image/*,.zip", multiple=True, description="Upload photos or a zip")
+                               layout=W.Layout(width="560px", height="60px"))
+        self.upload = W.FileUpload(accept="image/*,.zip", multiple=True, description="Upload photos or a .zip",
+                                   layout=W.Layout(width="auto"))
         self.button = W.Button(description="Colorize", button_style="primary", icon="paint-brush")
         self.button.add_class("colorizer-run")
         self.progress = ProgressDisplay("image")
@@ -759,7 +764,7 @@ class ImageColorizerUI:
             self.status.error(f"{message} {failed} could not be read and were skipped: {details}")
         else:
             self.status.info(message)
-        self.progress.finish(not failed, message if not failed else "")
+        self.progress.finish(not failed)
         return outcomes
 
     def _show(self, outcomes: list[ImageOutcome], reports: list[BatchReport]) -> None:
@@ -915,10 +920,11 @@ class VideoColorizerUI:
         self.last_result = None
         self.picker = ModelPicker(model or "video", render_factor, self.cache, self.status)
         self.model, self.render_factor = self.picker.model, self.picker.render_factor
-        self.url = W.Text(value=source or "", description="Link / path",
+        self.url = W.Text(value=source or "", description="Link / path", style=LABEL_STYLE,
                           placeholder="https://www.youtube.com/watch?v=... or /path/to/film.mp4",
-                          layout=W.Layout(width="520px"))
-        self.upload = W.FileUpload(accept="video/*", multiple=False, description="Upload a clip")
+                          layout=W.Layout(width="560px"))
+        self.upload = W.FileUpload(accept="video/*", multiple=False, description="Upload a clip",
+                                   layout=W.Layout(width="auto"))
         self.preview_button = W.Button(description="Preview frames", icon="images")
         self.render_button = W.Button(description="Colorize video", button_style="primary", icon="film")
         self.preview_button.add_class("colorizer-preview")

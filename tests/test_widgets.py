@@ -406,3 +406,78 @@ def test_ui_displays_itself(tmp_path, colorizer):
     assert shown == [ui.widget]
     labels = [type(c).__name__ for c in ui.widget.children]
     assert labels[:4] == ["HTML", "Dropdown", "IntSlider", "Textarea"]
+
+
+# ---------------------------------------------------------------- video UI
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    from tests.browser.support import make_clip
+
+    return make_clip(tmp_path_factory.mktemp("clip") / "film.mp4")
+
+
+def test_fetch_video_paths_links_and_reuse(tmp_path, clip):
+    assert widgets.fetch_video(f"  {clip} ", tmp_path) == clip
+    with pytest.raises(InputError, match="neither a link nor an existing video"):
+        widgets.fetch_video("/no/such/film.mp4", tmp_path)
+    with pytest.raises(InputError, match="No video given"):
+        widgets.fetch_video("  ", tmp_path)
+    calls = []
+
+    def download(url, dest):
+        calls.append(url)
+        target = Path(dest) / "download-x" / "video.mp4"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(clip.read_bytes())
+        return target
+
+    url = "https://example.org/watch?v=abc"
+    first = widgets.fetch_video(url, tmp_path, download=download)
+    again = widgets.fetch_video(url, tmp_path, download=download)  # e.g. after a Colab disconnect
+    assert first == again and first.read_bytes() == clip.read_bytes() and calls == [url]
+    first.unlink()
+    widgets.fetch_video(url, tmp_path, download=download)  # a vanished file is downloaded again
+    assert calls == [url, url]
+
+
+def test_video_ui_preview_and_render_buttons(tmp_path, colorizer, clip):
+    calls = []
+    ui = widgets.VideoColorizerUI(model="video", render_factor=4, source=str(clip), output_dir=tmp_path / "out",
+                                  factory=lambda name: calls.append(name) or colorizer, preview_factors="4, 6",
+                                  preview_frames=2, segment_seconds=0.5)
+    assert ui.render_factor.value == 4 and ui.model.value == "video"
+    ui.preview_button.click()
+    assert not ui.status.is_error, ui.status.text
+    assert ui.last_preview.render_factors == [4, 6] and len(ui.last_preview.times) == 2
+    assert (tmp_path / "out" / "film_preview.png").is_file()
+    assert isinstance(ui.preview_area.children[1], W.Image)
+    ui.render_factor.value = 6
+    ui.render_button.click()
+    assert not ui.status.is_error, ui.status.text
+    result = ui.last_result
+    assert result.path == tmp_path / "out" / "film_colorized_rf6.mp4" and result.frames_out == 10
+    assert result.render_factor == 6 and result.segments == 2
+    assert ui.status.text.startswith("Done: 10 frames")
+    player, link = ui.result_area.children
+    assert isinstance(player, W.Video) and player.value == result.path.read_bytes()
+    assert 'download="film_colorized_rf6.mp4"' in link.value
+    assert calls == ["video"] and not ui.render_button.disabled
+
+
+def test_video_ui_upload_and_errors(tmp_path, colorizer, clip):
+    ui = widgets.VideoColorizerUI(model="video", render_factor=4, output_dir=tmp_path / "out",
+                                  factory=lambda name: colorizer)
+    assert ui.preview() is None and ui.status.is_error and "No video given" in ui.status.text
+    ui.url.value = "htp:/broken"
+    assert ui.render() is None and "neither a link nor an existing video" in ui.status.text
+    assert not ui.preview_button.disabled and not ui.render_button.disabled
+    ui.upload.value = (v8_value("My Clip.MP4", clip.read_bytes()),)
+    path = ui.source_path()
+    assert path == tmp_path / "out" / "uploads" / "My_Clip.mp4" and path.read_bytes() == clip.read_bytes()
+    assert ui.url.value == str(path) and ui.upload.value == ()
+    not_a_video = tmp_path / "notes.mp4"
+    not_a_video.write_text("hello")
+    ui.url.value = str(not_a_video)
+    assert ui.render() is None and ui.status.is_error and "Unexpected" not in ui.status.text
