@@ -215,7 +215,10 @@ def load_image(
     if isinstance(source, (str, os.PathLike)):
         path = Path(source).expanduser()
         _check_file(path)
-        return _open_and_load(path, str(path), path.stem or "image", max_pixels)
+        # Opened as a file object, not a path: PIL then reads instead of memory-mapping, which
+        # avoids its mis-oriented uncompressed TIFFs (orientation 5-8) and files changing under us.
+        with open(path, "rb") as handle:
+            return _open_and_load(handle, str(path), path.stem or "image", max_pixels)
     raise InputError(
         f"Cannot load an image from a {type(source).__name__}. Pass a file path, an http(s) URL, "
         "bytes, a binary file object, a PIL image or a numpy array."
@@ -310,19 +313,14 @@ def _from_pil(img: Image.Image, *, source_desc: str, name: str) -> LoadedImage:
     if width == 0 or height == 0:
         raise InputError(f"{source_desc} has no pixels ({width}x{height}). Pass a non-empty image.")
     original_mode = img.mode
+    is_tiff = img.format == "TIFF"
     info = dict(img.info)
     exif = img.getexif()
     orientation = exif.get(_ORIENTATION_TAG, 1)
     fix = _ORIENTATION_FIX.get(orientation)
     if fix is not None:
         img = img.transpose(fix)
-    exif_bytes: bytes | None
-    if orientation != 1 and _ORIENTATION_TAG in exif:
-        exif[_ORIENTATION_TAG] = 1
-        exif_bytes = exif.tobytes()
-    else:
-        raw = info.get("exif")
-        exif_bytes = raw if isinstance(raw, bytes) and raw else (exif.tobytes() if len(exif) else None)
+    exif_bytes = _exif_for_output(exif, info.get("exif"), is_tiff=is_tiff)
 
     icc = info.get("icc_profile") or None
     rgb, alpha, luma16, icc = _convert_mode(img, icc, source_desc)
@@ -341,6 +339,31 @@ def _from_pil(img: Image.Image, *, source_desc: str, name: str) -> LoadedImage:
         name=name,
         luma16=luma16,
     )
+
+
+# TIFF's own layout tags, which PIL's getexif() returns along with the descriptive ones for TIFF
+# files; they describe the source file's encoding and must not be copied into an output's EXIF.
+_TIFF_LAYOUT_TAGS = frozenset(
+    {254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 280, 281, 284, 317, 320,
+     322, 323, 324, 325, 338, 339, 340, 341, 530, 531, 532, 34675}
+)
+
+
+def _exif_for_output(exif: Image.Exif, raw: bytes | None, *, is_tiff: bool) -> bytes | None:
+    """The EXIF block to carry to outputs: orientation reset to 1, TIFF layout tags removed.
+
+    The input's raw bytes are passed through untouched when nothing needs changing, so that
+    maker notes and other blocks PIL does not parse survive.
+    """
+    needs_rewrite = exif.get(_ORIENTATION_TAG, 1) != 1 or is_tiff
+    if not needs_rewrite:
+        return raw if isinstance(raw, bytes) and raw else None
+    if _ORIENTATION_TAG in exif:
+        exif[_ORIENTATION_TAG] = 1
+    if is_tiff:
+        for tag in _TIFF_LAYOUT_TAGS & set(exif):
+            del exif[tag]
+    return exif.tobytes() if len(exif) else None
 
 
 def _icc_colour_space(icc: bytes) -> bytes:

@@ -654,3 +654,25 @@ def test_jpeg_exif_sub_ifds_survive_rotation_and_save(tmp_path):
         assert tags[0x0112] == 1 and tags[0x0131] == "Colorizer"
         assert tags.get_ifd(0x8769)[0x9003] == "1936:03:07 10:00:00"
         assert tags.get_ifd(0x8825)[1] == "N"
+
+
+@pytest.mark.parametrize("compression", [None, "tiff_lzw"])
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+@pytest.mark.parametrize("orientation, fix", [(6, Image.Transpose.ROTATE_270), (8, Image.Transpose.ROTATE_90),
+                                              (3, Image.Transpose.ROTATE_180)])
+def test_tiff_orientation(tmp_path, compression, mode, orientation, fix):
+    # PIL applies a TIFF's orientation itself while loading; it must be applied exactly once,
+    # also for uncompressed files (which PIL would memory-map when opened by path).
+    src = gradient_rgb(30, 20).convert(mode)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "Scanner"
+    path = tmp_path / "scan.tif"
+    src.save(path, exif=exif.tobytes(), **({"compression": compression} if compression else {}))
+    loaded = load_image(path)
+    expected = np.asarray(src.transpose(fix).convert("RGB"))
+    assert np.array_equal(np.asarray(loaded.rgb), expected)
+    kept = Image.Exif()
+    kept.load(loaded.exif)
+    assert kept.get(0x010F) == "Scanner" and kept.get(0x0112, 1) == 1
+    assert not {256, 257, 273, 279} & set(kept)  # the source's TIFF layout tags are not carried over
