@@ -127,13 +127,18 @@ def default_cache_dir(
     return base / "colorizer"
 
 
-def _resolve_cache_dir(explicit: str | os.PathLike | None) -> Path:
+def _cache_path(explicit: str | os.PathLike | None) -> Path:
+    """The cache directory by precedence (argument > environment > default), not created."""
     if explicit is not None and str(explicit) != "":
-        path = Path(explicit).expanduser()
-    elif os.environ.get(CACHE_ENV_VAR):
-        path = Path(os.environ[CACHE_ENV_VAR]).expanduser()
-    else:
-        path = default_cache_dir()
+        return Path(explicit).expanduser()
+    if os.environ.get(CACHE_ENV_VAR):
+        return Path(os.environ[CACHE_ENV_VAR]).expanduser()
+    return default_cache_dir()
+
+
+def _resolve_cache_dir(explicit: str | os.PathLike | None) -> Path:
+    """:func:`_cache_path`, created on demand; ``WeightsError`` when that is impossible."""
+    path = _cache_path(explicit)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -455,15 +460,9 @@ def _download_locked(
     url = normalize_url(url)
     dest = Path(dest).expanduser()
     part = _part_path(dest)
-    lock = filelock.FileLock(str(_lock_path(dest)))
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            lock.acquire(timeout=0.05)
-        except filelock.Timeout:
-            if progress:
-                print(f"Waiting for another process downloading {dest} ...", file=sys.stderr)
-            lock.acquire()
+        lock = _acquire_lock(dest, progress)
     except OSError as exc:
         raise _Failure(
             f"cannot create {dest.parent} or the lock file in it: {exc}",
@@ -488,6 +487,26 @@ def _download_locked(
         ) from exc
     finally:
         lock.release()
+
+
+def _acquire_lock(dest: Path, progress: bool) -> filelock.BaseFileLock:
+    """Take the inter-process lock of ``dest`` (waiting, with a notice, while another holds it).
+
+    Folders without OS-level locking (some network and FUSE mounts, where older filelock
+    releases raise NotImplementedError) get a lock-file lock (``SoftFileLock``) instead.
+    """
+    lock: filelock.BaseFileLock = filelock.FileLock(str(_lock_path(dest)))
+    try:
+        try:
+            lock.acquire(timeout=0.05)
+        except NotImplementedError:
+            lock = filelock.SoftFileLock(str(dest.with_name(dest.name + ".softlock")))
+            lock.acquire(timeout=0.05)
+    except filelock.Timeout:
+        if progress:
+            print(f"Waiting for another process downloading {dest} ...", file=sys.stderr)
+        lock.acquire()
+    return lock
 
 
 def _fetch_with_retries(
@@ -641,8 +660,11 @@ def _spec_urls(spec: WeightSource) -> tuple[str, ...]:
 
 
 def is_cached(spec: WeightSource, cache_dir: str | os.PathLike | None = None) -> bool:
-    """True when ``cache_dir/<spec.filename>`` exists and has ``spec.size`` bytes (when known)."""
-    path = _resolve_cache_dir(cache_dir) / spec.filename
+    """True when ``cache_dir/<spec.filename>`` exists and has ``spec.size`` bytes (when known).
+
+    Creates nothing (a listing of models must not need a writable cache).
+    """
+    path = _cache_path(cache_dir) / spec.filename
     if not path.is_file():
         return False
     return spec.size is None or path.stat().st_size == spec.size

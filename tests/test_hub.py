@@ -407,6 +407,18 @@ def test_concurrent_download_from_another_process_waits_for_it(server, payload, 
     assert len(server.requests_for("weights.bin")) == 1
 
 
+def test_folders_without_os_locks_fall_back_to_a_lock_file(server, payload, tmp_path, monkeypatch):
+    class NoFlock(hub.filelock.FileLock):  # what filelock < 4 raises where flock is ENOSYS
+        def acquire(self, *args, **kwargs):
+            raise NotImplementedError("flock not supported")
+
+    monkeypatch.setattr(hub.filelock, "FileLock", NoFlock)
+    dest = tmp_path / "weights.bin"
+    assert hub.download(server.url("weights.bin"), dest, progress=False) == dest
+    assert dest.read_bytes() == payload
+    assert not dest.with_name("weights.bin.softlock").exists()  # released and removed
+
+
 # ------------------------------------------------------------------------------- Google Drive
 
 
@@ -491,6 +503,12 @@ def test_resolve_weights_downloads_into_cache_then_reuses_it(server, payload, tm
     assert hub.is_cached(spec, cache)
     assert hub.resolve_weights(spec, cache_dir=cache, progress=False) == path
     assert len(server.requests_for("weights.bin")) == 1
+
+
+def test_is_cached_creates_nothing(tmp_path):
+    spec = spec_for("weights.bin", [], size=SIZE)
+    assert not hub.is_cached(spec, tmp_path / "nowhere")
+    assert not (tmp_path / "nowhere").exists()
 
 
 def test_resolve_weights_uses_env_cache_by_default(server, tmp_path):
