@@ -585,9 +585,7 @@ def _download(url: str, *, timeout: float, max_bytes: int) -> bytes:
         raise InputError(f"Could not download {url}: {reason}. Check the address and your network.") from None
     except (socket.timeout, TimeoutError):
         raise InputError(f"Timed out after {timeout:g} s downloading {url}. Retry, or raise the timeout.") from None
-    except (ConnectionError, OSError) as exc:
-        if isinstance(exc, InputError):
-            raise
+    except OSError as exc:  # connection reset, SSL failures...
         raise InputError(f"Download of {url} failed: {exc}. Check the address and your network.") from None
     data = b"".join(chunks)
     if not data:

@@ -297,3 +297,12 @@ def test_shape_and_type_errors_are_clear():
         psnr(torch.zeros(1, 3, 2, 2), torch.ones(1, 3, 2, 2), reduction="sum")
     assert as_batch(torch.full((3, 2, 2), 255, dtype=torch.uint8)).max() == 1.0
     assert metrics.as_batch(torch.zeros(3, 2, 2, dtype=torch.bfloat16)).dtype == torch.float32
+
+
+def test_ciede2000_blocks_give_the_same_mean(monkeypatch):
+    a, b = random_images(15), random_images(16)
+    whole = ciede2000(a, b, reduction="none")
+    monkeypatch.setattr(metrics, "CIEDE_BLOCK", 7)  # 1280 pixels in uneven blocks
+    torch.testing.assert_close(ciede2000(a, b, reduction="none"), whole, atol=1e-9, rtol=0)
+    direct = delta_e_ciede2000(rgb_to_lab(a.double()), rgb_to_lab(b.double())).flatten(1).mean(1)
+    torch.testing.assert_close(whole, direct, atol=1e-9, rtol=0)
