@@ -985,7 +985,7 @@ def verify_state_dict(
             f"this looks like the weights of a different model ({matching} of {total} expected "
             f"keys match in name, shape and dtype; the file has {len(sd)} entries)"
         )
-        fix = "Check that the file belongs to the model you chose, or choose its model."
+        fix = "Check that the file belongs to the model you chose, or pick the model it belongs to."
     elif wrong_dtype and not (missing or unexpected):
         verdict = f"the weights are stored in another precision ({matching} of {total} keys match)"
         fix = "Use the float32 file published for this model, or convert it with .float() first."
