@@ -185,8 +185,8 @@ def load_image(
     through the embedded ICC profile when there is one, else with PIL's device-CMYK formula),
     I;16 / I;16B / I;16L / I (16-bit greyscale, scaled to 8 bits by value / 257 with rounding,
     and kept at full precision in `luma16`) and F (float greyscale in [0, 1] or [0, 255]).
-    16-bit RGB PNGs are decoded by PIL at 8 bits per channel. Animated images: the first frame
-    is used and a warning is issued.
+    16-bit RGB PNGs and TIFFs are decoded by PIL at 8 bits per channel (rounded), so they get no
+    `luma16`. Animated or multi-page images: the first frame is used and a warning is issued.
     """
     if isinstance(source, LoadedImage):
         return source
@@ -267,8 +267,8 @@ def _open_fully(fp, source_desc: str, max_pixels: int) -> Image.Image:
         n_frames = getattr(img, "n_frames", 1)
         if n_frames > 1:
             warnings.warn(
-                f"{source_desc} is animated ({n_frames} frames); only the first frame is colorized. "
-                "Convert it to a video and use `colorize video` to colorize every frame.",
+                f"{source_desc} is animated or multi-page ({n_frames} frames); only the first frame is "
+                "colorized. For an animation, convert it to a video and use `colorize video`.",
                 stacklevel=4,
             )
             img.seek(0)
@@ -327,7 +327,9 @@ def _from_pil(img: Image.Image, *, source_desc: str, name: str) -> LoadedImage:
     if icc is not None and _icc_colour_space(icc) != b"RGB ":
         # A greyscale (or other non-RGB) profile cannot describe the RGB output; the pixel values
         # are kept as they are (grey gamma 2.2 profiles are close to sRGB).
-        logger.info("%s: dropping its %r ICC profile, which does not fit RGB output", source_desc, _icc_colour_space(icc))
+        logger.info(
+            "%s: dropping its %r ICC profile, which does not fit RGB output", source_desc, _icc_colour_space(icc)
+        )
         icc = None
     return LoadedImage(
         rgb=rgb,
@@ -581,7 +583,9 @@ def _download(url: str, *, timeout: float, max_bytes: int) -> bytes:
         if isinstance(reason, (socket.timeout, TimeoutError)):
             raise InputError(f"Timed out after {timeout:g} s downloading {url}. Retry, or raise the timeout.") from None
         if isinstance(reason, ConnectionRefusedError):
-            raise InputError(f"Connection refused by the server of {url}. Check the address and your network.") from None
+            raise InputError(
+                f"Connection refused by the server of {url}. Check the address and your network."
+            ) from None
         raise InputError(f"Could not download {url}: {reason}. Check the address and your network.") from None
     except (socket.timeout, TimeoutError):
         raise InputError(f"Timed out after {timeout:g} s downloading {url}. Retry, or raise the timeout.") from None
@@ -932,9 +936,10 @@ _CHUNK_PIXELS = 1 << 20
 def to_luma_tensor(loaded: LoadedImage) -> "torch.Tensor":
     """ITU-R 601 luma of a LoadedImage as a (1, 1, H, W) float32 CPU tensor in [0, 1].
 
-    Uses `loaded.luma16` (full precision) when present, else Y = 0.299 R + 0.587 G + 0.114 B
-    of the 8-bit RGB. Memory: the float32 result plus one ~1 M-pixel working block (rows are
-    converted block by block), on top of a uint8 view of the pixels.
+    Uses `loaded.luma16` (full precision; the tensor then shares its memory) when present,
+    else Y = 0.299 R + 0.587 G + 0.114 B of the 8-bit RGB. Memory: the float32 result plus one
+    ~1 M-pixel working block (rows are converted block by block), on top of a uint8 view of
+    the pixels.
     """
     import torch
 

@@ -222,7 +222,9 @@ def delta_e_ciede2000(lab1: torch.Tensor, lab2: torch.Tensor) -> torch.Tensor:
     across 0/360 degrees, and the rotation term R_T. Use float64 for reference accuracy.
     """
     if lab1.shape != lab2.shape or lab1.ndim < 3 or lab1.shape[-3] != 3:
-        raise InputError(f"Expected two (*, 3, H, W) Lab tensors of one shape, got {tuple(lab1.shape)} and {tuple(lab2.shape)}.")
+        raise InputError(
+            f"Expected two (*, 3, H, W) Lab tensors of one shape, got {tuple(lab1.shape)} and {tuple(lab2.shape)}."
+        )
     l1, a1, b1 = lab1.unbind(-3)
     l2, a2, b2 = lab2.unbind(-3)
     pow25_7 = 25.0**7
@@ -386,7 +388,9 @@ def quality_report(preds, targets) -> dict[str, float]:
     else:
         preds, targets = list(preds), list(targets)
         if len(preds) != len(targets):
-            raise InputError(f"Got {len(preds)} predictions but {len(targets)} targets; pass one target per prediction.")
+            raise InputError(
+                f"Got {len(preds)} predictions but {len(targets)} targets; pass one target per prediction."
+            )
         pairs = list(zip(preds, targets))
     totals = {"psnr": [], "ssim": [], "colorfulness": [], "delta_colorfulness": [], "ciede2000": []}
     for pred, target in pairs:
