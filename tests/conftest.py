@@ -1,0 +1,51 @@
+"""Shared fixtures: the DeOldify numerical reference and tiny models built from it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("COLORIZER_SHARED", REPO.parent / "shared"))
+FIXTURES = SHARED / "fixtures"
+BW_EXAMPLES = SHARED / "data" / "bw_examples"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Never read or write the user's real weight cache from a test."""
+    monkeypatch.setenv("COLORIZER_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def tiny_reference() -> dict:
+    """``deoldify_tiny_reference.pt``: state dicts, inputs and outputs of the original code."""
+    return torch.load(FIXTURES / "deoldify_tiny_reference.pt", map_location="cpu", weights_only=True)
+
+
+@pytest.fixture()
+def tiny_deep(tiny_reference):
+    """The reference's tiny deep U-Net with its reference weights, in eval mode."""
+    from colorizer_lib.models import build_generator
+
+    model = build_generator("deoldify-deep-tiny")
+    model.load_state_dict(tiny_reference["deep"]["state_dict"])
+    return model.eval()
+
+
+@pytest.fixture()
+def tiny_colorizer(tiny_deep):
+    from colorizer_lib.colorizer import Colorizer
+
+    return Colorizer.from_model(tiny_deep, name="tiny", default_render_factor=4, device="cpu")
+
+
+@pytest.fixture()
+def tiny_weights_file(tmp_path, tiny_reference) -> Path:
+    """The tiny deep state dict saved as a bare ``.pth`` file."""
+    path = tmp_path / "tiny_deep.pth"
+    torch.save(tiny_reference["deep"]["state_dict"], path)
+    return path
