@@ -1,0 +1,134 @@
+"""The one table of weight sets. The CLI, the widgets, the README's model table and the tests read it.
+
+Each record says where a weight file comes from (mirrors in order), what architecture it needs, how
+to check it and how to use it. Nothing else in the package branches on model names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import WeightsError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One downloadable (or bundled) weight set.
+
+    Attributes:
+        name: canonical name used on the command line (``artistic``).
+        aliases: other accepted names (case-insensitive), e.g. the original file stem.
+        arch: key of :data:`colorizer_lib.models.ARCHITECTURES`.
+        filename: file name in the cache directory.
+        urls: download URLs, tried in order (mirrors). Empty for bundled weights.
+        size: exact byte size when known, else None.
+        sha256: hex digest when known, else None (then the digest of the first verified load is
+            recorded and checked on later loads).
+        license: licence of the weights (and, for our own, of the training data).
+        default_render_factor: the render factor the model was tuned for.
+        description: one honest paragraph for users.
+        bundled: path of weights shipped inside the package (no download needed), else None.
+        approx_download_mb: rough download size for display when ``size`` is unknown.
+    """
+
+    name: str
+    arch: str
+    filename: str
+    default_render_factor: int
+    description: str
+    license: str
+    urls: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    size: int | None = None
+    sha256: str | None = None
+    bundled: Path | None = None
+    approx_download_mb: int | None = None
+    tags: tuple[str, ...] = field(default=())
+
+
+_DEOLDIFY_LICENSE = "MIT (DeOldify's released weights, by Jason Antic and Dana Kelley)"
+
+_SPECS: tuple[WeightSpec, ...] = (
+    WeightSpec(
+        name="artistic",
+        aliases=("colorizeartistic_gen", "deoldify-artistic", "art"),
+        arch="deoldify-deep-resnet34",
+        filename="ColorizeArtistic_gen.pth",
+        urls=(
+            "https://data.deepai.org/deoldify/ColorizeArtistic_gen.pth",
+            "https://huggingface.co/spensercai/DeOldify/resolve/main/ColorizeArtistic_gen.pth",
+        ),
+        approx_download_mb=255,
+        license=_DEOLDIFY_LICENSE,
+        default_render_factor=35,
+        description=(
+            "DeOldify Artistic (ResNet-34 deep U-Net, 63.6 M parameters): the most vibrant and detailed "
+            "colours, but it often needs render-factor tuning and is weaker on nature scenes and portraits."
+        ),
+        tags=("image",),
+    ),
+    WeightSpec(
+        name="stable",
+        aliases=("colorizestable_gen", "deoldify-stable"),
+        arch="deoldify-wide-resnet101",
+        filename="ColorizeStable_gen.pth",
+        urls=(
+            "https://www.dropbox.com/s/axsd2g85uyixaho/ColorizeStable_gen.pth?dl=0",
+            "https://huggingface.co/spensercai/DeOldify/resolve/main/ColorizeStable_gen.pth",
+        ),
+        approx_download_mb=874,
+        license=_DEOLDIFY_LICENSE,
+        default_render_factor=35,
+        description=(
+            "DeOldify Stable (ResNet-101 wide U-Net, 218 M parameters): best for landscapes and portraits, "
+            "fewer 'zombie' faces and glitches, less colourful than Artistic."
+        ),
+        tags=("image",),
+    ),
+    WeightSpec(
+        name="video",
+        aliases=("colorizevideo_gen", "deoldify-video"),
+        arch="deoldify-wide-resnet101",
+        filename="ColorizeVideo_gen.pth",
+        urls=(
+            "https://data.deepai.org/deoldify/ColorizeVideo_gen.pth",
+            "https://huggingface.co/spensercai/DeOldify/resolve/main/ColorizeVideo_gen.pth",
+        ),
+        approx_download_mb=874,
+        license=_DEOLDIFY_LICENSE,
+        default_render_factor=21,
+        description=(
+            "DeOldify Video (same architecture as Stable, trained for temporal steadiness): the least "
+            "colourful and the smoothest; the default for film."
+        ),
+        tags=("video",),
+    ),
+)
+
+
+def list_specs() -> list[WeightSpec]:
+    """All registered weight sets, in display order."""
+    return list(_SPECS)
+
+
+def get_spec(name: str) -> WeightSpec:
+    """The record whose name or alias is ``name`` (case-insensitive).
+
+    Raises:
+        WeightsError: unknown name (the message lists the known ones).
+    """
+    key = name.strip().lower()
+    for spec in _SPECS:
+        if key == spec.name or key in spec.aliases:
+            return spec
+    known = ", ".join(s.name for s in _SPECS)
+    raise WeightsError(f"unknown model {name!r}. Known models: {known}; or pass the path of a .pth/.safetensors file.")
+
+
+def register(spec: WeightSpec) -> None:
+    """Add a record (replacing one of the same name); for embedded models and plugins."""
+    global _SPECS
+    _SPECS = tuple(s for s in _SPECS if s.name != spec.name) + (spec,)
