@@ -1,0 +1,141 @@
+"""`colorize image` and `colorize models` as a shell user runs them."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from colorizer_lib.cli import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_WEIGHTS, main
+from colorizer_lib.image import read_provenance
+from colorizer_lib.models import build_generator
+from tests.conftest import BW_EXAMPLES, FIXTURES
+from tests.http_server import closed_port_url, serve_directory
+
+
+def _calibrated_artistic() -> nn.Module:
+    """A random-weight Artistic generator with sane BatchNorm statistics (finite, unsaturated output)."""
+    torch.manual_seed(0)
+    model = build_generator("deoldify-deep-resnet34")
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None
+    model.train()
+    with torch.no_grad():
+        for _ in range(2):
+            model(torch.randn(2, 3, 64, 64))
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def artistic_server(tmp_path_factory):
+    """A real HTTP server on 127.0.0.1 serving ColorizeArtistic_gen.pth in fastai's wrapped layout."""
+    root = tmp_path_factory.mktemp("weights_site")
+    opt = {"state": {}, "param_groups": [{"lr": slice(None, 0.003, None), "params": [0]}]}
+    torch.save({"model": _calibrated_artistic().state_dict(), "opt": opt}, root / "ColorizeArtistic_gen.pth")
+    with serve_directory(root) as base_url:
+        yield base_url
+
+
+def test_colorize_folder_with_weights_from_a_local_server_then_resume(artistic_server, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COLORIZER_MIRROR", artistic_server)
+    src = tmp_path / "photos"
+    shutil.copytree(BW_EXAMPLES, src)
+    (src / "nested").mkdir()
+    shutil.copy(BW_EXAMPLES / "black-canyon.jpg", src / "nested" / "canyon copy.jpg")
+    out = tmp_path / "out"
+
+    code = main(["image", str(src), "-o", str(out), "-m", "artistic", "-r", "4", "--device", "cpu"])
+    assert code == EXIT_OK
+    inputs = sorted(p for p in src.rglob("*.jpg"))
+    assert len(inputs) == 10
+    for path in inputs:
+        result = out / "photos" / path.relative_to(src)
+        with Image.open(path) as a, Image.open(result) as b:
+            assert b.size == a.size and b.mode == "RGB"
+        meta = read_provenance(result)
+        assert meta["colorizer:model"] == "artistic" and meta["colorizer:render_factor"] == "4"
+    first_mtime = (out / "photos" / "nested" / "canyon copy.jpg").stat().st_mtime_ns
+
+    capsys.readouterr()
+    assert main(["image", str(src), "-o", str(out), "-m", "artistic", "-r", "4", "--device", "cpu"]) == EXIT_OK
+    err = capsys.readouterr().err
+    assert "skipping 10 image(s)" in err
+    assert (out / "photos" / "nested" / "canyon copy.jpg").stat().st_mtime_ns == first_mtime
+
+
+def test_single_file_to_named_output_with_compare(tiny_weights_file, tmp_path):
+    out = tmp_path / "result.png"
+    code = main(["image", str(FIXTURES / "deoldify_tiny_pipeline_in.png"), "-o", str(out), "-m",
+                 str(tiny_weights_file), "-r", "4", "--compare", "-q"])
+    assert code == EXIT_OK
+    assert Image.open(out).size == (160, 120)
+    assert Image.open(tmp_path / "result.compare.jpg").width >= 320
+
+
+def test_never_overwrites_an_input(tiny_weights_file, tmp_path, capsys):
+    src = tmp_path / "photo.png"
+    shutil.copy(FIXTURES / "deoldify_tiny_pipeline_in.png", src)
+    before = src.read_bytes()
+    code = main(["image", str(src), "-o", str(src), "-m", str(tiny_weights_file), "-r", "4", "-q"])
+    assert code == EXIT_USAGE
+    assert "overwrite an input" in capsys.readouterr().err
+    assert src.read_bytes() == before
+
+
+def test_bad_files_are_reported_and_the_rest_done(tiny_weights_file, tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(FIXTURES / "deoldify_tiny_pipeline_in.png", src / "good.png")
+    (src / "broken.jpg").write_bytes(b"this is not a jpeg")
+    code = main(["image", str(src), "-o", str(tmp_path / "out"), "-m", str(tiny_weights_file), "-r", "4", "-q"])
+    assert code == EXIT_PARTIAL
+    assert (tmp_path / "out" / "in" / "good.png").is_file()
+    assert not (tmp_path / "out" / "in" / "broken.jpg").exists()
+    assert "broken.jpg" in capsys.readouterr().err
+
+
+def test_invalid_render_factor_exit_code(tiny_weights_file, tmp_path, capsys):
+    code = main(["image", str(FIXTURES / "deoldify_tiny_pipeline_in.png"), "-o", str(tmp_path), "-m",
+                 str(tiny_weights_file), "-r", "0"])
+    assert code == EXIT_USAGE
+    assert "2..100" in capsys.readouterr().err
+
+
+def test_missing_input_exit_code(tmp_path, capsys):
+    assert main(["image", str(tmp_path / "nope.jpg"), "-m", "artistic"]) == EXIT_USAGE
+    assert "nope.jpg does not exist" in capsys.readouterr().err
+
+
+def test_no_network_names_the_urls_and_the_fix(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COLORIZER_MIRROR", closed_port_url())
+    # Official URLs are unreachable here as well; the mirror fails fast with "connection refused".
+    code = main(["image", str(FIXTURES / "deoldify_tiny_pipeline_in.png"), "-o", str(tmp_path / "o"), "-m", "stable",
+                 "-q"])
+    err = capsys.readouterr().err
+    assert code == EXIT_WEIGHTS
+    assert "ColorizeStable_gen.pth" in err
+
+
+def test_models_lists_the_registry(capsys, monkeypatch, tmp_path):
+    from colorizer_lib.registry import list_specs
+
+    assert main(["models"]) == EXIT_OK
+    out = capsys.readouterr().out
+    for spec in list_specs():
+        assert spec.name in out
+    assert "not downloaded" in out
+
+
+def test_console_script_is_installed():
+    exe = shutil.which("colorize")
+    assert exe, "pip install -e . should install the `colorize` console script"
+    proc = subprocess.run([exe, "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "image" in proc.stdout and "models" in proc.stdout
