@@ -190,20 +190,10 @@ def _progress(total: int, enabled: bool):
 # colorize models
 
 
-def _format_size(spec) -> str:
-    if spec.size:
-        return f"{spec.size / 1e6:.0f} MB"
-    if spec.approx_download_mb:
-        return f"~{spec.approx_download_mb} MB"
-    if spec.bundled is not None and spec.bundled.is_file():
-        return f"{spec.bundled.stat().st_size / 1e6:.0f} MB"
-    return "?"
-
-
 def models_table(cache_dir: str | None = None) -> list[dict[str, str]]:
     """One row per registered model: name, render factor, size, where it is, licence, description."""
     from . import hub
-    from .registry import list_specs
+    from .registry import size_text, list_specs
 
     rows = []
     for spec in list_specs():
@@ -213,7 +203,7 @@ def models_table(cache_dir: str | None = None) -> list[dict[str, str]]:
             where = f"cached ({hub.cache_dir(cache_dir) / spec.filename})"
         else:
             where = "not downloaded"
-        rows.append({"name": spec.name, "render factor": str(spec.default_render_factor), "size": _format_size(spec),
+        rows.append({"name": spec.name, "render factor": str(spec.default_render_factor), "size": size_text(spec),
                      "status": where, "license": spec.license, "description": spec.description})
     return rows
 

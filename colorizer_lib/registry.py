@@ -132,3 +132,24 @@ def register(spec: WeightSpec) -> None:
     """Add a record (replacing one of the same name); for embedded models and plugins."""
     global _SPECS
     _SPECS = tuple(s for s in _SPECS if s.name != spec.name) + (spec,)
+
+
+def size_text(spec: WeightSpec) -> str:
+    """Download size for display: exact, approximate, bundled, or "unknown"."""
+    if spec.size:
+        return f"{spec.size / 1e6:.0f} MB"
+    if spec.approx_download_mb:
+        return f"~{spec.approx_download_mb} MB"
+    if spec.bundled is not None and spec.bundled.is_file():
+        return f"{spec.bundled.stat().st_size / 1e6:.0f} MB (bundled)"
+    return "unknown"
+
+
+def markdown_table() -> str:
+    """The README's model table, generated from the records (a test keeps the README in sync)."""
+    lines = ["| model | architecture | render factor | download | licence | notes |",
+             "|---|---|---|---|---|---|"]
+    for spec in list_specs():
+        lines.append(f"| `{spec.name}` | {spec.arch} | {spec.default_render_factor} | {size_text(spec)} | "
+                     f"{spec.license} | {spec.description} |")
+    return "\n".join(lines)
