@@ -139,3 +139,18 @@ def test_console_script_is_installed():
     assert exe, "pip install -e . should install the `colorize` console script"
     proc = subprocess.run([exe, "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "image" in proc.stdout and "models" in proc.stdout
+
+
+def test_urls_are_colorized_and_web_pages_refused(tiny_weights_file, tmp_path, capsys):
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(FIXTURES / "deoldify_tiny_pipeline_in.png", site / "bird.png")
+    (site / "page.html").write_text("<!DOCTYPE html><html><body>a photo page</body></html>")
+    out = tmp_path / "out"
+    with serve_directory(site) as base:
+        code = main(["image", f"{base}/bird.png", f"{base}/page.html", "-o", str(out), "-m", str(tiny_weights_file),
+                     "-r", "4", "-q"])
+    assert code == EXIT_PARTIAL
+    assert Image.open(out / "bird.png").size == (160, 120)
+    err = capsys.readouterr().err
+    assert "page.html" in err and "web page" in err
