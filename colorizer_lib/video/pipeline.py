@@ -224,7 +224,15 @@ class _SegmentSink:
         writer, tmp = self.writer, self.tmp_path
         self.writer = None
         frames = writer.finish()
-        packets = count_video_packets(self.tools, tmp)
+        try:
+            packets = count_video_packets(self.tools, tmp)
+        except VideoError as exc:
+            free = shutil.disk_usage(self.work_dir).free / 1e6
+            raise VideoError(
+                f"The encoder wrote an unreadable segment {tmp.name} ({exc}). {free:.1f} MB are free in "
+                f"{self.work_dir}: the disk is probably full. Free some space or choose another output folder; "
+                "finished segments are kept and the next run resumes from them."
+            ) from exc
         if packets != frames:
             raise VideoError(f"Segment {tmp.name} holds {packets} frames but {frames} were encoded.")
         final = tmp.with_suffix("")
@@ -335,8 +343,13 @@ def colorize_video(
     if not manifest["complete"]:
         if smoother is not None and resumed:
             smoother.reset()
-        _run_frames(tools, info, colorizer, rf, smoother, batch, start, duration, manifest, wdir,
-                    size, encode, frames_per_segment, resumed, progress, cuda)
+        try:
+            _run_frames(tools, info, colorizer, rf, smoother, batch, start, duration, manifest, wdir,
+                        size, encode, frames_per_segment, resumed, progress, cuda)
+        except BaseException:
+            if not manifest["segments"]:  # nothing worth resuming from
+                shutil.rmtree(wdir, ignore_errors=True)
+            raise
     frames = sum(s["frames"] for s in manifest["segments"])
     diag = manifest["decode"]
     affected = diag.get("concealed", 0)

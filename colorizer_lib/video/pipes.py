@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import re
 import subprocess
@@ -10,7 +11,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..errors import VideoError
+from ..errors import InputError, VideoError
 from .binaries import FFmpegTools, tail
 
 # ffmpeg decoder messages that mean one decoded picture was damaged (concealed) rather than lost.
@@ -19,16 +20,26 @@ _ERROR = re.compile(r"error|invalid|corrupt|missing|non-existing|overflow", re.I
 
 
 class _StderrCollector(threading.Thread):
-    """Drains a process's stderr in the background so the pipe never fills up and blocks ffmpeg."""
+    """Drains a process's stderr in the background so the pipe never fills up and blocks ffmpeg.
+
+    Keeps the last 200 lines and counts error and concealment messages over the whole run.
+    """
 
     def __init__(self, stream):
         super().__init__(daemon=True)
         self.stream = stream
-        self.lines: list[str] = []
+        self.lines: collections.deque[str] = collections.deque(maxlen=200)
+        self.errors = 0
+        self.concealed = 0
 
     def run(self) -> None:
         for raw in iter(self.stream.readline, b""):
-            self.lines.append(raw.decode("utf-8", "replace").rstrip())
+            line = raw.decode("utf-8", "replace").rstrip()
+            if not line.strip():
+                continue
+            self.lines.append(line)
+            self.errors += bool(_ERROR.search(line))
+            self.concealed += bool(_CONCEALED.search(line))
 
     @property
     def text(self) -> str:
@@ -108,13 +119,14 @@ class FrameReader:
         rc = self._proc.wait()
         self._stderr.join(timeout=5)
         text = self._stderr.text
+        if rc != 0 and self.frames_read == 0:
+            raise InputError(f"The video contains no decodable video frames (zero-length or corrupt): {tail(text)}")
         if rc != 0:
             raise VideoError(f"Decoding failed (ffmpeg exit {rc}) after {self.frames_read} frames: {tail(text)}")
-        lines = [line for line in self._stderr.lines if line.strip()]
         return {
-            "decode_errors": sum(1 for line in lines if _ERROR.search(line)),
-            "concealed": sum(1 for line in lines if _CONCEALED.search(line)),
-            "messages": lines[-20:],
+            "decode_errors": self._stderr.errors,
+            "concealed": self._stderr.concealed,
+            "messages": list(self._stderr.lines)[-20:],
         }
 
     def close(self) -> None:

@@ -5,9 +5,9 @@ smoother keeps an exponential moving average of that low-resolution chroma over 
 
     state_t = a_t * state_{t-1} + (1 - a_t) * chroma_t
 
-``a_t`` is ``strength`` where the picture did not change and falls linearly to 0 where the luma
-(at chroma resolution) changed by ``motion_threshold`` or more, so moving objects leave no colour
-trails. A scene cut (mean absolute luma change of a 32x32 thumbnail above ``cut_threshold``)
+``a_t`` is ``strength`` where the picture did not change and falls linearly to 0 where the mean
+luma of a block (1/8 of the chroma size, so film grain averages out) changed by ``motion_threshold``
+or more, so moving objects leave no colour trails. A scene cut (mean absolute luma change of a 32x32 thumbnail above ``cut_threshold``)
 resets the state. ``strength=0`` switches smoothing off. Everything stays on the chroma's device
 with no host synchronisation, so the GPU queue is never drained by the smoother.
 """
@@ -68,7 +68,11 @@ class ChromaSmoother:
         prev_smalls = torch.cat([prev_small, small[:-1]])
         prev_thumbs = torch.cat([prev_thumb, thumbs[:-1]])
         cut = (thumbs - prev_thumbs).abs().mean(dim=(1, 2, 3)).gt(self.cut_threshold)  # (B,)
-        alpha = (1.0 - (small - prev_smalls).abs() / self.motion_threshold).clamp_(0.0, 1.0)
+        # Motion is judged on blocks of ~1/8 of the chroma size, so film grain does not count as motion.
+        blocks = max(1, min(small.shape[-2:]) // 8)
+        change = F.adaptive_avg_pool2d(small - prev_smalls, blocks).abs()
+        alpha = (1.0 - change / self.motion_threshold).clamp_(0.0, 1.0)
+        alpha = F.interpolate(alpha, size=chroma.shape[-2:], mode="nearest")
         alpha = alpha.mul_(self.strength).masked_fill_(cut.view(-1, 1, 1, 1), 0.0)  # (B, 1, S, S)
         cuts = cut.sum()
         self._cuts = cuts if self._cuts is None else self._cuts + cuts
