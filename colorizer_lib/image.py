@@ -217,7 +217,11 @@ def load_image(
         _check_file(path)
         # Opened as a file object, not a path: PIL then reads instead of memory-mapping, which
         # avoids its mis-oriented uncompressed TIFFs (orientation 5-8) and files changing under us.
-        with open(path, "rb") as handle:
+        try:
+            handle = open(path, "rb")
+        except OSError as exc:
+            raise InputError(f"Cannot open {str(path)!r}: {exc.strerror}. Check its permissions.") from exc
+        with handle:
             return _open_and_load(handle, str(path), path.stem or "image", max_pixels)
     raise InputError(
         f"Cannot load an image from a {type(source).__name__}. Pass a file path, an http(s) URL, "
