@@ -7,6 +7,7 @@ which is also how the download path is tested offline.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import shutil
 from pathlib import Path
@@ -90,7 +91,7 @@ def _download_ytdlp(url: str, folder: Path, max_filesize, max_duration, retries,
     if max_filesize is not None:
         opts["max_filesize"] = max_filesize
     if max_duration is not None:
-        opts["match_filter"] = match_filter_func(f"!duration | duration <= {max_duration}")
+        opts["match_filter"] = match_filter_func(f"duration <=? {max_duration}")  # unknown durations pass, checked after
     try:
         with yt_dlp.YoutubeDL(opts) as ydl:
             info = ydl.extract_info(url, download=True)
@@ -112,7 +113,9 @@ def _download_gdown(url: str, folder: Path, quiet: bool) -> Path:
     except ImportError:
         raise DependencyError("Downloading from Google Drive needs gdown: pip install gdown") from None
     try:
-        result = gdown.download(url, output=str(folder) + os.sep, quiet=quiet, fuzzy=True)
+        accepted = inspect.signature(gdown.download).parameters  # gdown's options vary across versions
+        extra = {k: v for k, v in {"fuzzy": True, "retries": 3, "use_cookies": False}.items() if k in accepted}
+        result = gdown.download(url, output=str(folder) + os.sep, quiet=quiet, **extra)
     except Exception as exc:  # gdown raises several unrelated types for refused or missing files
         raise InputError(f"Could not download {url} from Google Drive: {exc}. Check that the file is shared "
                          "with 'anyone with the link'.") from exc

@@ -519,8 +519,10 @@ def _assemble(tools: FFmpegTools, wdir: Path, manifest: dict, src: Path, info: V
               fmt: str, start: float | None, duration: float | None) -> list[str]:
     """Join the segments (stream copy) with the source's audio, subtitles and metadata into ``tmp_out``.
 
-    Audio is copied when the container accepts it and re-encoded to AAC otherwise; subtitles are
-    copied, converted to the container's text format, or dropped with a warning. Returns warnings.
+    Audio is copied when the container accepts it and re-encoded to AAC otherwise (always when a part
+    is selected with ``start``/``duration``, since stream copy cuts only at packet boundaries and keeps
+    pre-roll); subtitles are copied, converted to the container's text format, or dropped with a
+    warning. Returns warnings.
     """
     listing = wdir / "segments.txt"
     listing.write_text("".join(f"file '{s['file']}'\n" for s in manifest["segments"]))
@@ -539,8 +541,10 @@ def _assemble(tools: FFmpegTools, wdir: Path, manifest: dict, src: Path, info: V
         meta = ["-map_metadata", "1"]
         audio = ["-map", "1:a?"] if has_audio else []
         subs = ["-map", "1:s?"] if has_subs else []
-        attempts.append((meta + audio + subs + ["-c:a", "copy", "-c:s", "copy"], None))
+        if not (start or duration is not None):  # a trimmed part needs sample-exact audio: re-encode
+            attempts.append((meta + audio + subs + ["-c:a", "copy", "-c:s", "copy"], None))
         attempts.append((meta + audio + subs + ["-c:a", "aac", "-b:a", "192k", "-c:s", _TEXT_SUBS_FOR[fmt]],
+                         None if start or duration is not None else
                          "audio was re-encoded to AAC (the source codec does not fit the container)."))
         if has_subs:
             attempts.append((meta + audio + ["-c:a", "aac", "-b:a", "192k", "-sn"],

@@ -1,0 +1,169 @@
+"""``colorize video``: the command-line front end of :mod:`colorizer_lib.video`.
+
+Hook for the main CLI (cli.py)::
+
+    from .video_cli import add_video_parser
+    add_video_parser(subparsers)          # registers "video" and sets func=run_video
+    ...
+    return args.func(args)                # run_video returns the process exit code
+
+Standalone: ``python -m colorizer_lib.video_cli IN|URL [-o OUT] ...`` (see :func:`video_cli_main`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from .errors import ColorizerError
+
+
+def _seconds(text: str) -> float:
+    """'90', '90.5', '1:30' or '0:01:30.5' -> seconds."""
+    try:
+        parts = [float(p) for p in text.split(":")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time: {text!r} (use seconds or [h:]m:s)") from None
+    if len(parts) > 3 or any(p < 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"not a time: {text!r} (use seconds or [h:]m:s)")
+    total = 0.0
+    for p in parts:
+        total = total * 60 + p
+    return total
+
+
+def _render_factors(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _times(text: str) -> list[float]:
+    return [_seconds(v) for v in text.split(",") if v.strip()]
+
+
+def add_video_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``colorize video`` options to ``parser``."""
+    parser.add_argument("input", help="video file, or a URL (YouTube and other yt-dlp sites, Google Drive, file://)")
+    parser.add_argument("-o", "--output", help="output video (.mp4, .mov, .mkv); default <input>_colorized.mp4")
+    parser.add_argument("--model", default="video", help="registered model name or weights file (default: video)")
+    parser.add_argument("--render-factor", type=int, default=None,
+                        help="model resolution / 16 (default: the model's own, 21 for video)")
+    parser.add_argument("--smoothing", type=float, default=0.6,
+                        help="temporal colour smoothing strength in [0, 1); 0 switches it off (default 0.6)")
+    parser.add_argument("--start", type=_seconds, default=None, help="start time (seconds or [h:]m:s)")
+    parser.add_argument("--duration", type=_seconds, default=None, help="length to colorize (seconds or [h:]m:s)")
+    parser.add_argument("--preview", action="store_true",
+                        help="only colorize a few frames at several render factors and save a comparison grid")
+    parser.add_argument("--preview-times", type=_times, default=None, help="preview times, e.g. 5,30,1:10")
+    parser.add_argument("--preview-render-factors", type=_render_factors, default=None,
+                        help="render factors to compare in the preview (default 14,21,28,35)")
+    parser.add_argument("--batch-size", type=int, default=None, help="frames per model batch (default 16 GPU, 4 CPU)")
+    parser.add_argument("--crf", type=int, default=18, help="encoder quality, lower is better (default 18)")
+    parser.add_argument("--preset", default="veryfast", help="encoder speed preset (default veryfast)")
+    parser.add_argument("--codec", default="libx264", help="ffmpeg video encoder, e.g. libx264, h264_nvenc")
+    parser.add_argument("--segment-seconds", type=float, default=60.0,
+                        help="resumable unit: an interrupted run restarts after the last finished segment")
+    parser.add_argument("--no-resume", action="store_true", help="start over even if finished segments exist")
+    parser.add_argument("--keep-segments", action="store_true", help="keep the segment folder after success")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    parser.add_argument("--dtype", default=None, help="model dtype, e.g. float32, bfloat16 (default: per device)")
+    parser.add_argument("--ffmpeg", default=None, help="ffmpeg binary (default $COLORIZER_FFMPEG, PATH, imageio-ffmpeg)")
+    parser.add_argument("--download-dir", default=None, help="where URL downloads go (default: a temporary folder)")
+    parser.add_argument("--max-filesize", type=float, default=4096, help="URL download limit in MB (default 4096)")
+    parser.add_argument("--max-duration", type=_seconds, default=None, help="URL download limit in seconds")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_video_parser(subparsers) -> argparse.ArgumentParser:
+    """Register the ``video`` sub-command on an ``argparse`` subparsers object; sets ``func=run_video``."""
+    parser = subparsers.add_parser(
+        "video", help="colorize a video file or URL",
+        description="Colorize a video file or URL, keeping its audio, with a progress bar and ETA.",
+    )
+    add_video_arguments(parser)
+    parser.set_defaults(func=run_video)
+    return parser
+
+
+def _load_colorizer(args):
+    from .colorizer import Colorizer
+
+    return Colorizer.from_pretrained(args.model, device=args.device, dtype=args.dtype,
+                                     progress=not args.no_progress)
+
+
+def run_video(args: argparse.Namespace) -> int:
+    """Run ``colorize video`` for parsed ``args``; returns the exit code (0 ok, 1 error, printed to stderr)."""
+    from . import video
+
+    try:
+        tools = video.find_tools(args.ffmpeg)
+        with tempfile.TemporaryDirectory(prefix="colorize-video-") as tmp:
+            source = args.input
+            if video.is_url(source):
+                dest = Path(args.download_dir) if args.download_dir else Path(tmp)
+                print(f"downloading {source} ...", file=sys.stderr)
+                source = video.download_video(
+                    source, dest, max_filesize=int(args.max_filesize * 1e6), max_duration=args.max_duration,
+                    tools=tools, quiet=args.no_progress,
+                )
+                if args.output is None:
+                    args.output = str(Path.cwd() / f"{source.stem}_colorized.mp4")
+            elif not Path(source).exists():
+                raise video_input_error(source)
+            colorizer = _load_colorizer(args)
+            if args.preview:
+                return _run_preview(args, colorizer, source, tools)
+            result = video.colorize_video(
+                source, colorizer, args.output, render_factor=args.render_factor, smoothing=args.smoothing,
+                batch_size=args.batch_size, start=args.start, duration=args.duration,
+                encode=video.EncodeSettings(codec=args.codec, crf=args.crf, preset=args.preset),
+                segment_seconds=args.segment_seconds or None, resume=not args.no_resume,
+                keep_segments=args.keep_segments, progress=not args.no_progress, tools=tools,
+            )
+    except ColorizerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    resumed = f", {result.resumed_frames} resumed" if result.resumed_frames else ""
+    print(f"{result.path}  ({result.frames_out} frames{resumed}, {result.size[0]}x{result.size[1]}, "
+          f"{float(result.fps):.3f} fps, {result.audio_streams} audio stream(s), render factor "
+          f"{result.render_factor}, {result.seconds:.1f} s, {result.processing_fps:.1f} frames/s)")
+    return 0
+
+
+def video_input_error(source: str) -> ColorizerError:
+    from .errors import InputError
+
+    return InputError(f"{source!r} is neither an existing file nor a URL (http(s)://, file://).")
+
+
+def _run_preview(args, colorizer, source, tools) -> int:
+    from . import video
+
+    out = Path(args.output) if args.output else Path(source).with_name(f"{Path(source).stem}_preview.png")
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        out = out.with_suffix(".png")
+    kwargs = {"times": args.preview_times, "output": out, "tools": tools}
+    if args.preview_render_factors:
+        kwargs["render_factors"] = args.preview_render_factors
+    result = video.preview_video(source, colorizer, **kwargs)
+    print(f"{result.path}  (render factors {', '.join(map(str, result.render_factors))} at "
+          f"{', '.join(f'{t:.2f}s' for t in result.times)})")
+    return 0
+
+
+def video_cli_main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` (default ``sys.argv[1:]``) as ``colorize video`` arguments and run; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="colorize video", description="Colorize a video file or URL.")
+    add_video_arguments(parser)
+    return run_video(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(video_cli_main())

@@ -1,0 +1,126 @@
+"""`colorize video` CLI, URL inputs (file://, local HTTP through yt-dlp and gdown) and the preview mode."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import torch
+from PIL import Image
+
+from colorizer_lib.errors import InputError
+from colorizer_lib.video import download_video, is_google_drive, is_url, preview_video, probe
+from colorizer_lib.video_cli import add_video_parser, run_video, video_cli_main
+
+from .http_server import serve_directory
+from .test_video_support import make_clip, needs_ffmpeg, one_torch_thread, tiny_colorizer, tiny_model
+
+pytestmark = needs_ffmpeg
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return make_clip(tmp_path_factory.mktemp("cli") / "film.mp4", size="96x72", seconds=1.0)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    path = tmp_path_factory.mktemp("w") / "tiny.pth"
+    torch.save(tiny_model().state_dict(), path)
+    return str(path)
+
+
+def cli(*args: str) -> int:
+    return video_cli_main([*args, "--render-factor", "2", "--device", "cpu", "--dtype", "float32"])
+
+
+def test_cli_colorizes_a_file_with_progress_and_eta(clip, weights, tmp_path, capsys):
+    out = tmp_path / "out.mp4"
+    assert cli(str(clip), "-o", str(out), "--model", weights, "--smoothing", "0.5", "--segment-seconds", "0.4") == 0
+    captured = capsys.readouterr()
+    assert str(out) in captured.out and "25 frames" in captured.out
+    assert "25/25" in captured.err and "<00:00" in captured.err  # tqdm's count and ETA
+    info = probe(out)
+    assert info.frame_count == 25 and info.has_audio
+
+
+def test_cli_accepts_a_file_url(clip, weights, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli(clip.resolve().as_uri(), "--model", weights, "--no-progress") == 0
+    out = tmp_path / "video_colorized.mp4"
+    assert out.is_file() and probe(out).frame_count == 25
+    assert str(out) in capsys.readouterr().out
+
+
+def test_cli_start_duration_and_times(clip, weights, tmp_path):
+    out = tmp_path / "part.mkv"
+    assert cli(str(clip), "-o", str(out), "--model", weights, "--start", "0:00.2", "--duration", "0.4",
+               "--no-progress") == 0
+    assert probe(out).duration == pytest.approx(0.4, abs=0.08)
+
+
+def test_cli_preview_writes_a_render_factor_grid(clip, weights, tmp_path, capsys):
+    out = tmp_path / "preview.png"
+    assert video_cli_main([str(clip), "--preview", "-o", str(out), "--model", weights, "--device", "cpu",
+                           "--preview-times", "0.1,0.7", "--preview-render-factors", "2,3,4"]) == 0
+    grid = Image.open(out)
+    assert grid.size == (3 * 320, 2 * (240 + 16))
+    assert "2, 3, 4" in capsys.readouterr().out
+
+
+def test_cli_reports_bad_input_without_traceback(tmp_path, weights, capsys):
+    assert cli(str(tmp_path / "missing.mp4"), "--model", weights) == 1
+    assert "error:" in capsys.readouterr().err
+    text = tmp_path / "x.mp4"
+    text.write_text("hello")
+    assert cli(str(text), "--model", weights, "--no-progress") == 1
+    assert "not a video" in capsys.readouterr().err
+
+
+def test_add_video_parser_hooks_into_a_main_cli():
+    parser = argparse.ArgumentParser(prog="colorize")
+    add_video_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["video", "in.mp4", "--smoothing", "0", "--start", "1:30", "--preview"])
+    assert args.func is run_video and args.smoothing == 0 and args.start == 90.0 and args.preview
+
+
+# ------------------------------------------------------------------------------------------ URLs
+
+def test_url_detection():
+    assert is_url("https://youtu.be/x") and is_url("file:///tmp/a.mp4") and is_url("www.example.com/v")
+    assert not is_url("/tmp/a.mp4") and not is_url("C:/films/a.mp4")
+    assert is_google_drive("https://drive.google.com/file/d/abc/view")
+    assert not is_google_drive("https://example.com/drive.google.com")
+
+
+def test_http_download_through_yt_dlp_and_refusal(clip, tmp_path):
+    with serve_directory(clip.parent) as base:
+        path = download_video(f"{base}/{clip.name}", tmp_path)
+        assert probe(path).frame_count == 25
+        with pytest.raises(InputError, match="Could not download"):
+            download_video(f"{base}/{clip.name}?status=403", tmp_path)
+
+
+def test_download_limits(clip, tmp_path):
+    with pytest.raises(InputError, match="limit|max_filesize"):
+        download_video(clip.resolve().as_uri(), tmp_path, max_filesize=1000)
+    with pytest.raises(InputError, match="0 s limit|max_duration"):
+        download_video(clip.resolve().as_uri(), tmp_path, max_duration=0.5)
+    with pytest.raises(InputError, match="Could not download"):
+        download_video((tmp_path / "nothing.mp4").as_uri(), tmp_path)
+
+
+def test_gdown_route(clip, tmp_path):
+    with serve_directory(clip.parent) as base:
+        path = download_video(f"{base}/{clip.name}", tmp_path, via="gdown")
+        assert probe(path).frame_count == 25
+
+
+def test_preview_api_times_default_to_spread_frames(clip):
+    result = preview_video(clip, tiny_colorizer(), n_frames=2, render_factors=(2, 4), thumb_width=48)
+    assert result.times == [0.25, 0.75] and result.path is None
+    assert set(result.images) == {(0.25, 2), (0.25, 4), (0.75, 2), (0.75, 4)}
+    a, b = result.images[(0.25, 2)], result.images[(0.25, 4)]
+    assert a.size == (96, 72) and a.tobytes() != b.tobytes()  # render factors give different colours
+    with pytest.raises(InputError, match="No frame"):
+        preview_video(clip, tiny_colorizer(), times=[5.0], render_factors=(2,))
