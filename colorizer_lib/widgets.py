@@ -37,13 +37,13 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from colorizer_lib.errors import ColorizerError, InputError, RenderFactorError
 
-#: Suffixes treated as images inside folders and zip files.
+#: Suffixes treated as images inside zip files (folders use ``image.iter_image_files``).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 #: The slider never offers more than this range, even if the library allows more (2..100):
 #: above 64 the result rarely improves and a CPU takes minutes.
 SLIDER_RANGE = (4, 64)
 #: Largest file offered as an inline (data URI) download link or inline video.
-MAX_INLINE_BYTES = 200 * 2**20
+MAX_INLINE_BYTES = 64 * 2**20
 #: Longest side of the images shown in the notebook (the saved files keep full resolution).
 DISPLAY_SIZE = 768
 #: Width of the labels left of the controls (all the same, so the controls line up).
@@ -167,7 +167,8 @@ def result_filename(stem: str, render_factor: int, suffix: str = ".png") -> str:
 def example_source(name: str = DEFAULT_EXAMPLE) -> str:
     """The path of a bundled example photo when the repository is present (local Jupyter),
     else its URL in the public repository (Colab installs the package without ``examples/``)."""
-    candidates = [Path.cwd() / "examples" / name, Path(__file__).resolve().parent.parent / "examples" / name]
+    package = Path(__file__).resolve().parent
+    candidates = [Path.cwd() / "examples" / name, package.parent / "examples" / name, package / "examples" / name]
     for candidate in candidates:
         if candidate.is_file():
             return str(candidate)
@@ -460,9 +461,9 @@ def _batch_members(source: Path | bytes) -> list[tuple[str, Callable[[], bytes]]
                 members.append((info.filename, lambda info=info: archive.read(info)))
         return members
     if isinstance(source, Path) and source.is_dir():
-        files = sorted(p for p in source.rglob("*")
-                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
-        return [(p.relative_to(source).as_posix(), p.read_bytes) for p in files]
+        from colorizer_lib.image import iter_image_files
+
+        return [(p.relative_to(source).as_posix(), p.read_bytes) for p in iter_image_files(source)]
     raise InputError(f"{source} is neither a folder nor a .zip file; give a folder of photos or a zip of them.")
 
 

@@ -19,6 +19,8 @@ from tests.browser.lab import ROOT, JupyterLab, missing_tools, open_browser, ope
     with_parameters
 from tests.browser.support import is_tinted, tiny_weights
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
 
 @pytest.fixture(scope="module")
 def tools_present():

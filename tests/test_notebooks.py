@@ -97,6 +97,7 @@ def luma(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.float64)
 
 
+@pytest.mark.slow
 def test_image_notebook_runs_headless(tmp_path, hermetic_env):
     weights = tiny_weights(tmp_path / "tiny.pth")
     batch = tmp_path / "album"
@@ -132,6 +133,7 @@ def test_image_notebook_runs_headless(tmp_path, hermetic_env):
     assert any("colorizer-before-after" in v for v in state)
 
 
+@pytest.mark.slow
 def test_video_notebook_runs_headless(tmp_path, hermetic_env):
     weights = tiny_weights(tmp_path / "tiny.pth")
     clip = make_clip(tmp_path / "film.mp4")

@@ -4,8 +4,8 @@
 settings folders; no news toast; no cell windowing, so every output stays in the DOM) serving one
 folder. ``open_browser`` launches the system Chromium (never a downloaded one).
 
-Run as a script to refresh the README screenshots with the real model (no test asserts):
-``python -m tests.browser.lab docs/screenshots``.
+Run as a script to refresh the README screenshots with a real model (no test asserts):
+``python -m tests.browser.lab docs/screenshots [model]`` (default model: compact).
 """
 
 from __future__ import annotations
@@ -149,12 +149,13 @@ def open_notebook_and_run_all(page, lab: JupyterLab, name: str) -> None:
     """Open notebook ``name`` in the lab, wait for its kernel, and run all cells."""
     page.goto(lab.url(name))
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
-                           "&& window.jupyterapp.shell.currentWidget.sessionContext "
-                           "&& window.jupyterapp.shell.currentWidget.sessionContext.session "
-                           "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel "
-                           "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status == 'idle'",
-                           timeout=90_000)
+    # The notebook named in the URL must be the current one (the lab may first restore another tab)
+    # and its kernel must be idle before running all cells.
+    page.wait_for_function("""name => {
+        const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+        const kernel = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+        return !!w && !!w.context && w.context.path === name && kernel && kernel.status === 'idle';
+    }""", arg=name, timeout=90_000)
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
 
 
@@ -172,22 +173,49 @@ def set_slider(page, selector: str, value: int) -> None:
     raise AssertionError(f"the slider did not reach {value} (stuck at {readout.inner_text()})")
 
 
-def refresh_screenshots(target: Path) -> None:
-    """Run both notebooks in the lab with their default parameters and save README screenshots."""
+def slideshow_clip(path: Path, photos: list[Path], seconds: float = 1.5, size: str = "480x360") -> Path:
+    """A short grey MP4 film made of still ``photos`` (each shown ``seconds``), for video screenshots."""
+    inputs, filters = [], []
+    for index, photo in enumerate(photos):
+        inputs += ["-loop", "1", "-t", str(seconds), "-i", str(photo)]
+        filters.append(f"[{index}:v]scale={size.replace('x', ':')}:force_original_aspect_ratio=increase,"
+                       f"crop={size.replace('x', ':')},setsar=1,format=gray,fps=12[v{index}]")
+    graph = ";".join(filters) + ";" + "".join(f"[v{i}]" for i in range(len(photos))) + \
+        f"concat=n={len(photos)}:v=1:a=0,format=yuv420p[out]"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *inputs, "-filter_complex", graph, "-map", "[out]",
+                    "-c:v", "libx264", str(path)], check=True)
+    return path
+
+
+def refresh_screenshots(target: Path, model: str = "compact") -> None:
+    """Run both notebooks in the lab with ``model`` and save the README / notebook screenshots
+    (``image_colorizer.png``, ``video_colorizer.png``) into ``target``."""
     import tempfile
 
+    target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         root, home = Path(tmp) / "lab", Path(tmp) / "home"
         root.mkdir()
         home.mkdir()
-        shutil.copy(ROOT / "ImageColorizer.ipynb", root)
-        with JupyterLab(root, home) as lab, open_browser() as page:
+        with_parameters(ROOT / "ImageColorizer.ipynb", root / "ImageColorizer.ipynb",
+                        {"model": model, "sweep_factors": "12, 24, 36"})
+        clip = slideshow_clip(root / "old_film.mp4", [ROOT / "examples" / n for n in
+                                                      ("nagasaki-boats.jpg", "locomotion-house-cat.jpg")])
+        with_parameters(ROOT / "VideoColorizer.ipynb", root / "VideoColorizer.ipynb",
+                        {"model": model, "video_url": str(clip), "preview_factors": "12, 21, 30",
+                         "preview_frames": 2})
+        with JupyterLab(root, home) as lab, open_browser(1100, 1300) as page:
             open_notebook_and_run_all(page, lab, "ImageColorizer.ipynb")
             page.wait_for_selector(".colorizer-results .colorizer-before-after img", timeout=600_000)
             ui = page.locator(".jp-OutputArea-output").filter(has=page.locator(".colorizer-results"))
             ui.scroll_into_view_if_needed()
             ui.screenshot(path=str(target / "image_colorizer.png"))
+            open_notebook_and_run_all(page, lab, "VideoColorizer.ipynb")
+            page.wait_for_selector(".colorizer-results .colorizer-video", timeout=600_000)
+            ui = page.locator(".jp-OutputArea-output").filter(has=page.locator(".colorizer-preview-image")).first
+            ui.scroll_into_view_if_needed()
+            ui.screenshot(path=str(target / "video_colorizer.png"))
 
 
 if __name__ == "__main__":
-    refresh_screenshots(Path(sys.argv[1]))
+    refresh_screenshots(Path(sys.argv[1]), *sys.argv[2:3])
