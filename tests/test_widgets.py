@@ -80,6 +80,16 @@ def test_parse_upload_ipywidgets7_dict(photo):
     assert [(u.name, u.content) for u in uploads] == [("a.png", data), ("c.jpg", b"\xff\xd8")]
 
 
+def test_clear_upload_both_versions(photo):
+    upload = W.FileUpload()
+    upload.value = (v8_value("a.png", png_bytes(photo)),)
+    widgets.clear_upload(upload)
+    assert upload.value == ()
+    v7 = types.SimpleNamespace(value={"a.png": {"metadata": {"name": "a.png"}, "content": b"x"}}, _counter=1)
+    widgets.clear_upload(v7)  # ipywidgets 7 keeps a dict and a counter of uploads
+    assert v7.value == {} and v7._counter == 0
+
+
 @pytest.mark.parametrize("empty", [None, (), [], {}])
 def test_parse_upload_empty(empty):
     assert widgets.parse_upload(empty) == []
