@@ -63,8 +63,12 @@ def _is_url(text: str) -> bool:
 
 
 def _output_name(stem: str, suffix: str, out_format: str | None) -> str:
-    ext = f".{out_format.lstrip('.')}" if out_format else (suffix.lower() if suffix else ".png")
-    return f"{stem}{ext}"
+    """``stem`` with the requested format's extension, else the input's when we can write it, else PNG."""
+    from .image import OUTPUT_FORMATS
+
+    if out_format:
+        return f"{stem}.{out_format.lstrip('.')}"
+    return f"{stem}{suffix.lower() if suffix.lower() in OUTPUT_FORMATS else '.png'}"
 
 
 def plan_jobs(inputs: Sequence[str], output: str | None, *, out_format: str | None, compare: bool) -> list[_Job]:
@@ -77,10 +81,10 @@ def plan_jobs(inputs: Sequence[str], output: str | None, *, out_format: str | No
     Raises:
         InputError: an input that does not exist, or an output that would overwrite an input.
     """
-    from .image import INPUT_EXTENSIONS, iter_image_files
+    from .image import OUTPUT_FORMATS, iter_image_files
 
     single_target = (
-        output is not None and len(inputs) == 1 and Path(output).suffix.lower() in INPUT_EXTENSIONS
+        output is not None and len(inputs) == 1 and Path(output).suffix.lower() in OUTPUT_FORMATS
         and (_is_url(inputs[0]) or Path(inputs[0]).is_file())
     )
     out_root = Path(output or "colorized")
