@@ -139,7 +139,7 @@ def parse_sources(text: str) -> list[str]:
                 raise InputError(f"{entry!r} is not a complete URL (no host name). Paste the full "
                                  "link, e.g. https://example.org/photo.jpg.")
             continue
-        if urllib.parse.urlsplit(entry).scheme.lower() not in ("", "file") and not Path(entry).exists():
+        if urllib.parse.urlsplit(entry).scheme and not Path(entry).exists():
             raise InputError(f"{entry!r}: only http:// and https:// links are supported. Paste a direct "
                              "link to the image (right-click the picture > Copy image address).")
         if not Path(entry).expanduser().exists():
@@ -157,11 +157,16 @@ def source_stem(source: str) -> str:
     return stem or "image"
 
 
+def output_suffix(suffix: str) -> str:
+    """The suffix a colorized copy gets: the input's (lower-cased) for JPEG, PNG, WebP and TIFF,
+    else ``.png`` (GIF, BMP, unknown)."""
+    suffix = suffix.lower()
+    return suffix if suffix in (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff") else ".png"
+
+
 def result_filename(stem: str, render_factor: int, suffix: str = ".png") -> str:
-    """File name of a colorized image: ``<stem>_colorized_rf<NN><suffix>`` (suffix kept if it is
-    a common still-image format, else ``.png``)."""
-    suffix = suffix.lower() if suffix.lower() in (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff") else ".png"
-    return f"{stem}_colorized_rf{render_factor}{suffix}"
+    """File name of a colorized image: ``<stem>_colorized_rf<NN><output_suffix(suffix)>``."""
+    return f"{stem}_colorized_rf{render_factor}{output_suffix(suffix)}"
 
 
 def example_source(name: str = DEFAULT_EXAMPLE) -> str:
@@ -472,9 +477,12 @@ def colorize_to_zip(colorizer, source: Path | str | bytes, zip_path: Path | str,
     """Colorize every image in a folder or zip (path or bytes) into the zip ``zip_path``.
 
     Output members keep their relative paths with ``_colorized`` added before the suffix.
-    A file that cannot be read is recorded in ``report.failed`` (and listed in ``FAILED.txt``
-    inside the zip) and the batch goes on; a folder or zip without images raises ``InputError``.
-    ``on_progress(done, total)`` is called after each file.
+    Formats without a colour writer (GIF) come out as PNG. A file that cannot be read
+    (``InputError``) is recorded in ``report.failed`` (and listed in ``FAILED.txt`` inside the zip)
+    and the batch goes on; any other error (render factor, out of memory...) stops it. The zip is
+    written under a temporary name and renamed when complete, so ``zip_path`` never holds half a
+    batch. A folder or zip without images raises ``InputError``. ``on_progress(done, total)`` is
+    called after each file.
     """
     source = Path(source).expanduser() if isinstance(source, str) else source
     members = _batch_members(source)
@@ -483,24 +491,27 @@ def colorize_to_zip(colorizer, source: Path | str | bytes, zip_path: Path | str,
                          f"{source if isinstance(source, Path) else 'the uploaded zip'}.")
     zip_path = Path(zip_path)
     zip_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = zip_path.with_name(zip_path.name + ".part")
     report = BatchReport(zip_path)
-    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(zip_path, "w", zipfile.ZIP_STORED) as out:
-        for index, (name, read) in enumerate(members):
-            try:
-                result = colorizer.colorize(read(), render_factor=render_factor)
+    try:
+        with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED) as out:
+            for index, (name, read) in enumerate(members):
                 member = Path(name)
-                target = Path(tmp) / f"{index}{member.suffix.lower() or '.png'}"
-                result.save(target)
-                out.write(target, (member.parent / f"{member.stem}_colorized{member.suffix}").as_posix())
-                report.done.append(name)
-            except RenderFactorError:
-                raise
-            except ColorizerError as error:
-                report.failed.append((name, str(error)))
-            if on_progress:
-                on_progress(index + 1, len(members))
-        if report.failed:
-            out.writestr("FAILED.txt", "".join(f"{n}: {m}\n" for n, m in report.failed))
+                output_name = f"{member.stem}_colorized{output_suffix(member.suffix)}"
+                try:
+                    result = colorizer.colorize(read(), render_factor=render_factor)
+                    target = Path(result.save(Path(tmp) / f"{index}_{output_name}"))
+                    out.write(target, (member.parent / output_name).as_posix())
+                    report.done.append(name)
+                except InputError as error:
+                    report.failed.append((name, str(error)))
+                if on_progress:
+                    on_progress(index + 1, len(members))
+            if report.failed:
+                out.writestr("FAILED.txt", "".join(f"{n}: {m}\n" for n, m in report.failed))
+        partial.replace(zip_path)
+    finally:
+        partial.unlink(missing_ok=True)
     return report
 
 

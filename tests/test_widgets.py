@@ -334,15 +334,21 @@ def test_colorize_to_zip_reports_bad_files(tmp_path, colorizer, photo):
     grey_photo(folder / "a.png")
     grey_photo(folder / "sub" / "b.jpg")
     (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    Image.open(folder / "a.png").save(folder / "c.gif")
     progress = []
     report = widgets.colorize_to_zip(colorizer, str(folder), tmp_path / "z.zip", 6,
                                      on_progress=lambda d, t: progress.append((d, t)))
-    assert report.done == ["a.png", "sub/b.jpg"]
+    assert report.done == ["a.png", "c.gif", "sub/b.jpg"]
     assert [name for name, _ in report.failed] == ["broken.jpg"]
-    assert progress == [(1, 3), (2, 3), (3, 3)]
+    assert progress == [(1, 4), (2, 4), (3, 4), (4, 4)]
     with zipfile.ZipFile(report.zip_path) as zf:
-        assert sorted(zf.namelist()) == ["FAILED.txt", "a_colorized.png", "sub/b_colorized.jpg"]
+        assert sorted(zf.namelist()) == ["FAILED.txt", "a_colorized.png", "c_colorized.png", "sub/b_colorized.jpg"]
         assert "broken.jpg" in zf.read("FAILED.txt").decode()
+        assert is_tinted(Image.open(io.BytesIO(zf.read("c_colorized.png"))))
+    assert not list(tmp_path.glob("*.part"))  # the finished zip was renamed into place
+    with pytest.raises(RenderFactorError):  # not a per-file problem: the batch stops, no zip is left
+        widgets.colorize_to_zip(colorizer, folder, tmp_path / "w.zip", render_factor=1000)
+    assert not (tmp_path / "w.zip").exists() and not (tmp_path / "w.zip.part").exists()
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="No images"):
         widgets.colorize_to_zip(colorizer, tmp_path / "empty", tmp_path / "y.zip")
