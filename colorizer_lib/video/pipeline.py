@@ -228,10 +228,11 @@ class _SegmentSink:
             packets = count_video_packets(self.tools, tmp)
         except VideoError as exc:
             free = shutil.disk_usage(self.work_dir).free / 1e6
+            hint = "the disk is probably full; free some space or choose another output folder" if free < 100 \
+                else "check the encoder settings (codec, preset)"
             raise VideoError(
                 f"The encoder wrote an unreadable segment {tmp.name} ({exc}). {free:.1f} MB are free in "
-                f"{self.work_dir}: the disk is probably full. Free some space or choose another output folder; "
-                "finished segments are kept and the next run resumes from them."
+                f"{self.work_dir}: {hint}. Finished segments are kept and the next run resumes from them."
             ) from exc
         if packets != frames:
             raise VideoError(f"Segment {tmp.name} holds {packets} frames but {frames} were encoded.")
