@@ -107,10 +107,11 @@ def parse_upload(value: Any) -> list[Upload]:
 
 def clear_upload(upload: W.FileUpload) -> None:
     """Empty a ``FileUpload`` widget so the same files are not processed twice (ipywidgets 7 and 8)."""
-    if isinstance(upload.value, dict):  # ipywidgets 7: value is a dict rebuilt from the counter
-        upload.value.clear()
-        if hasattr(upload, "_counter"):
-            upload._counter = 0
+    if isinstance(upload.value, dict):  # ipywidgets 7: value is rebuilt from metadata + data on _counter
+        upload.metadata = []
+        upload.data = []
+        upload.set_trait("value", {})
+        upload._counter = 0
     else:
         upload.value = ()
 

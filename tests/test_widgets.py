@@ -85,9 +85,27 @@ def test_clear_upload_both_versions(photo):
     upload.value = (v8_value("a.png", png_bytes(photo)),)
     widgets.clear_upload(upload)
     assert upload.value == ()
-    v7 = types.SimpleNamespace(value={"a.png": {"metadata": {"name": "a.png"}, "content": b"x"}}, _counter=1)
-    widgets.clear_upload(v7)  # ipywidgets 7 keeps a dict and a counter of uploads
-    assert v7.value == {} and v7._counter == 0
+
+
+    class Upload7:
+        """ipywidgets 7's FileUpload model: value (read-only) is rebuilt from metadata + data when
+        _counter changes (checked against the real ipywidgets 7.8.5 by hand)."""
+
+        def __init__(self):
+            self.metadata, self.data, self.__dict__["_counter"] = [{"name": "a.png"}], [b"x"], 1
+            self.value = {"a.png": {"metadata": {"name": "a.png"}, "content": b"x"}}
+
+        def set_trait(self, name, value):
+            self.__dict__[name] = value
+
+        def __setattr__(self, name, value):
+            self.__dict__[name] = value
+            if name == "_counter":
+                self.value = {m["name"]: {"metadata": m, "content": d} for m, d in zip(self.metadata, self.data)}
+
+    v7 = Upload7()
+    widgets.clear_upload(v7)
+    assert v7.value == {} and v7._counter == 0 and widgets.parse_upload(v7.value) == []
 
 
 @pytest.mark.parametrize("empty", [None, (), [], {}])
