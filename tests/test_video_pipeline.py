@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -11,8 +12,8 @@ import pytest
 from colorizer_lib.errors import VideoError
 from colorizer_lib.video import colorize_video, probe
 
-from .test_video_support import (CountingColorizer, decode_gray, decode_rgb, make_clip, needs_ffmpeg, one_torch_thread,
-                                 stream_info, tiny_colorizer)
+from .test_video_support import (FFPROBE, CountingColorizer, decode_gray, decode_rgb, ffmpeg, make_clip,  # noqa: F401
+                                 needs_ffmpeg, one_torch_thread, stream_info, tiny_colorizer)
 
 pytestmark = needs_ffmpeg
 
@@ -127,3 +128,28 @@ def test_start_and_duration_select_a_part_with_matching_audio(clip, colorizer, t
     info = probe(result.path)
     assert info.has_audio and info.frame_count == 15
     assert info.duration == pytest.approx(0.6, abs=0.1)
+
+
+def test_all_audio_streams_subtitles_and_metadata_are_carried(colorizer, tmp_path):
+    srt = tmp_path / "s.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:00,400\nHello\n\n2\n00:00:00,400 --> 00:00:00,800\nWorld\n")
+    src = tmp_path / "multi.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:duration=0.8", "-f", "lavfi",
+           "-i", "sine=frequency=440:duration=0.8", "-f", "lavfi", "-i", "sine=frequency=880:duration=0.8",
+           "-i", str(srt), "-map", "0", "-map", "1", "-map", "2", "-map", "3", "-c:v", "libx264", "-preset",
+           "ultrafast", "-c:a:0", "pcm_s16le", "-c:a:1", "flac", "-c:s", "srt", "-metadata", "title=Old Film",
+           str(src))
+
+    def kinds(path):
+        return [(s["codec_type"], s["codec_name"]) for s in stream_info(path)]
+
+    same = colorize_video(src, colorizer, tmp_path / "o.mkv", render_factor=2, progress=False)
+    assert kinds(same.path)[1:] == kinds(src)[1:]  # Matroska takes every stream as it is: copied
+    assert same.warnings == [] and probe(same.path).audio_codecs == ("pcm_s16le", "flac")
+    mp4 = colorize_video(src, colorizer, tmp_path / "o.mp4", render_factor=2, progress=False)
+    assert kinds(mp4.path)[1:] == [("audio", "aac"), ("audio", "aac"), ("subtitle", "mov_text")]
+    assert any("re-encoded to AAC" in w for w in mp4.warnings)
+    for out in (same.path, mp4.path):
+        title = subprocess.run([FFPROBE, "-v", "error", "-show_entries", "format_tags=title", "-of",
+                                "default=nw=1:nk=1", str(out)], capture_output=True, text=True).stdout.strip()
+        assert title == "Old Film"
