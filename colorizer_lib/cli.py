@@ -226,7 +226,7 @@ def run_models(args: argparse.Namespace) -> int:
 
             path = hub.resolve_weights(with_mirrors(spec), cache_dir=args.cache_dir, progress=not args.quiet)
 
-            hub.load_state_dict(path, expected_state(spec.arch), sha256=spec.sha256, record_hash=True)
+            hub.load_state_dict(path, expected_state(spec.arch, spec.dtype), sha256=spec.sha256, record_hash=True)
             print(f"{spec.name}: verified {path}")
         return EXIT_OK
     rows = models_table(args.cache_dir)

@@ -27,7 +27,7 @@ from torch import nn
 from . import __version__
 from .color import compose_luma_chroma, denormalize_imagenet, grey_to_rgb, normalize_imagenet, rgb_to_chroma
 from .errors import ColorizerOutOfMemoryError, RenderFactorError, VerificationError, WeightsError
-from .models import ARCHITECTURES, build_generator
+from .models import available_architectures, build_generator
 from .models.fold import fold_for_inference
 from .registry import WeightSpec, get_spec, list_specs
 
@@ -116,13 +116,17 @@ def out_of_memory_guard(render_factor: int, batch_size: int) -> Iterator[None]:
 # architecture identification for local files
 
 
-def expected_state(arch: str) -> dict[str, dict[str, Any]]:
+def expected_state(arch: str, float_dtype: str = "float32") -> dict[str, dict[str, Any]]:
     """The state-dict manifest of ``arch`` (``{key: {"shape": [...], "dtype": "float32"}}``), built on
-    the meta device so no memory or time is spent on weights."""
+    the meta device so no memory or time is spent on weights. ``float_dtype`` is the storage type
+    of floating tensors in the file (our own weights ship as float16)."""
     with torch.device("meta"):
         model = build_generator(arch)
-    return {k: {"shape": list(v.shape), "dtype": str(v.dtype).removeprefix("torch.")}
-            for k, v in model.state_dict().items()}
+
+    def dtype_name(t: torch.Tensor) -> str:
+        return float_dtype if t.is_floating_point() else str(t.dtype).removeprefix("torch.")
+
+    return {k: {"shape": list(v.shape), "dtype": dtype_name(v)} for k, v in model.state_dict().items()}
 
 
 def identify_architecture(state_dict: dict[str, torch.Tensor], source: str) -> str:
@@ -132,7 +136,7 @@ def identify_architecture(state_dict: dict[str, torch.Tensor], source: str) -> s
         VerificationError: no architecture matches (names the closest one and what differs).
     """
     best: tuple[float, str] = (-1.0, "")
-    for arch in sorted(ARCHITECTURES):
+    for arch in available_architectures():
         manifest = expected_state(arch)
         same = sum(1 for k, v in manifest.items() if k in state_dict and list(state_dict[k].shape) == v["shape"])
         if same == len(manifest) == len(state_dict):
@@ -263,7 +267,7 @@ class Colorizer:
         source = str(path)
         if spec is not None:
             # Checksum (known, or recorded after the first verified load of a download), keys and shapes.
-            state = hub.load_state_dict(path, expected_state(spec.arch), sha256=spec.sha256,
+            state = hub.load_state_dict(path, expected_state(spec.arch, spec.dtype), sha256=spec.sha256,
                                         record_hash=spec.bundled is None)
             arch = spec.arch
         else:

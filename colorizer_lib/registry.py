@@ -32,6 +32,7 @@ class WeightSpec:
         description: one honest paragraph for users.
         bundled: path of weights shipped inside the package (no download needed), else None.
         approx_download_mb: rough download size for display when ``size`` is unknown.
+        dtype: storage type of the floating tensors in the file.
     """
 
     name: str
@@ -46,6 +47,7 @@ class WeightSpec:
     sha256: str | None = None
     bundled: Path | None = None
     approx_download_mb: int | None = None
+    dtype: str = "float32"
     tags: tuple[str, ...] = field(default=())
 
 

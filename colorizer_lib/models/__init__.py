@@ -23,6 +23,12 @@ def register_architecture(name: str, factory: Callable[[], nn.Module]) -> None:
     ARCHITECTURES[name] = factory
 
 
+def available_architectures() -> list[str]:
+    """Names of every architecture, the optional ones included."""
+    _load_optional_architectures()
+    return sorted(ARCHITECTURES)
+
+
 def build_generator(arch: str) -> nn.Module:
     """Build the generator ``arch`` with freshly initialised weights (load a state dict next)."""
     _load_optional_architectures()
@@ -41,7 +47,7 @@ def _load_optional_architectures() -> None:
         pass
 
 
-__all__ = ["ARCHITECTURES", "DeOldifyUnet", "build_generator", "register_architecture"]
+__all__ = ["ARCHITECTURES", "DeOldifyUnet", "available_architectures", "build_generator", "register_architecture"]
 
 
 def _tiny_deep():
