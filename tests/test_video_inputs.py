@@ -198,6 +198,19 @@ def test_explicit_ffmpeg_path_and_env(monkeypatch, tmp_path):
     assert find_tools(ffmpeg=FFMPEG).ffmpeg == FFMPEG
 
 
+def test_bad_settings_are_refused_before_any_work(clips, colorizer, tmp_path):
+    from colorizer_lib.errors import RenderFactorError
+
+    out = tmp_path / "o.mp4"
+    with pytest.raises(RenderFactorError, match="2 to 100"):
+        colorize_video(clips["base"], colorizer, out, render_factor=1, progress=False)
+    with pytest.raises(InputError, match=r"\[0, 1\)"):
+        run(clips["base"], colorizer, out, smoothing=1.5)
+    with pytest.raises(InputError, match="past the end"):
+        run(clips["base"], colorizer, out, start=30.0)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unusable_outputs(clips, colorizer, tmp_path):
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")

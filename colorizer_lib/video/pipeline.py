@@ -24,7 +24,7 @@ from typing import Protocol
 
 import torch
 
-from ..errors import InputError, VideoError
+from ..errors import ColorizerOutOfMemoryError, InputError, VideoError
 from .binaries import FFmpegTools, count_video_packets, find_tools, run_tool, tail
 from .convert import gray_u8_to_luma, pad_to_even, rgb_to_yuv420p
 from .pipes import FrameReader, FrameWriter
@@ -102,12 +102,19 @@ def colorize_frames(colorizer: ColorizerLike, frames: torch.Tensor, render_facto
     The same ``predict_chroma -> compose`` path as still images, with the chroma smoothed across
     frames in between; H' and W' are H and W rounded up to even (edge pixels replicated).
     """
-    luma = gray_u8_to_luma(frames, colorizer.device)
-    chroma = colorizer.predict_chroma(luma, render_factor)
-    if smoother is not None:
-        chroma = smoother(chroma, luma)
-    rgb = colorizer.compose(luma, chroma)
-    return rgb_to_yuv420p(pad_to_even(rgb.float()))
+    try:
+        luma = gray_u8_to_luma(frames, colorizer.device)
+        chroma = colorizer.predict_chroma(luma, render_factor)
+        if smoother is not None:
+            chroma = smoother(chroma, luma)
+        rgb = colorizer.compose(luma, chroma)
+        return rgb_to_yuv420p(pad_to_even(rgb.float()))
+    except torch.cuda.OutOfMemoryError as exc:
+        torch.cuda.empty_cache()
+        raise ColorizerOutOfMemoryError(
+            f"Out of GPU memory on a batch of {frames.shape[0]} frames of {frames.shape[2]}x{frames.shape[1]}: "
+            "lower batch_size (--batch-size) or the render factor. Finished frames are kept; rerun to resume."
+        ) from exc
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -172,6 +179,17 @@ def _atomic_json(path: Path, data: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1))
     os.replace(tmp, path)
+
+
+def _check_render_factor(rf) -> int:
+    """Refuse a bad render factor before any work starts (the Colorizer would only refuse it mid-run)."""
+    from ..colorizer import RENDER_FACTOR_RANGE
+    from ..errors import RenderFactorError
+
+    low, high = RENDER_FACTOR_RANGE
+    if isinstance(rf, bool) or not isinstance(rf, int) or not low <= rf <= high:
+        raise RenderFactorError(f"render_factor must be an integer from {low} to {high}, got {rf!r}.")
+    return rf
 
 
 def default_output(source: str | os.PathLike) -> Path:
@@ -317,7 +335,7 @@ def colorize_video(
         raise InputError("start must be >= 0 and duration > 0 (seconds).")
     if info.duration is not None and start and start >= info.duration:
         raise InputError(f"start={start}s is past the end of the video ({info.duration:.2f}s).")
-    rf = render_factor if render_factor is not None else colorizer.default_render_factor
+    rf = _check_render_factor(render_factor if render_factor is not None else colorizer.default_render_factor)
     smoother = ChromaSmoother(smoothing) if smoothing else None
     device = torch.device(colorizer.device)
     cuda = device.type == "cuda"
