@@ -87,10 +87,15 @@ def text_outputs(nb) -> str:
     return "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
 
 
+def widget_models(nb) -> list[dict]:
+    """Every widget model (``model_name``, ``state``) in the widget state nbclient saved."""
+    return list(nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+                .get("state", {}).values())
+
+
 def widget_values(nb) -> list[str]:
-    """The ``value`` of every string-valued widget in the widget state nbclient saved."""
-    state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
-    return [m["state"]["value"] for m in state.values() if isinstance(m.get("state", {}).get("value"), str)]
+    """The ``value`` of every string-valued widget in the saved widget state."""
+    return [m["state"]["value"] for m in widget_models(nb) if isinstance(m.get("state", {}).get("value"), str)]
 
 
 def luma(image: Image.Image) -> np.ndarray:
@@ -155,3 +160,7 @@ def test_video_notebook_runs_headless(tmp_path, hermetic_env):
     assert is_tinted(Image.open(io.BytesIO(frame)))
     # The status line reports the render; no error is shown.
     assert any("Done: 10 frames" in v for v in widget_values(nb))
+    # The render's progress bar (count, rate and ETA) was shown inside the UI and reached 10/10.
+    bars = [m["state"] for m in widget_models(nb) if m["model_name"] == "FloatProgressModel"]
+    assert any(b["value"] == b["max"] == 10 for b in bars)
+    assert any(re.search(r"10/10.\[\d\d:\d\d(<|&lt;)\d\d:\d\d", v) for v in widget_values(nb))  # elapsed<ETA
