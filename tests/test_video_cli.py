@@ -34,6 +34,15 @@ def cli(*args: str) -> int:
     return video_cli_main([*args, "--render-factor", "2", "--device", "cpu", "--dtype", "float32"])
 
 
+@pytest.fixture()
+def loaded_model(monkeypatch):
+    """Skip re-loading the weights file for tests about other options (loading is tested once, below)."""
+    import colorizer_lib.video_cli as video_cli
+
+    colorizer = tiny_colorizer()
+    monkeypatch.setattr(video_cli, "_load_colorizer", lambda args: colorizer)
+
+
 def test_cli_colorizes_a_file_with_progress_and_eta(clip, weights, tmp_path, capsys):
     out = tmp_path / "out.mp4"
     assert cli(str(clip), "-o", str(out), "--model", weights, "--smoothing", "0.5", "--segment-seconds", "0.4") == 0
@@ -44,7 +53,7 @@ def test_cli_colorizes_a_file_with_progress_and_eta(clip, weights, tmp_path, cap
     assert info.frame_count == 25 and info.has_audio
 
 
-def test_cli_accepts_a_file_url(clip, weights, tmp_path, monkeypatch, capsys):
+def test_cli_accepts_a_file_url(clip, weights, tmp_path, monkeypatch, capsys, loaded_model):
     monkeypatch.chdir(tmp_path)
     assert cli(clip.resolve().as_uri(), "--model", weights, "--no-progress") == 0
     out = tmp_path / "video_colorized.mp4"
@@ -52,14 +61,14 @@ def test_cli_accepts_a_file_url(clip, weights, tmp_path, monkeypatch, capsys):
     assert str(out) in capsys.readouterr().out
 
 
-def test_cli_start_duration_and_times(clip, weights, tmp_path):
+def test_cli_start_duration_and_times(clip, weights, tmp_path, loaded_model):
     out = tmp_path / "part.mkv"
     assert cli(str(clip), "-o", str(out), "--model", weights, "--start", "0:00.2", "--duration", "0.4",
                "--no-progress") == 0
     assert probe(out).duration == pytest.approx(0.4, abs=0.08)
 
 
-def test_cli_preview_writes_a_render_factor_grid(clip, weights, tmp_path, capsys):
+def test_cli_preview_writes_a_render_factor_grid(clip, weights, tmp_path, capsys, loaded_model):
     out = tmp_path / "preview.png"
     assert video_cli_main([str(clip), "--preview", "-o", str(out), "--model", weights, "--device", "cpu",
                            "--preview-times", "0.1,0.7", "--preview-render-factors", "2,3,4"]) == 0
@@ -68,7 +77,7 @@ def test_cli_preview_writes_a_render_factor_grid(clip, weights, tmp_path, capsys
     assert "2, 3, 4" in capsys.readouterr().out
 
 
-def test_cli_reports_bad_input_without_traceback(tmp_path, weights, capsys):
+def test_cli_reports_bad_input_without_traceback(tmp_path, weights, capsys, loaded_model):
     assert cli(str(tmp_path / "missing.mp4"), "--model", weights) == 1
     assert "error:" in capsys.readouterr().err
     text = tmp_path / "x.mp4"
