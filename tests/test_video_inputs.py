@@ -243,3 +243,20 @@ def test_disk_full_fails_clearly_and_leaves_no_finished_looking_file(clips, colo
         assert not list(full.glob(".out.partial*"))
     finally:
         subprocess.run(["umount", str(full)], check=False)
+
+
+def test_ffmpeg_versions_and_the_pre_5_1_passthrough_option(clips, colorizer, tmp_path, monkeypatch):
+    from colorizer_lib.video import binaries
+
+    assert binaries.parse_ffmpeg_version("ffmpeg version 4.4.2-0ubuntu0.22.04.1 Copyright") == (4, 4)  # Colab
+    assert binaries.parse_ffmpeg_version("ffmpeg version 7.0.2-static https://") == (7, 0)  # imageio-ffmpeg
+    assert binaries.parse_ffmpeg_version("ffmpeg version N-113000-gabc Copyright") == (99, 0)  # git build
+    assert find_tools().passthrough_args() == ["-fps_mode", "passthrough"]
+    # An ffmpeg older than 5.1 gets -vsync passthrough, which must keep every frame of a VFR source too.
+    monkeypatch.setattr(binaries, "_ffmpeg_version", lambda path: (4, 4))
+    tools = find_tools()
+    assert tools.passthrough_args() == ["-vsync", "passthrough"]
+    packets = int(stream_info(clips["vfr"])[0]["nb_read_packets"])
+    result = colorize_video(clips["vfr"], colorizer, tmp_path / "v.mp4", render_factor=2, progress=False,
+                            tools=tools)
+    assert result.frames_out == packets

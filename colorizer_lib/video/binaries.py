@@ -7,7 +7,9 @@ or PATH): without it, :mod:`colorizer_lib.video.probe` parses ``ffmpeg -i`` inst
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -25,6 +27,27 @@ class FFmpegTools:
 
     ffmpeg: str
     ffprobe: str | None = None
+
+    @property
+    def version(self) -> tuple[int, int]:
+        """(major, minor) of ffmpeg; git builds without a release number count as new (99, 0)."""
+        return _ffmpeg_version(self.ffmpeg)
+
+    def passthrough_args(self) -> list[str]:
+        """Options that keep one output frame per decoded frame (``-fps_mode`` needs ffmpeg 5.1+)."""
+        return ["-fps_mode", "passthrough"] if self.version >= (5, 1) else ["-vsync", "passthrough"]
+
+
+def parse_ffmpeg_version(banner: str) -> tuple[int, int]:
+    """'ffmpeg version 4.4.2-0ubuntu0.22.04.1 ...' -> (4, 4); 'n6.1.1' -> (6, 1); git 'N-1234-g...' -> (99, 0)."""
+    match = re.match(r"\S+ version n?(\d+)\.(\d+)", banner)
+    return (int(match.group(1)), int(match.group(2))) if match else (99, 0)
+
+
+@functools.lru_cache(maxsize=8)
+def _ffmpeg_version(ffmpeg: str) -> tuple[int, int]:
+    proc = subprocess.run([ffmpeg, "-hide_banner", "-version"], capture_output=True, text=True, errors="replace")
+    return parse_ffmpeg_version(proc.stdout)
 
 
 def _check_executable(path: str, what: str) -> str:

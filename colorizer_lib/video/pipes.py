@@ -50,7 +50,8 @@ class FrameReader:
     """Decode the first video stream of ``path`` into ``(H, W)`` uint8 grey (luma) frames.
 
     Frames arrive in display orientation (ffmpeg applies rotation metadata) and one per decoded
-    picture (``-fps_mode passthrough``: variable frame rate sources are neither padded nor thinned).
+    picture (``-fps_mode passthrough``, ``-vsync`` before ffmpeg 5.1: variable frame rate sources are
+    neither padded nor thinned).
     ``start``/``duration`` (seconds) select a part. Use as a context manager, call
     :meth:`read_into` until it returns fewer frames than asked, then :meth:`finish`.
     """
@@ -66,7 +67,7 @@ class FrameReader:
         cmd += ["-i", str(path)]
         if duration is not None:
             cmd += ["-t", f"{duration:.6f}"]
-        cmd += ["-map", "0:v:0", "-an", "-sn", "-dn", "-fps_mode", "passthrough",
+        cmd += ["-map", "0:v:0", "-an", "-sn", "-dn", *tools.passthrough_args(),
                 "-f", "rawvideo", "-pix_fmt", "gray", "-"]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self._stderr = _StderrCollector(self._proc.stderr)
