@@ -13,7 +13,8 @@ from colorizer_lib.video import download_video, is_google_drive, is_url, preview
 from colorizer_lib.video_cli import add_video_parser, run_video, video_cli_main
 
 from .http_server import serve_directory
-from .test_video_support import make_clip, needs_ffmpeg, one_torch_thread, tiny_colorizer, tiny_model
+from .test_video_support import one_torch_thread  # noqa: F401 (autouse fixture)
+from .test_video_support import make_clip, needs_ffmpeg, tiny_colorizer, tiny_model
 
 pytestmark = needs_ffmpeg
 

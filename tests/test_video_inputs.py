@@ -14,7 +14,8 @@ import pytest
 from colorizer_lib.errors import DependencyError, InputError, VideoError
 from colorizer_lib.video import FFmpegTools, colorize_video, find_tools, probe
 
-from .test_video_support import (FFMPEG, decode_rgb, ffmpeg, make_clip, needs_ffmpeg, one_torch_thread,
+from .test_video_support import one_torch_thread  # noqa: F401 (autouse fixture)
+from .test_video_support import (FFMPEG, decode_rgb, ffmpeg, make_clip, needs_ffmpeg,
                                  stream_info, tiny_colorizer)
 
 pytestmark = needs_ffmpeg
@@ -182,7 +183,7 @@ def test_missing_ffmpeg_binary(monkeypatch, tmp_path):
     monkeypatch.delenv("COLORIZER_FFMPEG")
     monkeypatch.setenv("PATH", str(tmp_path))  # nothing on PATH; imageio-ffmpeg is not installed here
     try:
-        import imageio_ffmpeg  # noqa: F401
+        import imageio_ffmpeg
     except ImportError:
         with pytest.raises(DependencyError, match="ffmpeg was not found"):
             find_tools()

@@ -12,8 +12,9 @@ import pytest
 from colorizer_lib.errors import VideoError
 from colorizer_lib.video import colorize_video, probe
 
-from .test_video_support import (FFPROBE, CountingColorizer, decode_gray, decode_rgb, ffmpeg, make_clip,  # noqa: F401
-                                 needs_ffmpeg, one_torch_thread, stream_info, tiny_colorizer)
+from .test_video_support import one_torch_thread  # noqa: F401 (autouse fixture)
+from .test_video_support import (FFPROBE, CountingColorizer, decode_gray, decode_rgb, ffmpeg, make_clip,
+                                 needs_ffmpeg, stream_info, tiny_colorizer)
 
 pytestmark = needs_ffmpeg
 

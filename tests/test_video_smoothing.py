@@ -12,8 +12,8 @@ from colorizer_lib.errors import InputError
 from colorizer_lib.video import (ChromaSmoother, color_distribution_consistency, colorize_video, rgb_to_yuv420p,
                                  yuv420p_to_rgb)
 
-from .test_video_support import FFMPEG, decode_rgb, make_clip, needs_ffmpeg, one_torch_thread, tiny_colorizer
-
+from .test_video_support import one_torch_thread  # noqa: F401 (autouse fixture)
+from .test_video_support import FFMPEG, decode_rgb, make_clip, needs_ffmpeg, tiny_colorizer
 
 # ------------------------------------------------------------------------------------------ conversion
 
