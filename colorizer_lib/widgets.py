@@ -174,8 +174,9 @@ def example_source(name: str = DEFAULT_EXAMPLE) -> str:
     """The path of a bundled example photo when the repository is present (local Jupyter),
     else its URL in the public repository (Colab installs the package without ``examples/``)."""
     package = Path(__file__).resolve().parent
-    candidates = [Path.cwd() / "examples" / name, package.parent / "examples" / name, package / "examples" / name]
-    for candidate in candidates:
+    if (Path("examples") / name).is_file():  # the notebook runs in the repository: keep the path short
+        return str(Path("examples") / name)
+    for candidate in (package.parent / "examples" / name, package / "examples" / name):
         if candidate.is_file():
             return str(candidate)
     return EXAMPLES_URL + name
@@ -897,7 +898,7 @@ def video_player(path: Path | str) -> W.Widget:
         return W.HTML(f"{html.escape(path.name)} is {size / 2**20:.0f} MiB, too large to play inline; "
                       "use the download link.")
     player = W.Video(value=path.read_bytes(), format=path.suffix.lstrip(".").lower() or "mp4",
-                     autoplay=False, loop=False, controls=True, layout=W.Layout(max_width="720px"))
+                     autoplay=False, loop=False, controls=True, layout=W.Layout(max_width="640px"))
     player.add_class("colorizer-video")
     return player
 

@@ -204,7 +204,7 @@ def refresh_screenshots(target: Path, model: str = "compact") -> None:
         with_parameters(ROOT / "VideoColorizer.ipynb", root / "VideoColorizer.ipynb",
                         {"model": model, "video_url": str(clip), "preview_factors": "12, 21, 30",
                          "preview_frames": 2})
-        with JupyterLab(root, home) as lab, open_browser(1100, 1300) as page:
+        with JupyterLab(root, home) as lab, open_browser(1100, 1800) as page:
             open_notebook_and_run_all(page, lab, "ImageColorizer.ipynb")
             page.wait_for_selector(".colorizer-results .colorizer-before-after img", timeout=600_000)
             ui = page.locator(".jp-OutputArea-output").filter(has=page.locator(".colorizer-results"))
@@ -212,6 +212,8 @@ def refresh_screenshots(target: Path, model: str = "compact") -> None:
             ui.screenshot(path=str(target / "image_colorizer.png"))
             open_notebook_and_run_all(page, lab, "VideoColorizer.ipynb")
             page.wait_for_selector(".colorizer-results .colorizer-video", timeout=600_000)
+            page.wait_for_function("() => document.querySelector('.colorizer-video').readyState >= 2",
+                                   timeout=60_000)
             ui = page.locator(".jp-OutputArea-output").filter(has=page.locator(".colorizer-preview-image")).first
             ui.scroll_into_view_if_needed()
             ui.screenshot(path=str(target / "video_colorizer.png"))
