@@ -97,37 +97,23 @@ def _load_colorizer(args):
 
 
 def run_video(args: argparse.Namespace) -> int:
-    """Run ``colorize video`` for parsed ``args``; returns the exit code (0 ok, 1 error, printed to stderr)."""
+    """Run ``colorize video`` for parsed ``args``; returns 0, or raises :class:`ColorizerError` (the main
+    CLI maps those to exit codes and messages; :func:`video_cli_main` prints them and returns 1)."""
     from . import video
 
-    try:
-        tools = video.find_tools(args.ffmpeg)
-        with tempfile.TemporaryDirectory(prefix="colorize-video-") as tmp:
-            source = args.input
-            if video.is_url(source):
-                dest = Path(args.download_dir) if args.download_dir else Path(tmp)
-                print(f"downloading {source} ...", file=sys.stderr)
-                source = video.download_video(
-                    source, dest, max_filesize=int(args.max_filesize * 1e6), max_duration=args.max_duration,
-                    tools=tools, quiet=args.no_progress,
-                )
-                if args.output is None:
-                    args.output = str(Path.cwd() / f"{source.stem}_colorized.mp4")
-            elif not Path(source).exists():
-                raise video_input_error(source)
-            colorizer = _load_colorizer(args)
-            if args.preview:
-                return _run_preview(args, colorizer, source, tools)
-            result = video.colorize_video(
-                source, colorizer, args.output, render_factor=args.render_factor, smoothing=args.smoothing,
-                batch_size=args.batch_size, start=args.start, duration=args.duration,
-                encode=video.EncodeSettings(codec=args.codec, crf=args.crf, preset=args.preset),
-                segment_seconds=args.segment_seconds or None, resume=not args.no_resume,
-                keep_segments=args.keep_segments, progress=not args.no_progress, tools=tools,
-            )
-    except ColorizerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    tools = video.find_tools(args.ffmpeg)
+    with tempfile.TemporaryDirectory(prefix="colorize-video-") as tmp:
+        source = _local_source(args, tools, Path(tmp))
+        colorizer = _load_colorizer(args)
+        if args.preview:
+            return _run_preview(args, colorizer, source, tools)
+        result = video.colorize_video(
+            source, colorizer, args.output, render_factor=args.render_factor, smoothing=args.smoothing,
+            batch_size=args.batch_size, start=args.start, duration=args.duration,
+            encode=video.EncodeSettings(codec=args.codec, crf=args.crf, preset=args.preset),
+            segment_seconds=args.segment_seconds or None, resume=not args.no_resume,
+            keep_segments=args.keep_segments, progress=not args.no_progress, tools=tools,
+        )
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     resumed = f", {result.resumed_frames} resumed" if result.resumed_frames else ""
@@ -137,10 +123,25 @@ def run_video(args: argparse.Namespace) -> int:
     return 0
 
 
-def video_input_error(source: str) -> ColorizerError:
+def _local_source(args: argparse.Namespace, tools, tmp: Path) -> Path:
+    """The input as a local file: URLs are downloaded (into --download-dir or ``tmp``).
+
+    For a URL without ``-o`` the output goes to the current folder as ``<name>_colorized.mp4``.
+    """
+    from . import video
     from .errors import InputError
 
-    return InputError(f"{source!r} is neither an existing file nor a URL (http(s)://, file://).")
+    if not video.is_url(args.input):
+        if not Path(args.input).exists():
+            raise InputError(f"{args.input!r} is neither an existing file nor a URL (http(s)://, file://).")
+        return Path(args.input)
+    dest = Path(args.download_dir) if args.download_dir else tmp
+    print(f"downloading {args.input} ...", file=sys.stderr)
+    source = video.download_video(args.input, dest, max_filesize=int(args.max_filesize * 1e6),
+                                  max_duration=args.max_duration, tools=tools, quiet=args.no_progress)
+    if args.output is None:
+        args.output = str(Path.cwd() / f"{source.stem}_colorized.mp4")
+    return source
 
 
 def _run_preview(args, colorizer, source, tools) -> int:
@@ -162,7 +163,11 @@ def video_cli_main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``) as ``colorize video`` arguments and run; returns the exit code."""
     parser = argparse.ArgumentParser(prog="colorize video", description="Colorize a video file or URL.")
     add_video_arguments(parser)
-    return run_video(parser.parse_args(argv))
+    try:
+        return run_video(parser.parse_args(argv))
+    except ColorizerError as exc:
+        print(f"colorize video: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

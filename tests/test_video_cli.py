@@ -57,7 +57,7 @@ def test_cli_colorizes_a_file_with_progress_and_eta(clip, weights, tmp_path, cap
 def test_cli_accepts_a_file_url(clip, weights, tmp_path, monkeypatch, capsys, loaded_model):
     monkeypatch.chdir(tmp_path)
     assert cli(clip.resolve().as_uri(), "--model", weights, "--no-progress") == 0
-    out = tmp_path / "video_colorized.mp4"
+    out = tmp_path / "film_colorized.mp4"  # named after the downloaded title
     assert out.is_file() and probe(out).frame_count == 25
     assert str(out) in capsys.readouterr().out
 
@@ -85,6 +85,16 @@ def test_cli_reports_bad_input_without_traceback(tmp_path, weights, capsys, load
     text.write_text("hello")
     assert cli(str(text), "--model", weights, "--no-progress") == 1
     assert "not a video" in capsys.readouterr().err
+
+
+def test_the_main_colorize_cli_runs_video_and_maps_errors(clip, tmp_path, capsys, loaded_model):
+    from colorizer_lib.cli import main
+
+    out = tmp_path / "main.mp4"
+    assert main(["video", str(clip), "-o", str(out), "--render-factor", "2", "--no-progress"]) == 0
+    assert probe(out).frame_count == 25
+    assert main(["video", str(tmp_path / "missing.mp4")]) == 2  # the main CLI's usage/input exit code
+    assert "missing.mp4" in capsys.readouterr().err
 
 
 def test_add_video_parser_hooks_into_a_main_cli():

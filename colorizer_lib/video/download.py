@@ -76,7 +76,9 @@ def _download_ytdlp(url: str, folder: Path, max_filesize, max_duration, retries,
     except ImportError:
         raise DependencyError("Downloading from URLs needs yt-dlp: pip install yt-dlp") from None
     opts = {
-        "outtmpl": str(folder / "video.%(ext)s"),
+        "outtmpl": str(folder / "%(title).80B.%(ext)s"),
+        "restrictfilenames": True,
+        "windowsfilenames": True,
         "format": DEFAULT_FORMAT,
         "retries": retries,
         "fragment_retries": retries,
