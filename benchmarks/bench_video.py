@@ -15,6 +15,16 @@ Reports frames per second, mean GPU utilisation (NVML, sampled every 50 ms) and 
 for each, and the speed ratio. Writes JSON (``--json``) for benchmarks/results/.
 
     python benchmarks/bench_video.py --seconds 20 --json results.json
+
+On a GPU machine without ffmpeg (the project's H100/H200 device machines), carry the PyPI wheel
+``imageio_ffmpeg-0.6.0-py3-none-manylinux2014_x86_64.whl`` (a static ffmpeg 7.0.2 with libx264, no
+ffprobe and no NVENC: the pipeline probes through ``ffmpeg -i`` then) and point the pipeline at it::
+
+    mkdir -p /tmp/ff && python3 -m zipfile -e imageio_ffmpeg-*.whl /tmp/ff
+    export COLORIZER_FFMPEG=$(ls /tmp/ff/imageio_ffmpeg/binaries/ffmpeg-*) && chmod +x $COLORIZER_FFMPEG
+    PYTHONUNBUFFERED=1 python3 benchmarks/bench_video.py --json benchmarks/results/video_$(date +%F).json
+
+The H100 has no NVENC engine, so encoding is libx264 on the CPU cores; ``--presets`` times several.
 """
 
 from __future__ import annotations
