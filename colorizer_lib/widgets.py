@@ -602,6 +602,23 @@ class StatusLine:
                              f'padding:4px 8px;white-space:pre-wrap">{html.escape(message)}</div>')
 
 
+def call_in_output(output: W.Output, function: Callable[..., Any], *args, **kwargs) -> Any:
+    """``function(*args, **kwargs)`` with what it displays (progress bars) going to ``output``.
+
+    Unlike a bare ``with output:``, which in a kernel prints an exception's traceback into the
+    widget and swallows it, this re-raises the exception so the caller can show it readably.
+    """
+    error: BaseException | None = None
+    with output:
+        try:
+            value = function(*args, **kwargs)
+        except Exception as caught:  # re-raised below, outside the Output context
+            error = caught
+    if error is not None:
+        raise error
+    return value
+
+
 def report_exception(status: StatusLine, error: BaseException) -> str:
     """Show ``error`` in ``status`` readably and return the traceback text (kept by the UI)."""
     if isinstance(error, ColorizerError):
@@ -616,11 +633,13 @@ class ModelPicker:
     """The model dropdown and the render-factor slider, shared by both UIs.
 
     Choosing a registered model moves the slider to that model's default render factor.
-    ``colorizer()`` returns the chosen model's colorizer (loaded once through ``cache``).
+    ``colorizer()`` returns the chosen model's colorizer (loaded once through ``cache``); a
+    first-time weights download shows its progress bar in ``log`` (an Output widget).
     """
 
     def __init__(self, model: str | None, render_factor: int | None, cache: ColorizerCache, status: StatusLine):
         self.cache, self.status = cache, status
+        self.log = W.Output()
         self.model = W.Dropdown(options=model_options(model), description="Model", style=LABEL_STYLE,
                                 layout=W.Layout(width="560px"))
         if model:
@@ -639,9 +658,13 @@ class ModelPicker:
 
     def colorizer(self):
         name = self.model.value
-        if not self.cache.is_loaded(name):
-            self.status.info(f"Loading model {name} (the first time downloads the weights)...")
-        return self.cache.get(name)
+        if self.cache.is_loaded(name):
+            return self.cache.get(name)
+        self.status.info(f"Loading model {name} (the first time downloads the weights)...")
+        self.log.clear_output()
+        colorizer = call_in_output(self.log, self.cache.get, name)
+        self.log.clear_output()
+        return colorizer
 
 
 # --------------------------------------------------------------------------------------------
@@ -702,7 +725,7 @@ class ImageColorizerUI:
                    "then press Colorize. Lower render factors give more vivid colour, higher ones more "
                    "stable colour on detailed photos."),
             self.model, self.render_factor, self.urls, W.HBox([self.upload, self.button]),
-            self.progress.widget, self.status.widget, self.results,
+            self.picker.log, self.progress.widget, self.status.widget, self.results,
         ])
 
     def _ipython_display_(self):
@@ -956,7 +979,7 @@ class VideoColorizerUI:
                    "stopped when you press Colorize again."),
             self.model, self.render_factor, self.url,
             W.HBox([self.upload, self.preview_button, self.render_button]),
-            self.progress, self.status.widget, self.preview_area, self.result_area,
+            self.picker.log, self.progress, self.status.widget, self.preview_area, self.result_area,
         ])
 
     def _ipython_display_(self):
@@ -1036,10 +1059,9 @@ class VideoColorizerUI:
         self.status.info(f"Colorizing {source.name} at render factor {self.render_factor.value} "
                          f"into {output}...")
         self.progress.clear_output()
-        with self.progress:
-            result = video.colorize_video(source, colorizer, output, render_factor=int(self.render_factor.value),
-                                          smoothing=self.smoothing, segment_seconds=self.segment_seconds,
-                                          resume=True, progress=True)
+        result = call_in_output(self.progress, video.colorize_video, source, colorizer, output,
+                                render_factor=int(self.render_factor.value), smoothing=self.smoothing,
+                                segment_seconds=self.segment_seconds, resume=True, progress=True)
         summary = (f"Done: {result.frames_out} frames ({result.duration:.1f} s of video) in {result.seconds:.0f} s"
                    f" ({result.processing_fps:.1f} frames/s)")
         if result.resumed_frames:

@@ -515,3 +515,20 @@ def test_video_ui_upload_and_errors(tmp_path, colorizer, clip):
     not_a_video.write_text("hello")
     ui.url.value = str(not_a_video)
     assert ui.render() is None and ui.status.is_error and "Unexpected" not in ui.status.text
+
+
+def test_call_in_output_reraises_where_a_kernel_would_swallow(monkeypatch):
+    """Inside a kernel, ``with Output():`` shows an exception's traceback and suppresses it; the
+    UI must still see the error to show it readably (simulated with a stand-in IPython shell)."""
+    import ipywidgets.widgets.widget_output as widget_output
+
+    shown = []
+    monkeypatch.setattr(widget_output, "get_ipython",
+                        lambda: types.SimpleNamespace(showtraceback=lambda *a, **k: shown.append(a)))
+    output = W.Output()
+    with output:
+        raise InputError("swallowed by a bare with-block")  # what call_in_output protects against
+    assert len(shown) == 1
+    with pytest.raises(InputError, match="no video"):
+        widgets.call_in_output(output, lambda: (_ for _ in ()).throw(InputError("no video")))
+    assert widgets.call_in_output(output, lambda x: x + 1, 1) == 2
