@@ -1,0 +1,367 @@
+"""Fast inference paths for the generators, each a drop-in ``model`` callable.
+
+Every runner here maps a normalised grey batch ``(B, 3, S, S)`` to the generator's normalised RGB
+``(B, 3, S, S)`` exactly like the eager model it was built from (within the tolerance its test
+states), so it can replace ``Colorizer.model``:
+
+* :func:`pad_channels` - zero-pads the odd channel counts of DeOldify's full-resolution head
+  (303 for Artistic, 259 for Stable/Video; 300 in Artistic's last decoder block) to a multiple of 8.
+  GPU tensor cores (and cuDNN's channels-last kernels) want channel counts that are multiples of 8;
+  the padded channels carry exact zeros, so the function is unchanged (bit-for-bit in float32 on
+  CPU up to summation order). Works on a *folded* model (:func:`~colorizer_lib.models.fold.fold_for_inference`).
+* :class:`CompiledModel` - ``torch.compile`` with one graph per input shape, compiled on first use
+  of that shape, with the compile time recorded (``compile_seconds``), so a caller can decide
+  whether it pays off. :func:`should_compile` is the policy the library can use.
+* :class:`OnnxRunner` - an ONNX Runtime session (CPU by default) behind the same call signature.
+* :func:`colorize_files_pipelined` - disk-to-disk colorization of many photos with decoding and
+  encoding overlapped with the model in worker threads (the end-to-end fast path of the benchmark).
+
+Nothing here imports torchvision or fastai.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import DependencyError, InputError
+
+# --------------------------------------------------------------------------------------------------
+# channel padding
+
+
+@torch.no_grad()
+def _padded_conv(conv: nn.Conv2d, in_channels: int | None = None, out_channels: int | None = None) -> nn.Conv2d:
+    """A copy of ``conv`` with zero weights (and zero bias) for the added input/output channels."""
+    in_c = in_channels or conv.in_channels
+    out_c = out_channels or conv.out_channels
+    if in_c < conv.in_channels or out_c < conv.out_channels or conv.groups != 1:
+        raise ValueError(f"cannot pad {conv} to {in_c} -> {out_c} channels")
+    new = nn.Conv2d(in_c, out_c, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
+                    bias=conv.bias is not None or out_c != conv.out_channels,
+                    padding_mode=conv.padding_mode).to(conv.weight.device, conv.weight.dtype)
+    new.weight.zero_()
+    new.weight[: conv.out_channels, : conv.in_channels] = conv.weight
+    if new.bias is not None:
+        new.bias.zero_()
+        if conv.bias is not None:
+            new.bias[: conv.out_channels] = conv.bias
+    new.requires_grad_(False)
+    return new
+
+
+@torch.no_grad()
+def _padded_bn(bn: nn.BatchNorm2d, channels: int) -> nn.BatchNorm2d:
+    """A copy of an eval-mode BatchNorm whose added channels output exactly 0 (weight 0, bias 0)."""
+    new = nn.BatchNorm2d(channels, eps=bn.eps).to(bn.weight.device, bn.weight.dtype).eval()
+    n = bn.num_features
+    new.weight.zero_()
+    new.bias.zero_()
+    new.running_mean.zero_()
+    new.running_var.fill_(1.0)
+    new.weight[:n], new.bias[:n] = bn.weight, bn.bias
+    new.running_mean[:n], new.running_var[:n] = bn.running_mean, bn.running_var
+    new.requires_grad_(False)
+    return new
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return int(math.ceil(n / multiple) * multiple)
+
+
+def _only_conv(seq: nn.Sequential) -> nn.Conv2d:
+    conv = seq[0]
+    if not isinstance(conv, nn.Conv2d):
+        raise TypeError(f"expected a folded model (plain nn.Conv2d), found {type(conv).__name__}; "
+                        "call colorizer_lib.models.fold.fold_for_inference(model) first.")
+    return conv
+
+
+@torch.no_grad()
+def pad_channels(model: nn.Module, multiple: int = 8) -> nn.Module:
+    """Pad a folded DeOldify U-Net's odd channel counts to ``multiple`` (in place); returns ``model``.
+
+    What changes (Artistic; Stable/Video likewise with 256 + 3 = 259 -> 264):
+
+    * ``layers.7`` (last decoder block, deep kind): its 300-channel convs get 304 outputs (and
+      inputs), the BatchNorms after them 304 channels, and ``layers.8``'s conv 304 inputs.
+    * ``layers.8`` (pixel shuffle to full resolution) gets extra zero output channels so that,
+      after the shuffle and the concatenation with the 3-channel input, the head is 304 wide.
+    * ``layers.10`` (the full-resolution residual block, about half of all the work) and
+      ``layers.11`` (the final 1x1 conv) run on 304 channels.
+
+    Every added channel is an exact zero at every layer (zero weights, zero bias, ReLU(0) = 0,
+    blur of zeros = 0), so outputs are unchanged. Models other than DeOldify's U-Nets are returned
+    untouched.
+    """
+    from .models.deoldify import DeOldifyUnet, UnetBlockDeep
+
+    if not isinstance(model, DeOldifyUnet):
+        return model
+    layers = model.layers
+    last_block = layers[7]
+    if isinstance(last_block, UnetBlockDeep):
+        conv1, conv2 = _only_conv(last_block.conv1), _only_conv(last_block.conv2)
+        nf = conv1.out_channels
+        nf_pad = _round_up(nf, multiple)
+        if nf_pad != nf and len(last_block.conv2) == 3:  # conv, ReLU, BN (no self-attention here)
+            last_block.conv1[0] = _padded_conv(conv1, out_channels=nf_pad)
+            last_block.conv1[2] = _padded_bn(last_block.conv1[2], nf_pad)
+            last_block.conv2[0] = _padded_conv(conv2, in_channels=nf_pad, out_channels=nf_pad)
+            last_block.conv2[2] = _padded_bn(last_block.conv2[2], nf_pad)
+            shuf_conv = _only_conv(layers[8].conv)
+            layers[8].conv[0] = _padded_conv(shuf_conv, in_channels=nf_pad)
+    shuf_conv = _only_conv(layers[8].conv)
+    up_c = shuf_conv.out_channels // 4  # channels after the pixel shuffle
+    head = up_c + 3
+    head_pad = _round_up(head, multiple)
+    if head_pad == head:
+        return model
+    extra = head_pad - head
+    # Extra zero channels must come out of the shuffle *before* the input's 3 channels are appended:
+    # 4 conv outputs per shuffled channel, appended at the end (shuffle groups channels 4c..4c+3).
+    layers[8].conv[0] = _padded_conv(shuf_conv, out_channels=(up_c + extra) * 4)
+    for sub in layers[10].layers:
+        sub[0] = _padded_conv(_only_conv(sub), in_channels=head_pad, out_channels=head_pad)
+    final = _only_conv(layers[11])
+    layers[11][0] = _padded_conv(final, in_channels=head_pad)
+    # DeOldifyUnet.forward concatenates [h, x]: h now ends in `extra` zero channels, then the 3 input
+    # channels follow, whereas the padded weights above expect [h, x, zeros]. Permute the residual
+    # block's input and output channels (its output is added to its input) and layers.11's inputs:
+    # new position p holds old channel order[p].
+    order = torch.tensor(list(range(up_c)) + list(range(up_c + 3, head_pad)) + list(range(up_c, up_c + 3)),
+                         device=final.weight.device)
+    for sub in layers[10].layers:
+        conv = sub[0]
+        conv.weight.copy_(conv.weight[order][:, order])
+        conv.bias.copy_(conv.bias[order])
+    layers[11][0].weight.copy_(layers[11][0].weight[:, order])
+    return model
+
+
+# --------------------------------------------------------------------------------------------------
+# torch.compile
+
+
+class CompiledModel(nn.Module):
+    """``torch.compile`` around a model, one static graph per input shape, compile times recorded.
+
+    The first call with a new ``(shape, dtype)`` compiles (tens of seconds for the DeOldify nets on
+    a GPU); later calls with that shape run the compiled graph. ``compile_seconds`` maps each shape
+    to the time its first call took, so a notebook can tell the user what the warm-up cost.
+
+    Args:
+        model: the eager model (folded, on its device, in its dtype).
+        mode: ``torch.compile`` mode (``None`` = default; ``"max-autotune-no-cudagraphs"`` tunes
+            longer; ``"reduce-overhead"`` adds CUDA graphs, which only pay off at batch 1).
+        max_shapes: distinct shapes to compile before falling back to eager for new ones (each render
+            factor and batch size is a shape), so a sweep over render factors never stalls on compiles.
+        backend: ``torch.compile`` backend (``"inductor"``; tests use ``"aot_eager"``, which traces the
+            same graph without generating kernels).
+    """
+
+    def __init__(self, model: nn.Module, *, mode: str | None = None, max_shapes: int = 4, backend: str = "inductor"):
+        super().__init__()
+        if max_shapes < 1:
+            raise ValueError(f"max_shapes must be at least 1, got {max_shapes}")
+        self.model = model
+        self.mode = mode
+        self.max_shapes = max_shapes
+        self.compiled = torch.compile(model, mode=mode, dynamic=False, backend=backend)
+        self.compile_seconds: dict[tuple, float] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        key = (tuple(x.shape), x.dtype)
+        if key in self.compile_seconds:
+            return self.compiled(x)
+        if len(self.compile_seconds) >= self.max_shapes:
+            return self.model(x)
+        start = time.perf_counter()
+        out = self.compiled(x)
+        if x.is_cuda:
+            torch.cuda.synchronize(x.device)
+        self.compile_seconds[key] = time.perf_counter() - start
+        return out
+
+
+def should_compile(device: torch.device | str, expected_images: int, *, min_images: int = 200) -> bool:
+    """The library's compile policy: compile only on CUDA and only for long jobs.
+
+    Compiling a DeOldify net costs roughly a minute per shape and saves a few milliseconds per
+    image, so it pays off for videos and large folders (``expected_images >= min_images``), never
+    for one photo in a notebook. Users can always force it either way.
+    """
+    return torch.device(device).type == "cuda" and expected_images >= min_images
+
+
+# --------------------------------------------------------------------------------------------------
+# ONNX Runtime
+
+
+class OnnxRunner:
+    """An ONNX Runtime session as a model callable: ``(B, 3, S, S)`` tensor -> ``(B, 3, S, S)`` tensor.
+
+    Args:
+        model_path: an ``.onnx`` file written by :func:`colorizer_lib.export.export_onnx` (or its bytes).
+        threads: intra-op threads (default: ``torch.get_num_threads()``).
+        providers: ONNX Runtime execution providers (default: CPU only).
+
+    Raises:
+        DependencyError: onnxruntime is not installed (``pip install colorizer[onnx]``).
+    """
+
+    def __init__(self, model_path: str | os.PathLike | bytes, *, threads: int | None = None,
+                 providers: Sequence[str] = ("CPUExecutionProvider",)):
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise DependencyError("onnxruntime is not installed; install it with `pip install onnxruntime` "
+                                  "(or `pip install colorizer[onnx]`).") from exc
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        source = model_path if isinstance(model_path, bytes) else str(model_path)
+        self.session = ort.InferenceSession(source, sess_options=options, providers=list(providers))
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
+        self.input_shape = self.session.get_inputs()[0].shape
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        expected = self.input_shape
+        if x.dim() != 4 or any(isinstance(e, int) and e != s for e, s in zip(expected, x.shape)):
+            raise InputError(f"this ONNX model takes inputs shaped {expected}, got {tuple(x.shape)}; "
+                             "export it again for this render factor (`colorize export --render-factor N`).")
+        array = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        out = self.session.run([self.output_name], {self.input_name: array})[0]
+        return torch.from_numpy(out)
+
+    # Colorizer calls .eval()/.to() on models it is given; a session has nothing to move.
+    def eval(self) -> "OnnxRunner":
+        return self
+
+
+# --------------------------------------------------------------------------------------------------
+# disk-to-disk pipeline
+
+
+def read_jpeg_luma(path: str | os.PathLike) -> np.ndarray:
+    """Decode a picture's luma as ``(H, W)`` uint8, EXIF orientation applied.
+
+    For JPEGs the decoder outputs the stored Y plane directly (no colour conversion or chroma
+    upsampling): for greyscale JPEGs that is exactly the library's luma; for colour JPEGs it
+    differs from ``0.299 R + 0.587 G + 0.114 B`` of the decoded RGB by rounding (at most 1/255).
+    """
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as img:
+        if img.format == "JPEG":
+            img.draft("L", img.size)
+        img = ImageOps.exif_transpose(img)
+        return np.asarray(img.convert("L"))
+
+
+@dataclass
+class PipelineStats:
+    """What :func:`colorize_files_pipelined` did: counts and wall time per stage (seconds)."""
+
+    images: int = 0
+    wall: float = 0.0
+    gpu: float = 0.0
+    outputs: list[Path] = field(default_factory=list)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.wall if self.wall else float("nan")
+
+
+def colorize_files_pipelined(colorizer, paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
+                             render_factor: int | None = None, batch_size: int = 8, workers: int | None = None,
+                             quality: int = 95, out_format: str = "jpg",
+                             reader: Callable[[str | os.PathLike], np.ndarray] = read_jpeg_luma) -> PipelineStats:
+    """Colorize picture files into ``out_dir`` (``<stem>.<out_format>``, jpg or png) with I/O
+    overlapped with the model.
+
+    Decoding runs ``workers`` threads ahead of the model (PIL releases the GIL while decoding and
+    encoding), the model and the merge run batched on ``colorizer.device`` (``predict_chroma`` then
+    ``compose`` semantics: luma kept at full resolution, chroma upsampled bilinearly), and encoding
+    runs in the same pool while the next batch is on the device.
+
+    Returns:
+        :class:`PipelineStats` with the images done, the wall time and the output paths.
+    """
+    from PIL import Image
+
+    from .color import compose_luma_chroma
+
+    if out_format not in ("jpg", "png"):
+        raise InputError(f"out_format must be 'jpg' or 'png', got {out_format!r}.")
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rf = colorizer.render_factor_or_default(render_factor)
+    workers = workers or max(2, (os.cpu_count() or 2) - 1)
+    device = colorizer.device
+    stats = PipelineStats()
+    start = time.perf_counter()
+
+    def encode(rgb: np.ndarray, target: Path) -> Path:
+        tmp = target.with_name(f".{target.name}.part")
+        if out_format == "jpg":
+            Image.fromarray(rgb, "RGB").save(tmp, format="JPEG", quality=quality)
+        else:
+            Image.fromarray(rgb, "RGB").save(tmp, format="PNG", compress_level=1)
+        os.replace(tmp, target)
+        return target
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        # Decoding runs at most two batches ahead, so memory stays bounded for any number of files.
+        decoded: dict[int, Future] = {}
+        ahead = 2 * batch_size
+        pending: list[Future] = []
+        for first in range(0, len(paths), batch_size):
+            for i in range(first, min(first + batch_size + ahead, len(paths))):
+                if i not in decoded and i >= first:
+                    decoded.setdefault(i, pool.submit(reader, paths[i]))
+            indices = range(first, min(first + batch_size, len(paths)))
+            lumas = [decoded.pop(i).result() for i in indices]
+            gpu_start = time.perf_counter()
+            with torch.inference_mode():
+                host = _colorize_lumas(colorizer, lumas, rf, compose_luma_chroma)
+            stats.gpu += time.perf_counter() - gpu_start
+            for rgb, i in zip(host, indices):
+                pending.append(pool.submit(encode, rgb, out_dir / f"{Path(paths[i]).stem}.{out_format}"))
+        stats.outputs = [f.result() for f in pending]
+    stats.images = len(stats.outputs)
+    stats.wall = time.perf_counter() - start
+    return stats
+
+
+def _colorize_lumas(colorizer, lumas: list[np.ndarray], rf: int, compose) -> list[np.ndarray]:
+    """Batched model + full-resolution merge for ``(H, W)`` uint8 lumas: ``(H, W, 3)`` uint8 RGB each."""
+    device = colorizer.device
+    on_device = []
+    for luma in lumas:
+        t = torch.from_numpy(np.array(luma))  # a writable copy (PIL arrays are read-only)
+        if device.type == "cuda":
+            t = t.pin_memory()
+        on_device.append(t.to(device, non_blocking=True)[None, None].float().div_(255.0))
+    inputs = torch.cat([colorizer.model_input(t, rf) for t in on_device])
+    chroma = colorizer.chroma_from_input(inputs, rf)
+    results = []
+    for luma, c in zip(on_device, chroma):
+        up = F.interpolate(c[None], size=luma.shape[-2:], mode="bilinear", align_corners=False)
+        rgb = compose(luma, up)[0]
+        results.append(rgb.mul_(255).round_().to(torch.uint8).permute(1, 2, 0).contiguous())
+    return [r.cpu().numpy() for r in results]

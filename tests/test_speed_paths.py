@@ -1,0 +1,241 @@
+"""Fast paths equal the reference path: channel padding, bf16/channels-last, torch.compile wrapper,
+the pipelined disk-to-disk path, and the benchmark itself (a tiny CPU run that writes its files).
+
+Tolerances: padding and compilation keep float32 outputs within 1e-5 (summation order only);
+bf16 + channels-last within 6 % relative L2 of the float32 output and a mean colour error under
+3/255 (bf16 has 8 bits of mantissa; random-weight nets amplify rounding, measured 1.6-4.5 % and
+0.7-2.0/255);
+the pipelined path within 1/255 of the library's output per channel.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from colorizer_lib.bench import calibrated_random_model, _yuv_merge_cpu
+from colorizer_lib.models.deoldify import DeOldifyUnet
+from colorizer_lib.models.fold import fold_for_inference
+from colorizer_lib.models.resnet import ResNetConfig
+from colorizer_lib.runtime import CompiledModel, colorize_files_pipelined, pad_channels, should_compile
+
+
+def _calibrate(model: nn.Module, size: int = 64, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(4, 3, size, size))
+    return model.eval()
+
+
+def tiny_wide() -> DeOldifyUnet:
+    """Wide (Stable/Video-shaped) U-Net whose head is 8 + 3 = 11 channels (padded to 16)."""
+    torch.manual_seed(3)
+    return _calibrate(DeOldifyUnet(ResNetConfig("bottleneck", (1, 1, 1, 1), 8, (8, 16, 32, 64)), "wide",
+                                   Fraction(1, 16)))
+
+
+def tiny_deep() -> DeOldifyUnet:
+    """Deep (Artistic-shaped) U-Net: last block 6 channels (-> 8), head 9 channels (-> 16)."""
+    torch.manual_seed(4)
+    return _calibrate(DeOldifyUnet(ResNetConfig("basic", (1, 1, 1, 1), 8, (8, 16, 32, 64)), "deep", 0.75))
+
+
+def _grey_batch(batch: int, size: int, seed: int = 5) -> torch.Tensor:
+    from colorizer_lib.color import grey_to_rgb, normalize_imagenet
+
+    g = torch.Generator().manual_seed(seed)
+    return normalize_imagenet(grey_to_rgb(torch.rand(batch, 1, size, size, generator=g))).contiguous()
+
+
+# -- channel padding ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("build", [tiny_deep, tiny_wide], ids=["deep", "wide"])
+@pytest.mark.parametrize("size", [80, 96], ids=["odd-rf5", "even-rf6"])
+def test_pad_channels_keeps_outputs(build, size):
+    folded = fold_for_inference(build())
+    padded = pad_channels(copy.deepcopy(folded))
+    x = _grey_batch(2, size)
+    with torch.inference_mode():
+        ref, out = folded(x), padded(x)
+    assert torch.isfinite(ref).all()
+    assert ref.std() > 1e-3  # a real, non-constant output, so equality means something
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("build", [tiny_deep, tiny_wide], ids=["deep", "wide"])
+def test_pad_channels_makes_head_a_multiple_of_8(build):
+    before = fold_for_inference(build())
+    head_before = before.layers[10].layers[0][0].in_channels
+    padded = pad_channels(copy.deepcopy(before))
+    convs = [m for m in padded.modules() if isinstance(m, nn.Conv2d)]
+    head = padded.layers[10].layers[0][0]
+    assert head_before % 8 != 0  # the fixture really exercises padding
+    assert head.in_channels % 8 == 0 and head.out_channels % 8 == 0
+    assert padded.layers[11][0].in_channels == head.in_channels
+    if padded.kind == "deep":
+        assert padded.layers[7].conv1[0].out_channels % 8 == 0
+    assert len(convs) == len([m for m in before.modules() if isinstance(m, nn.Conv2d)])
+
+
+def test_pad_channels_needs_a_folded_model():
+    with pytest.raises(TypeError, match="fold_for_inference"):
+        pad_channels(tiny_deep())
+
+
+def test_pad_channels_leaves_other_models_alone():
+    model = nn.Sequential(nn.Conv2d(3, 5, 3, padding=1))
+    assert pad_channels(model) is model
+    assert model[0].out_channels == 5
+
+
+# -- precision and memory layout -------------------------------------------------------------------
+
+
+def test_bf16_channels_last_within_bf16_tolerance():
+    ref_model = pad_channels(fold_for_inference(tiny_deep()))
+    fast = copy.deepcopy(ref_model).to(torch.bfloat16).to(memory_format=torch.channels_last)
+    x = _grey_batch(2, 80)
+    with torch.inference_mode():
+        ref = ref_model(x)
+        out = fast(x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)).float()
+    from colorizer_lib.color import denormalize_imagenet
+
+    rel = (out - ref).norm() / ref.norm()
+    assert rel < 6e-2, rel
+    colour_error = (denormalize_imagenet(out).clamp(0, 1) - denormalize_imagenet(ref).clamp(0, 1)).abs().mean()
+    assert colour_error < 3 / 255, colour_error
+
+
+# -- torch.compile wrapper --------------------------------------------------------------------------
+
+
+def test_compiled_model_equals_eager_and_caches_per_shape():
+    eager = pad_channels(fold_for_inference(tiny_deep()))
+    compiled = CompiledModel(eager, backend="aot_eager", max_shapes=1)
+    a, b = _grey_batch(1, 64, seed=1), _grey_batch(1, 80, seed=2)
+    with torch.inference_mode():
+        torch.testing.assert_close(compiled(a), eager(a), rtol=1e-5, atol=1e-5)
+        assert list(compiled.compile_seconds) == [((1, 3, 64, 64), torch.float32)]
+        compiled(a)  # same shape: no new entry
+        # a second shape exceeds max_shapes: runs eager, still correct, nothing compiled
+        torch.testing.assert_close(compiled(b), eager(b), rtol=1e-5, atol=1e-5)
+    assert len(compiled.compile_seconds) == 1
+
+
+def test_compile_policy():
+    assert should_compile("cuda", 1000)
+    assert not should_compile("cuda", 1)  # one photo in a notebook: never a minute of warm-up
+    assert not should_compile("cpu", 10_000)
+    with pytest.raises(ValueError):
+        CompiledModel(nn.Identity(), max_shapes=0)
+
+
+# -- pipelined disk-to-disk path ---------------------------------------------------------------------
+
+
+def _grey_photo(path: Path, size=(150, 100), seed=0) -> Path:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size[1], 0:size[0]]
+    grey = np.clip(128 + 60 * np.sin(xx / 9.0) + 40 * np.cos(yy / 7.0) + rng.normal(0, 8, xx.shape), 0, 255)
+    Image.fromarray(grey.astype(np.uint8), "L").save(path)
+    return path
+
+
+def test_pipelined_path_matches_library(tmp_path):
+    from colorizer_lib.colorizer import Colorizer
+
+    col = Colorizer.from_model(tiny_deep(), name="tiny", default_render_factor=5, device="cpu")
+    sources = [_grey_photo(tmp_path / f"in{i}.png", seed=i, size=(150 + 10 * i, 100)) for i in range(3)]
+    stats = colorize_files_pipelined(col, sources, tmp_path / "out", batch_size=2, workers=2, out_format="png")
+    assert stats.images == 3 and [p.name for p in stats.outputs] == ["in0.png", "in1.png", "in2.png"]
+    for src, out in zip(sources, stats.outputs):
+        expected = np.asarray(col.colorize(src).image).astype(int)
+        got = np.asarray(Image.open(out)).astype(int)
+        assert got.shape == expected.shape
+        assert np.abs(got - expected).max() <= 1
+        assert np.abs(got[..., 0] - got[..., 2]).max() > 0  # really coloured, not grey passed through
+
+
+def test_pipelined_path_rejects_bad_arguments(tmp_path):
+    from colorizer_lib.colorizer import Colorizer
+    from colorizer_lib.errors import InputError
+
+    col = Colorizer.from_model(tiny_deep(), name="tiny", default_render_factor=5, device="cpu")
+    with pytest.raises(InputError, match="out_format"):
+        colorize_files_pipelined(col, [], tmp_path, out_format="gif")
+    with pytest.raises(ValueError, match="batch size"):
+        colorize_files_pipelined(col, [], tmp_path, batch_size=0)
+
+
+# -- the benchmark -----------------------------------------------------------------------------------
+
+
+def test_baseline_yuv_merge_keeps_luma_and_takes_chroma():
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, (20, 30), dtype=np.uint8)
+    orig = np.repeat(grey[..., None], 3, axis=2)
+    color = rng.integers(40, 200, (20, 30, 3), dtype=np.uint8)
+    merged = _yuv_merge_cpu(orig, color).astype(float)
+    luma = merged @ np.array([0.299, 0.587, 0.114])
+    inside = (merged > 0).all(-1) & (merged < 255).all(-1)  # clipping changes luma, as in DeOldify
+    assert np.abs(luma - grey)[inside].max() <= 1.5
+    chroma_in = (color[..., 2] - color.astype(float) @ np.array([0.299, 0.587, 0.114]))
+    chroma_out = merged[..., 2] - luma
+    assert np.abs(chroma_out - chroma_in)[inside].mean() < 1.5
+
+
+def test_calibrated_random_model_is_finite():
+    model = calibrated_random_model("deoldify-deep-tiny", torch.device("cpu"), size=64)
+    with torch.inference_mode():
+        out = model(_grey_batch(1, 96))
+    assert not model.training and torch.isfinite(out).all()
+
+
+def test_bench_runs_on_cpu_and_writes_results(tmp_path, capsys):
+    from colorizer_lib import cli
+
+    parser = cli.build_parser()
+    args = parser.parse_args(["bench", "--device", "cpu", "--models", "deoldify-deep-tiny", "--render-factors", "3",
+                              "--variants", "baseline,eager,eager-pad", "--batch-sizes", "2", "--photos", "1",
+                              "--photo-size", "64,48", "--baseline-photos", "1", "--e2e-batch-sizes", "1",
+                              "--min-seconds", "0", "--out", str(tmp_path)])
+    assert args.func(args) == 0
+    (json_path,) = tmp_path.glob("bench-cpu-*.json")
+    (csv_path,) = tmp_path.glob("bench-cpu-*.csv")
+    data = json.loads(json_path.read_text())
+    assert data["meta"]["torch"] == torch.__version__ and "date_utc" in data["meta"] and "command" in data["meta"]
+    assert data["meta"]["matmul_tflops"] > 0
+    rows = data["rows"]
+    model_rows = [r for r in rows if r["kind"] == "model"]
+    assert {(r["variant"], r["batch"]) for r in model_rows} == {("baseline", 1), ("eager", 2), ("eager-pad", 2)}
+    for r in model_rows:
+        assert r["per_second"] > 0 and r["gflop_per_image"] > 0 and "NON-FINITE" not in r["note"]
+    kinds = {(r["kind"], r["variant"]) for r in rows}
+    assert {("latency-12mp", "library"), ("latency-12mp", "pipelined"), ("e2e", "library"),
+            ("e2e", "pipelined"), ("e2e", "baseline")} <= kinds
+    assert len(csv_path.read_text().strip().splitlines()) == len(rows) + 1
+    assert "per second" in capsys.readouterr().out  # the table was printed
+
+
+def test_bench_rejects_unknown_names(tmp_path):
+    from colorizer_lib import cli
+    from colorizer_lib.bench import resolve_arch
+    from colorizer_lib.errors import InputError
+
+    with pytest.raises(InputError, match="unknown model"):
+        resolve_arch("no-such-model")
+    assert cli.main(["bench", "--device", "cpu", "--variants", "warp-drive", "--out", str(tmp_path)]) == cli.EXIT_USAGE
