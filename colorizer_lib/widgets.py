@@ -325,6 +325,13 @@ def _first_sentence(text: str, limit: int = 70) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def embedded_model_name() -> str | None:
+    """The name of the first registered model whose weights ship inside the package, or None."""
+    from colorizer_lib import registry
+
+    return next((spec.name for spec in registry.list_specs() if getattr(spec, "bundled", None)), None)
+
+
 def model_value(selected: str | None) -> str | None:
     """The dropdown value for ``selected``: the canonical registry name for a name or alias,
     else ``selected`` unchanged (a file path)."""
@@ -642,6 +649,7 @@ class ModelPicker:
         self.log = W.Output()
         self.model = W.Dropdown(options=model_options(model), description="Model", style=LABEL_STYLE,
                                 layout=W.Layout(width="560px"))
+        model = model or embedded_model_name()
         if model:
             self.model.value = model_value(model)
         default_rf = int(render_factor) if render_factor else (spec_default_render_factor(self.model.value) or 35)
@@ -685,7 +693,7 @@ class ImageColorizerUI:
     """Model choice, render-factor slider, URL/path box, file upload, Colorize button, progress,
     status line and results (before/after view, side by side, download links).
 
-    Parameters: ``model`` (registry name, alias or weights path; None = library default),
+    Parameters: ``model`` (registry name, alias or weights path; None = the embedded model),
     ``render_factor`` (None or 0 = the model's default), ``sources`` (initial text of the URL box;
     URLs, image paths, folders or zips), ``output_dir`` (where results are saved),
     ``factory`` (``name_or_path -> Colorizer``; default ``Colorizer.from_pretrained``).
@@ -777,12 +785,17 @@ class ImageColorizerUI:
         rf = int(self.render_factor.value)
         total = len(singles)
         self.progress.start(total)
-        outcomes = []
+        outcomes: list[ImageOutcome] = []
+        failed: list[tuple[str, str]] = []  # (name, message): unreadable inputs are skipped, not fatal
         for index, (stem, source, suffix) in enumerate(singles):
             self.status.info(f"Colorizing {stem} at render factor {rf}...")
-            result = colorizer.colorize(source, render_factor=rf)
-            path = Path(result.save(self.output_dir / result_filename(stem, rf, suffix)))
-            outcomes.append(ImageOutcome(stem, result, path))
+            try:
+                result = colorizer.colorize(source, render_factor=rf)
+            except InputError as error:
+                failed.append((stem, str(error)))
+            else:
+                path = Path(result.save(self.output_dir / result_filename(stem, rf, suffix)))
+                outcomes.append(ImageOutcome(stem, result, path))
             self.progress.update(index + 1, total)
         reports = []
         for name, source in batches:
@@ -793,12 +806,13 @@ class ImageColorizerUI:
         self.batches.extend(reports)
         clear_upload(self.upload)
         self._show(outcomes, reports)
-        failed = sum(len(r.failed) for r in reports)
+        failed += [item for report in reports for item in report.failed]
         done = len(outcomes) + sum(len(r.done) for r in reports)
         message = f"Done: {done} photo{'s' if done != 1 else ''} colorized into {self.output_dir}."
         if failed:
-            details = "; ".join(f"{n}: {m}" for r in reports for n, m in r.failed)
-            self.status.error(f"{message} {failed} could not be read and were skipped: {details}")
+            details = "\n".join(f"{name}: {text}" for name, text in failed)
+            self.status.error(f"{message} {len(failed)} could not be read and {'was' if len(failed) == 1 else 'were'}"
+                              f" skipped:\n{details}")
         else:
             self.status.info(message)
         self.progress.finish(not failed)

@@ -183,6 +183,14 @@ def test_slider_bounds():
         widgets.slider_bounds(101, (2, 100))
 
 
+def test_default_model_is_the_embedded_one(tmp_path, colorizer, monkeypatch):
+    from colorizer_lib import registry
+
+    bundled = next((s.name for s in registry.list_specs() if getattr(s, "bundled", None)), None)
+    ui = widgets.ImageColorizerUI(output_dir=tmp_path, factory=lambda name: colorizer)
+    assert ui.model.value == (bundled or registry.list_specs()[0].name)
+
+
 def test_ui_slider_follows_model_defaults(tmp_path, colorizer):
     from colorizer_lib import colorizer as colorizer_module, registry
 
@@ -296,9 +304,16 @@ def test_bad_url_shows_readable_error_in_widget(tmp_path, colorizer, http_server
     assert ui.colorize() == []
     assert ui.status.is_error and "colorizer-error" in ui.status.widget.value
     assert "Traceback" not in ui.status.widget.value and "Unexpected" not in ui.status.text
-    assert "127.0.0.1" in ui.status.text or "missing.jpg" in ui.status.text or "page" in ui.status.text
-    assert ui.last_error and ("InputError" in ui.last_error or "DownloadError" in ui.last_error)
-    assert not ui.button.disabled and ui.progress.bar.bar_style == "danger"
+    assert ui.status.text.startswith("Done: 0 photos colorized") and "1 could not be read and was skipped" in ui.status.text
+    assert "127.0.0.1" in ui.status.text.split("skipped:")[1]  # the loader's own message names the URL
+    assert ui.last_error is None and not ui.button.disabled and ui.progress.bar.bar_style == "danger"
+
+
+def test_one_bad_link_does_not_stop_the_others(tmp_path, colorizer, http_server, photo):
+    ui = make_ui(tmp_path, colorizer, render_factor=8, sources=f"{http_server}/missing.jpg\n{photo}")
+    outcomes = ui.colorize()
+    assert [o.name for o in outcomes] == ["old_photo"] and is_tinted(Image.open(outcomes[0].path))
+    assert ui.status.is_error and "Done: 1 photo colorized" in ui.status.text and "missing" in ui.status.text
 
 
 def test_malformed_entry_and_bad_render_factor_errors(tmp_path, colorizer):
