@@ -1,0 +1,109 @@
+"""Validation metrics for generators, without fastai (``benchmarks/quality.py`` uses this module too).
+
+Two measurements:
+
+- :func:`evaluate_batches`: fast, in-training numbers on packed square validation images at the
+  training size (model output composed with the input luma, exactly what the colorizer keeps).
+- :func:`evaluate_paths`: the honest end-to-end number: each photo loaded at full resolution, made
+  grey, colorized through :class:`colorizer_lib.colorizer.Colorizer` at a render factor, and compared
+  with the original; the grey baseline (true luma, zero chroma) is measured on the same photos.
+
+Both return means of PSNR, SSIM, colourfulness, delta-colourfulness and CIEDE2000 from
+:mod:`colorizer_lib.metrics`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+
+from ..color import compose_luma_chroma, denormalize_imagenet, grey_to_rgb, normalize_imagenet, rgb_to_chroma, rgb_to_luma
+
+METRIC_KEYS = ("psnr", "ssim", "colorfulness", "delta_colorfulness", "ciede2000")
+
+
+def _report(preds: list[torch.Tensor], targets: list[torch.Tensor]) -> dict[str, float]:
+    from .. import metrics
+
+    return {k: float(v) for k, v in metrics.quality_report(preds, targets).items()}
+
+
+@torch.no_grad()
+def generator_predict(model: torch.nn.Module, rgb: torch.Tensor, size: int) -> torch.Tensor:
+    """Colorize ``rgb (B, 3, H, W)`` in [0, 1] as the colorizer does: grey at ``size``, model, chroma upsampled
+    to ``H x W`` and merged with the full-resolution luma. Returns RGB in [0, 1] on ``rgb``'s device."""
+    luma = rgb_to_luma(rgb)
+    x = F.interpolate(luma, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    out = model(normalize_imagenet(grey_to_rgb(x.clamp(0, 1)).contiguous()))
+    chroma = rgb_to_chroma(denormalize_imagenet(out.float()).clamp(0, 1))
+    chroma = F.interpolate(chroma, size=rgb.shape[-2:], mode="bilinear", antialias=True, align_corners=False)
+    return compose_luma_chroma(luma, chroma)
+
+
+def grey_baseline(rgb: torch.Tensor) -> torch.Tensor:
+    """The trivial baseline: the true luma with zero chroma (``(B, 3, H, W)`` in [0, 1])."""
+    return grey_to_rgb(rgb_to_luma(rgb)).contiguous()
+
+
+@torch.no_grad()
+def evaluate_batches(model: torch.nn.Module, images: torch.Tensor, size: int, *, bs: int = 32,
+                     device: torch.device | str | None = None, baseline: bool = False) -> dict[str, float]:
+    """Metrics of ``model`` (eval mode) on packed ``uint8 (N, 3, P, P)`` validation images at ``size``.
+
+    With ``baseline`` the grey baseline's numbers are returned under ``grey_<metric>`` keys too.
+    """
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    preds, targets = [], []
+    try:
+        for i in range(0, len(images), bs):
+            rgb = images[i:i + bs].to(device).float() / 255.0
+            rgb = F.interpolate(rgb, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+            with torch.autocast(device.type, enabled=False):
+                preds.append(generator_predict(model, rgb, size).float())
+            targets.append(rgb)
+    finally:
+        model.train(was_training)
+    out = _report(preds, targets)
+    if baseline:
+        out.update({f"grey_{k}": v for k, v in _report([grey_baseline(t) for t in targets], targets).items()})
+    return out
+
+
+def load_rgb(path: str | Path, max_side: int | None = None) -> torch.Tensor:
+    """A photo as ``(1, 3, H, W)`` float RGB in [0, 1] (EXIF-rotated; shrunk to ``max_side`` if given)."""
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im).convert("RGB")
+        if max_side and max(im.size) > max_side:
+            im.thumbnail((max_side, max_side), Image.BICUBIC)
+        arr = np.asarray(im, dtype=np.float32) / 255.0
+    return torch.from_numpy(arr).permute(2, 0, 1)[None].contiguous()
+
+
+@torch.no_grad()
+def evaluate_paths(colorizer, paths: Sequence[str | Path], render_factor: int | None = None,
+                   max_side: int | None = None, progress: bool = False) -> dict[str, dict[str, float]]:
+    """End-to-end metrics of a :class:`~colorizer_lib.colorizer.Colorizer` on colour photos.
+
+    Each photo -> luma -> ``colorizer.predict_chroma`` + ``colorizer.compose`` -> compared with the photo.
+    Returns ``{"model": {...}, "grey": {...}, "count": n}`` (means over photos).
+    """
+    preds, baselines, targets = [], [], []
+    iterator = paths
+    if progress:
+        from tqdm.auto import tqdm
+        iterator = tqdm(paths, desc="bench-quality")
+    for p in iterator:
+        rgb = load_rgb(p, max_side)
+        luma = rgb_to_luma(rgb)
+        chroma = colorizer.predict_chroma(luma, render_factor)
+        preds.append(colorizer.compose(luma, chroma).float().cpu())
+        baselines.append(grey_baseline(rgb))
+        targets.append(rgb)
+    return {"model": _report(preds, targets), "grey": _report(baselines, targets), "count": len(targets)}
