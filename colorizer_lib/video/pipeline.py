@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import os
 import queue
 import shutil
@@ -187,9 +188,9 @@ def _check_render_factor(rf) -> int:
     from ..errors import RenderFactorError
 
     low, high = RENDER_FACTOR_RANGE
-    if isinstance(rf, bool) or not isinstance(rf, int) or not low <= rf <= high:
+    if isinstance(rf, bool) or not isinstance(rf, numbers.Integral) or not low <= rf <= high:
         raise RenderFactorError(f"render_factor must be an integer from {low} to {high}, got {rf!r}.")
-    return rf
+    return int(rf)
 
 
 def default_output(source: str | os.PathLike) -> Path:
