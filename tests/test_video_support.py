@@ -40,13 +40,13 @@ def decode_rgb(path: Path, width: int, height: int) -> np.ndarray:
     """All frames of ``path`` as ``(T, H, W, 3)`` uint8 RGB."""
     raw = subprocess.run([FFMPEG, "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0", "-f", "rawvideo",
                           "-pix_fmt", "rgb24", "-"], check=True, capture_output=True).stdout
-    return np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
+    return np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3).copy()
 
 
 def decode_gray(path: Path, width: int, height: int) -> np.ndarray:
     raw = subprocess.run([FFMPEG, "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0", "-f", "rawvideo",
                           "-pix_fmt", "gray", "-"], check=True, capture_output=True).stdout
-    return np.frombuffer(raw, np.uint8).reshape(-1, height, width)
+    return np.frombuffer(raw, np.uint8).reshape(-1, height, width).copy()
 
 
 def stream_info(path: Path) -> list[dict]:
