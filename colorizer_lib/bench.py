@@ -316,9 +316,7 @@ def bench_model_only(report: Report, name: str, base: nn.Module, device: torch.d
         variants = list(dict.fromkeys(variants))
     for rf in render_factors:
         size = 16 * rf
-        flop_model = fold_for_inference(copy.deepcopy(base)).to(device)
-        flops = count_flops(flop_model, random_input(1, size, device, torch.float32, False))
-        del flop_model
+        flops = count_flops(fold_for_inference(copy.deepcopy(base)), random_input(1, size, device, torch.float32, False))
         for variant in variants:
             sizes = [1] if variant in ("baseline", "onnxruntime") else list(batch_sizes)
             if variant == "compiled-pad":
@@ -361,6 +359,54 @@ def bench_model_only(report: Report, name: str, base: nn.Module, device: torch.d
                                note=(note + ("" if finite else " NON-FINITE OUTPUT")).strip()))
                 del x
             del fn
+
+
+def bench_interleaved(report: Report, name: str, base: nn.Module, device: torch.device, *, render_factor: int,
+                      variants: Sequence[str], repeats: int, matmul_tflops: float, workdir: Path) -> None:
+    """Batch-1 latency of ``variants`` measured round-robin (A, B, C, A, B, C...), so that on a shared
+    machine every variant sees the same background load; one row per variant with the median, and
+    the ONNX Runtime output checked against the eager output on the same input."""
+    from .export import ONNX_TOLERANCE
+
+    size = 16 * render_factor
+    flops = count_flops(fold_for_inference_copy(base), random_input(1, size, device, torch.float32, False))
+    built = {v: build_variant(v, base, device, render_factor, workdir) for v in variants}
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    loads: list[float] = []
+    outputs: dict[str, torch.Tensor] = {}
+    for run in range(repeats + 1):  # the first round is the warm-up
+        for v in variants:
+            fn, dtype, cl = built[v]
+            x = random_input(1, size, device, dtype, cl)
+            start = time.perf_counter()
+            with torch.inference_mode():
+                out = fn(x)
+            _sync(device)
+            if run:
+                times[v].append(time.perf_counter() - start)
+                if hasattr(os, "getloadavg"):
+                    loads.append(os.getloadavg()[0])
+            outputs[v] = out.float().cpu()
+    reference = outputs.get("eager")
+    for v in variants:
+        t = statistics.median(times[v])
+        note = f"round-robin median of {repeats}, runs {', '.join(f'{s:.1f}' for s in times[v])} s"
+        if v != "eager" and reference is not None:
+            diff = float((outputs[v] - reference).abs().max())
+            note += f"; max |diff| vs eager {diff:.1e}"
+            if v == "onnxruntime":
+                note += " (ok)" if diff <= ONNX_TOLERANCE else f" (OVER {ONNX_TOLERANCE:.0e})"
+        report.add(Row("cpu-latency", name, render_factor, 1, v, per_second=1 / t, ms=t * 1e3,
+                       gflop_per_image=flops / 1e9, tflops=flops / t / 1e12,
+                       pct_of_matmul=100 * flops / t / 1e12 / matmul_tflops, runs=len(times[v]), note=note))
+    if loads:
+        report.meta.setdefault("loadavg_during", {})[f"{name}-rf{render_factor}"] = [min(loads), max(loads)]
+
+
+def fold_for_inference_copy(model: nn.Module) -> nn.Module:
+    from .models.fold import fold_for_inference
+
+    return fold_for_inference(copy.deepcopy(model))
 
 
 def bench_head(report: Report, name: str, base: nn.Module, device: torch.device, *, render_factor: int,
@@ -589,6 +635,8 @@ class BenchConfig:
     out: Path = Path("benchmarks/results")
     profile: bool = True
     e2e_compile: bool = False
+    interleave: bool = False
+    repeats: int = 3
 
 
 def _same_arch_as_earlier(name: str, arch: str, seen: dict[str, str]) -> str | None:
@@ -623,6 +671,13 @@ def run_benchmark(cfg: BenchConfig) -> Report:
         common = dict(render_factors=cfg.render_factors, batch_sizes=cfg.batch_sizes, matmul_tflops=rate,
                       workdir=workdir, compile_batch_sizes=cfg.compile_batch_sizes, min_seconds=cfg.min_seconds,
                       deadline=deadline)
+        if cfg.interleave:
+            for name in cfg.models:
+                base = calibrated_random_model(resolve_arch(name), device, size=min(256, 16 * max(cfg.render_factors))).cpu()
+                for rf in cfg.render_factors:
+                    bench_interleaved(report, name, base, device, render_factor=rf, variants=cfg.variants,
+                                      repeats=cfg.repeats, matmul_tflops=rate, workdir=workdir)
+            return report
         # 1. model only, eager variants (and the baseline), every model
         for name in cfg.models:
             arch = resolve_arch(name)
@@ -631,7 +686,9 @@ def run_benchmark(cfg: BenchConfig) -> Report:
                 report.add(Row("model", name, None, None, "all", note=f"same architecture ({arch}) as {twin}: "
                                                                       f"same speed, measured once"))
                 continue
-            base = calibrated_random_model(arch, device, size=min(256, 16 * max(cfg.render_factors)))
+            # calibrated on the device, then kept on the CPU: each variant copies it to the device, so
+            # peak-memory rows hold that variant's weights and activations only
+            base = calibrated_random_model(arch, device, size=min(256, 16 * max(cfg.render_factors))).cpu()
             bases[name] = base
             bench_model_only(report, name, base, device, variants=[v for v in cfg.variants if v != "compiled-pad"],
                              **common)
@@ -645,7 +702,7 @@ def run_benchmark(cfg: BenchConfig) -> Report:
             for name in cfg.e2e_models:
                 if name not in bases:
                     continue
-                base = bases[name].to(device)
+                base = bases[name]
                 bench_photos(report, name, base, device, photos=photos, workdir=workdir,
                              render_factors=cfg.render_factors, batch_sizes=cfg.e2e_batch_sizes,
                              baseline_photos=cfg.baseline_photos, library_photos=cfg.library_photos,
@@ -653,7 +710,7 @@ def run_benchmark(cfg: BenchConfig) -> Report:
                 _park(base, device)
         # 3. where the time goes
         if cfg.profile and device.type == "cuda" and "artistic" in bases and time.perf_counter() < deadline:
-            base = bases["artistic"].to(device)
+            base = bases["artistic"]
             profile_table(base, device, render_factor=max(cfg.render_factors), batch=8,
                           path=cfg.out / f"profile-artistic-{stamp}.txt")
             _park(base, device)
@@ -661,7 +718,7 @@ def run_benchmark(cfg: BenchConfig) -> Report:
         if "compiled-pad" in cfg.variants:
             for name in cfg.compile_models:
                 if name in bases:
-                    base = bases[name].to(device)
+                    base = bases[name]
                     bench_model_only(report, name, base, device, variants=["compiled-pad"], **common)
                     _park(base, device)
     finally:
@@ -670,8 +727,8 @@ def run_benchmark(cfg: BenchConfig) -> Report:
             report.meta["loadavg_end"] = list(os.getloadavg())
         report.meta["wall_seconds"] = time.perf_counter() - start
         report.write()
-    print(format_table(report.rows))
-    print(f"results: {report.json_path} and {report.csv_path}")
+        print(format_table(report.rows))
+        print(f"results: {report.json_path} and {report.csv_path}")
     return report
 
 
@@ -693,7 +750,7 @@ def profile_table(base: nn.Module, device: torch.device, *, render_factor: int, 
     dtype = resolve_dtype(None, device)
     texts = []
     for label, padded in (("eager", False), ("eager-pad", True)):
-        model = fold_for_inference(copy.deepcopy(base))
+        model = fold_for_inference(copy.deepcopy(base).to(device))
         if padded:
             model = pad_channels(model)
         model = model.to(device=device, dtype=dtype).to(memory_format=torch.channels_last)
@@ -764,6 +821,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="benchmarks/results", help="folder for the JSON and CSV results")
     parser.add_argument("--e2e-compile", action="store_true",
                         help="also torch.compile the photo rows of the --compile-models (one compile per batch size)")
+    parser.add_argument("--interleave", action="store_true",
+                        help="batch-1 latency only, variants measured round-robin (fair on a shared CPU)")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds for --interleave (after one warm-up round)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
 
 
@@ -793,7 +853,8 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         photos=args.photos if args.photos is not None else (0 if cpu else 32),
         photo_size=tuple(args.photo_size) if args.photo_size else PHOTO_SIZE,
         e2e_models=args.e2e_models or models, e2e_batch_sizes=args.e2e_batch_sizes or [8, 32],
-        baseline_photos=args.baseline_photos, e2e_compile=args.e2e_compile, min_seconds=args.min_seconds, budget_seconds=args.budget,
+        baseline_photos=args.baseline_photos, e2e_compile=args.e2e_compile, interleave=args.interleave,
+        repeats=args.repeats, min_seconds=args.min_seconds, budget_seconds=args.budget,
         out=Path(args.out))
 
 

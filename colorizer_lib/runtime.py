@@ -290,7 +290,8 @@ def colorize_files_pipelined(colorizer, paths: Sequence[str | os.PathLike], out_
                              quality: int = 95, out_format: str = "jpg",
                              reader: Callable[[str | os.PathLike], np.ndarray] = read_jpeg_luma) -> PipelineStats:
     """Colorize picture files into ``out_dir`` (``<stem>.<out_format>``, jpg or png) with I/O
-    overlapped with the model.
+    overlapped with the model. Outputs carry the library's provenance metadata (written atomically
+    by :func:`colorizer_lib.image.save_image`), but not the inputs' ICC profile or EXIF.
 
     Decoding runs ``workers`` threads ahead of the model (PIL releases the GIL while decoding and
     encoding), the model and the merge run batched on ``colorizer.device`` (``predict_chroma`` then
@@ -303,6 +304,8 @@ def colorize_files_pipelined(colorizer, paths: Sequence[str | os.PathLike], out_
     from PIL import Image
 
     from .color import compose_luma_chroma
+    from .colorizer import ColorizeResult
+    from .image import save_image
 
     if out_format not in ("jpg", "png"):
         raise InputError(f"out_format must be 'jpg' or 'png', got {out_format!r}.")
@@ -316,14 +319,11 @@ def colorize_files_pipelined(colorizer, paths: Sequence[str | os.PathLike], out_
     stats = PipelineStats()
     start = time.perf_counter()
 
+    # The same provenance as Colorizer results, so `colorize image`'s resume logic recognises the outputs.
+    provenance = ColorizeResult(image=None, original=None, render_factor=rf, model_name=colorizer.name).provenance
+
     def encode(rgb: np.ndarray, target: Path) -> Path:
-        tmp = target.with_name(f".{target.name}.part")
-        if out_format == "jpg":
-            Image.fromarray(rgb, "RGB").save(tmp, format="JPEG", quality=quality)
-        else:
-            Image.fromarray(rgb, "RGB").save(tmp, format="PNG", compress_level=1)
-        os.replace(tmp, target)
-        return target
+        return save_image(Image.fromarray(rgb, "RGB"), target, provenance=provenance, quality=quality)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         # Decoding runs at most two batches ahead, so memory stays bounded for any number of files.

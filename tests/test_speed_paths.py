@@ -157,6 +157,7 @@ def _grey_photo(path: Path, size=(150, 100), seed=0) -> Path:
 
 def test_pipelined_path_matches_library(tmp_path):
     from colorizer_lib.colorizer import Colorizer
+    from colorizer_lib.image import read_provenance
 
     col = Colorizer.from_model(tiny_deep(), name="tiny", default_render_factor=5, device="cpu")
     sources = [_grey_photo(tmp_path / f"in{i}.png", seed=i, size=(150 + 10 * i, 100)) for i in range(3)]
@@ -168,6 +169,7 @@ def test_pipelined_path_matches_library(tmp_path):
         assert got.shape == expected.shape
         assert np.abs(got - expected).max() <= 1
         assert np.abs(got[..., 0] - got[..., 2]).max() > 0  # really coloured, not grey passed through
+        assert read_provenance(out)["colorizer:render_factor"] == "5"  # `colorize image` can resume on it
 
 
 def test_pipelined_path_rejects_bad_arguments(tmp_path):
