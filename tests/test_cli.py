@@ -10,28 +10,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch import nn
 
+from colorizer_lib.bench import calibrated_random_model
 from colorizer_lib.cli import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_WEIGHTS, main
 from colorizer_lib.image import read_provenance
-from colorizer_lib.models import build_generator
 from tests.conftest import BW_EXAMPLES, FIXTURES
 from tests.http_server import closed_port_url, serve_directory
-
-
-def _calibrated_artistic() -> nn.Module:
-    """A random-weight Artistic generator with sane BatchNorm statistics (finite, unsaturated output)."""
-    torch.manual_seed(0)
-    model = build_generator("deoldify-deep-resnet34")
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None
-    model.train()
-    with torch.no_grad():
-        for _ in range(2):
-            model(torch.randn(2, 3, 64, 64))
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +23,8 @@ def artistic_server(tmp_path_factory):
     """A real HTTP server on 127.0.0.1 serving ColorizeArtistic_gen.pth in fastai's wrapped layout."""
     root = tmp_path_factory.mktemp("weights_site")
     opt = {"state": {}, "param_groups": [{"lr": slice(None, 0.003, None), "params": [0]}]}
-    torch.save({"model": _calibrated_artistic().state_dict(), "opt": opt}, root / "ColorizeArtistic_gen.pth")
+    model = calibrated_random_model("deoldify-deep-resnet34", torch.device("cpu"), size=64)
+    torch.save({"model": model.state_dict(), "opt": opt}, root / "ColorizeArtistic_gen.pth")
     with serve_directory(root) as base_url:
         yield base_url
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from colorizer_lib.bench import calibrated_random_model
 from colorizer_lib.colorizer import expected_state
 from colorizer_lib.models import build_generator
 from colorizer_lib.models.deoldify import DeOldifyUnet
@@ -68,26 +69,12 @@ def test_folded_model_equals_unfolded(tiny_reference, kind, nf_factor):
     assert any(isinstance(m, SpectralNormConv) for m in model.modules())
 
 
-def _calibrated(model: nn.Module, size: int = 64) -> nn.Module:
-    """Give a random-weight model sane BatchNorm statistics so its outputs are not saturated or NaN."""
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None
-    model.train()
-    with torch.no_grad():
-        for _ in range(3):
-            model(torch.randn(2, 3, size, size))
-    return model.eval()
-
-
 def test_full_size_artistic_loads_deoldify_layout_and_matches(tmp_path):
     """A full Artistic model saved as fastai v1's Learner.save does ({'model', 'opt'} with slice lrs)
     loads through Colorizer.from_pretrained and computes the same outputs."""
     from colorizer_lib.colorizer import Colorizer
 
-    torch.manual_seed(0)
-    original = _calibrated(build_generator("deoldify-deep-resnet34"))
+    original = calibrated_random_model("deoldify-deep-resnet34", torch.device("cpu"), size=64)
     opt_state = {"state": {}, "param_groups": [{"lr": slice(None, 0.003, None), "betas": (0.9, 0.99), "params": [0]}]}
     path = tmp_path / "ColorizeArtistic_gen.pth"
     torch.save({"model": original.state_dict(), "opt": opt_state}, path)
