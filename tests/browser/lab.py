@@ -214,6 +214,11 @@ def refresh_screenshots(target: Path, model: str = "compact") -> None:
             page.wait_for_selector(".colorizer-results .colorizer-video", timeout=600_000)
             page.wait_for_function("() => document.querySelector('.colorizer-video').readyState >= 2",
                                    timeout=60_000)
+            page.evaluate("""() => new Promise(done => {  // show a frame from the middle, not a spinner
+                const v = document.querySelector('.colorizer-video');
+                v.addEventListener('seeked', () => done(), {once: true});
+                v.currentTime = v.duration / 2;
+            })""")
             ui = page.locator(".jp-OutputArea-output").filter(has=page.locator(".colorizer-preview-image")).first
             ui.scroll_into_view_if_needed()
             ui.screenshot(path=str(target / "video_colorizer.png"))
