@@ -14,6 +14,7 @@ forgives it; luminance carries the detail, so the original's luminance survives 
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -116,8 +117,9 @@ def out_of_memory_guard(render_factor: int, batch_size: int) -> Iterator[None]:
 # architecture identification for local files
 
 
+@functools.lru_cache(maxsize=None)
 def expected_state(arch: str, float_dtype: str = "float32") -> dict[str, dict[str, Any]]:
-    """The state-dict manifest of ``arch`` (``{key: {"shape": [...], "dtype": "float32"}}``), built on
+    """The (cached, read-only) state-dict manifest of ``arch`` (``{key: {"shape": [...], "dtype": "float32"}}``), built on
     the meta device so no memory or time is spent on weights. ``float_dtype`` is the storage type
     of floating tensors in the file (our own weights ship as float16)."""
     with torch.device("meta"):
@@ -129,14 +131,19 @@ def expected_state(arch: str, float_dtype: str = "float32") -> dict[str, dict[st
     return {k: {"shape": list(v.shape), "dtype": dtype_name(v)} for k, v in model.state_dict().items()}
 
 
-def identify_architecture(state_dict: dict[str, torch.Tensor], source: str) -> str:
+def identify_architecture(state_dict: dict[str, torch.Tensor], source: str, hint: str | None = None) -> str:
     """The registered architecture whose keys and shapes equal ``state_dict``'s.
+
+    ``hint`` (e.g. the ``arch`` recorded in a safetensors file's metadata) is tried first.
 
     Raises:
         VerificationError: no architecture matches (names the closest one and what differs).
     """
     best: tuple[float, str] = (-1.0, "")
-    for arch in available_architectures():
+    candidates = available_architectures()
+    if hint in candidates:
+        candidates = [hint] + [a for a in candidates if a != hint]
+    for arch in candidates:
         manifest = expected_state(arch)
         same = sum(1 for k, v in manifest.items() if k in state_dict and list(state_dict[k].shape) == v["shape"])
         if same == len(manifest) == len(state_dict):
@@ -148,6 +155,19 @@ def identify_architecture(state_dict: dict[str, torch.Tensor], source: str) -> s
         f"{best[0]:.0%} of its tensors match). Use DeOldify's ColorizeArtistic_gen.pth, ColorizeStable_gen.pth "
         f"or ColorizeVideo_gen.pth, or a model exported by `colorizer_lib.training`."
     )
+
+
+def _safetensors_arch(path: Path) -> str | None:
+    """The ``arch`` entry of a safetensors file's metadata (our exports write it), else None."""
+    if path.suffix != ".safetensors":
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get("arch")
+    except Exception:  # unreadable metadata: fall back to matching shapes; load errors surface elsewhere
+        return None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -272,7 +292,7 @@ class Colorizer:
             arch = spec.arch
         else:
             state = hub.load_state_dict(path)
-            arch = identify_architecture(state, source)
+            arch = identify_architecture(state, source, hint=_safetensors_arch(path))
         with torch.device("meta"):
             model = build_generator(arch)
         model.load_state_dict(state, strict=True, assign=True)
