@@ -38,7 +38,7 @@ def test_image_notebook_in_jupyterlab(tmp_path, tools_present):
     root, home, out = tmp_path / "lab", tmp_path / "home", tmp_path / "lab" / "colorized"
     root.mkdir()
     home.mkdir()
-    weights = tiny_weights(root / "tiny.pth")
+    weights = tiny_weights(root / "tiny.safetensors")
     with_parameters(ROOT / "ImageColorizer.ipynb", root / "ImageColorizer.ipynb",
                     {"model": str(weights), "render_factor": 8, "sweep_factors": "4, 8", "output_dir": str(out)})
 

@@ -104,7 +104,7 @@ def luma(image: Image.Image) -> np.ndarray:
 
 @pytest.mark.slow
 def test_image_notebook_runs_headless(tmp_path, hermetic_env):
-    weights = tiny_weights(tmp_path / "tiny.pth")
+    weights = tiny_weights(tmp_path / "tiny.safetensors")
     batch = tmp_path / "album"
     batch.mkdir()
     grey_photo(batch / "a.png")
@@ -140,7 +140,7 @@ def test_image_notebook_runs_headless(tmp_path, hermetic_env):
 
 @pytest.mark.slow
 def test_video_notebook_runs_headless(tmp_path, hermetic_env):
-    weights = tiny_weights(tmp_path / "tiny.pth")
+    weights = tiny_weights(tmp_path / "tiny.safetensors")
     clip = make_clip(tmp_path / "film.mp4")
     out = tmp_path / "out"
     nb = execute("VideoColorizer.ipynb", {"model": str(weights), "render_factor": 4, "video_url": str(clip),

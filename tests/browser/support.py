@@ -58,6 +58,7 @@ def is_tinted(image: Image.Image) -> bool:
 def tiny_weights(path: Path, tint_logits=(40.0, 0.0, -40.0)) -> Path:
     """Save a tiny random-weight DeOldify U-Net (``deoldify-deep-tiny``, 0.3 M parameters) whose final
     bias saturates the output to a strong orange: red at its maximum, blue at its minimum.
+    ``.safetensors`` paths get the architecture in the metadata (fast to load); others use torch.save.
 
     ``Colorizer.from_pretrained(path)`` recognises the architecture from the state dict, so a
     notebook's ``model`` parameter can point at this file. Colorized images come out warm
@@ -70,7 +71,12 @@ def tiny_weights(path: Path, tint_logits=(40.0, 0.0, -40.0)) -> Path:
     state = model.state_dict()
     key = next(k for k in state if k.endswith(".bias") and state[k].shape == (3,) and k.startswith("layers.11"))
     state[key] = torch.tensor(tint_logits, dtype=state[key].dtype)
-    torch.save(state, path)
+    if Path(path).suffix == ".safetensors":  # with the arch recorded, as colorizer_lib's exports do
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in state.items()}, str(path), metadata={"arch": "deoldify-deep-tiny"})
+    else:
+        torch.save(state, path)
     return path
 
 
