@@ -1,8 +1,8 @@
 """Drive a real JupyterLab in Debian's Chromium with Playwright (used by tests/test_browser.py).
 
 ``JupyterLab`` starts a hermetic JupyterLab server on 127.0.0.1 (own config, data, runtime and
-settings folders; no news toast; no cell windowing, so every output stays in the DOM) serving one
-folder. ``open_browser`` launches the system Chromium (never a downloaded one).
+settings folders; nothing written outside them; no news toast; no cell windowing, so every
+output stays in the DOM) serving one folder. ``open_browser`` launches the system Chromium (never a downloaded one).
 
 Run as a script to refresh the README screenshots with a real model (no test asserts):
 ``python -m tests.browser.lab docs/screenshots [model]`` (default model: compact).
@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
 
+ANNOUNCEMENTS = "@jupyterlab/apputils-extension:announcements"
 LAB_SETTINGS = {
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"checkForUpdates": False,
@@ -96,8 +97,11 @@ class JupyterLab:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(values))
         env = self.environment()
-        subprocess.run([sys.executable, "-m", "jupyter", "labextension", "disable",
-                        "@jupyterlab/apputils-extension:announcements"], env=env, check=True, capture_output=True)
+        # What `jupyter labextension disable` would write, but in our own config folder (that
+        # command writes into the virtualenv and takes seconds): no news toast over the screenshots.
+        page_config = Path(env["JUPYTER_CONFIG_DIR"]) / "labconfig" / "page_config.json"
+        page_config.parent.mkdir(parents=True, exist_ok=True)
+        page_config.write_text(json.dumps({"disabledExtensions": {ANNOUNCEMENTS: True}}))
         cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
                f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
                f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
