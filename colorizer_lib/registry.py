@@ -111,6 +111,31 @@ _SPECS: tuple[WeightSpec, ...] = (
 )
 
 
+_COMPACT = WeightSpec(
+    name="compact",
+    aliases=("embedded", "colorizer-compact"),
+    arch="compact-efficientnet-lite0",
+    filename="compact.safetensors",
+    bundled=PACKAGE_DIR / "weights" / "compact.safetensors",
+    size=10_500_348,
+    sha256="92b73ab01feb2f7152c42a5882f719532053fa9e7fb9f12865d9517983d5bd18",
+    dtype="float16",
+    license=(
+        "weights: MIT (trained by the Colorizer project); training data: Debian package photos "
+        "(public domain, CC0, CC-BY-SA) and an ImageNet sample (ImageNet research terms)"
+    ),
+    default_render_factor=16,
+    description=(
+        "Colorizer's own embedded model (EfficientNet-Lite0 U-Net, fp16, ships inside the package, no "
+        "download): fast on a laptop CPU and good at skies, water, foliage and landscapes; colours are "
+        "muted and sometimes patchy, and skin tones are its weakest point (few people in its training photos)."
+    ),
+    tags=("image", "video", "embedded"),
+)
+
+_SPECS = _SPECS + (_COMPACT,)
+
+
 def list_specs() -> list[WeightSpec]:
     """All registered weight sets, in display order."""
     return list(_SPECS)

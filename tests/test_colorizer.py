@@ -181,3 +181,48 @@ def test_cpu_defaults_to_float32_and_dtype_override(tiny_deep):
     bf16 = Colorizer.from_model(tiny_deep, device="cpu", dtype="bf16", default_render_factor=4)
     assert bf16.dtype == torch.bfloat16
     assert bf16.colorize(PIPE_IN).image.size == (160, 120)
+
+
+def test_embedded_compact_model_loads_verified_and_offline():
+    from colorizer_lib.registry import get_spec
+
+    spec = get_spec("compact")
+    assert spec.bundled is not None and spec.bundled.stat().st_size == spec.size
+    col = Colorizer.from_pretrained("compact", device="cpu")
+    assert col.name == "compact" and col.default_render_factor == spec.default_render_factor
+    out = np.asarray(col.colorize(BW_EXAMPLES / "black-canyon.jpg").image).astype(np.float32)
+    assert np.abs(out[..., 0] - out[..., 2]).mean() > 3  # a real model: clearly coloured
+
+
+def test_bundled_weights_are_checked_against_the_record(tmp_path, monkeypatch):
+    import dataclasses
+    import shutil
+
+    from colorizer_lib import registry
+
+    spec = registry.get_spec("compact")
+    tampered = tmp_path / "compact.safetensors"
+    shutil.copy(spec.bundled, tampered)
+    with open(tampered, "r+b") as f:  # flip one byte at the end of the data, same size
+        f.seek(-1, 2)
+        last = f.read(1)
+        f.seek(-1, 2)
+        f.write(bytes([last[0] ^ 0xFF]))
+    monkeypatch.setattr(registry, "_SPECS", tuple(dataclasses.replace(s, bundled=tampered) if s.name == "compact" else s
+                                                 for s in registry._SPECS))
+    with pytest.raises(VerificationError):
+        Colorizer.from_pretrained("compact", device="cpu")
+
+
+def test_no_model_named_and_no_network_falls_back_to_the_embedded_model(monkeypatch, capsys):
+    import dataclasses
+
+    from tests.http_server import closed_port_url
+
+    dead = closed_port_url()
+    monkeypatch.setattr(colorizer_module, "with_mirrors",
+                        lambda spec: dataclasses.replace(spec, urls=(f"{dead}/{spec.filename}",)))
+    col = Colorizer.from_pretrained(None, device="cpu", progress=False)
+    assert col.name == "compact"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "embedded 'compact'" in err and "colorize models --download" in err
