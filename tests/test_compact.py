@@ -164,16 +164,14 @@ def test_shipped_weights_checksum_matches_record():
 SHIPPED_SHA256 = "92b73ab01feb2f7152c42a5882f719532053fa9e7fb9f12865d9517983d5bd18"
 
 
-def test_bench_quality_script_reports_model_and_grey_baseline(tmp_path, capsys):
-    import importlib.util as iu
+def test_bench_quality_command_reports_model_and_grey_baseline(tmp_path, capsys):
     import json
 
     import numpy as np
     from PIL import Image
 
-    spec = iu.spec_from_file_location("bench_quality", Path(__file__).resolve().parents[1] / "benchmarks" / "quality.py")
-    bench = iu.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from colorizer_lib.cli import main
+
     photos = tmp_path / "photos"
     photos.mkdir()
     rng = np.random.default_rng(0)
@@ -183,7 +181,7 @@ def test_bench_quality_script_reports_model_and_grey_baseline(tmp_path, capsys):
         arr[20:] = rng.integers(0, 256, 3)
         Image.fromarray(arr).save(photos / f"{i}.png")
     out = tmp_path / "r.json"
-    assert bench.main([str(photos), "--model", str(WEIGHTS), "--render-factor", "4", "--limit", "2",
+    assert main(["bench-quality", str(photos), "--model", str(WEIGHTS), "--render-factor", "4", "--limit", "2",
                        "--device", "cpu", "--json", str(out)]) == 0
     res = json.loads(out.read_text())
     assert res["count"] == 2 and res["render_factor"] == 4

@@ -7,6 +7,6 @@ Import the submodules you need; this package file imports nothing, so ``training
 - :mod:`.losses` feature (perceptual) + pixel loss on EfficientNet-Lite0 (or VGG16) features
 - :mod:`.phases` ``pretrain_generator``, ``pretrain_critic``, ``train_gan`` with one config each
 - :mod:`.callbacks` per-epoch checkpoints (resume), validation metrics, sample grids
-- :mod:`.evaluate` validation metrics (also used by ``benchmarks/quality.py``)
+- :mod:`.evaluate` validation metrics (also used by ``colorize bench-quality``)
 - :mod:`.export` fp16 safetensors + weight record
 """

@@ -1,4 +1,4 @@
-"""Validation metrics for generators, without fastai (``benchmarks/quality.py`` uses this module too).
+"""Validation metrics for generators, without fastai (``colorize bench-quality`` uses this module too).
 
 Two measurements:
 
