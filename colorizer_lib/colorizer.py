@@ -369,25 +369,25 @@ class Colorizer:
     def colorize_batch(self, sources: Sequence[Any], render_factor: int | None = None, *, batch_size: int | None = None,
                        watermark: bool = False, progress: bool = False) -> list[ColorizeResult]:
         """Colorize many pictures, ``batch_size`` of them per forward pass (default: 8 on GPU, 1 on CPU)."""
-        results = []
-        for chunk_results in self.iter_colorize(sources, render_factor, batch_size=batch_size, watermark=watermark,
-                                                progress=progress):
-            results.append(chunk_results)
-        return results
+        return list(self.iter_colorize(sources, render_factor, batch_size=batch_size, watermark=watermark,
+                                       progress=progress))
 
     def iter_colorize(self, sources: Iterable[Any], render_factor: int | None = None, *, batch_size: int | None = None,
                       watermark: bool = False, progress: bool = False, total: int | None = None
                       ) -> Iterator[ColorizeResult]:
-        """Like :meth:`colorize_batch`, yielding each result as soon as its batch is done."""
+        """Like :meth:`colorize_batch`, yielding each result as soon as its batch is done.
+
+        ``total`` sizes the progress bar when ``sources`` is an iterator of unknown length."""
         from .image import load_image
 
         rf = self.render_factor_or_default(render_factor)
         bs = batch_size or (8 if self.device.type == "cuda" else 1)
         if bs < 1:
             raise ValueError(f"batch size must be at least 1, got {bs}")
-        sources = list(sources) if total is None and not isinstance(sources, Sequence) else sources
-        count = total if total is not None else len(sources)  # type: ignore[arg-type]
-        bar = _progress_bar(count, progress, desc=f"colorizing ({self.name})")
+        if total is None:
+            sources = list(sources)
+            total = len(sources)
+        bar = _progress_bar(total, progress, desc=f"colorizing ({self.name})")
         batch: list = []
         try:
             for source in sources:
