@@ -346,7 +346,7 @@ def bench_model_only(report: Report, name: str, base: nn.Module, device: torch.d
                             note = f"compile {fn.compile_seconds[(tuple(x.shape), x.dtype)]:.0f} s"
                         out = fn(x)
                         finite = bool(torch.isfinite(out.float()).all())
-                        times = time_callable(lambda: fn(x), device, min_seconds=min_seconds,
+                        times = time_callable(lambda fn=fn, x=x: fn(x), device, min_seconds=min_seconds,
                                               warmup=1 if variant in ("baseline", "onnxruntime") or device.type == "cpu" else 2)
                 except torch.OutOfMemoryError:
                     report.add(Row("model", name, rf, bs, variant, note="out of memory"))
@@ -436,7 +436,7 @@ def bench_head(report: Report, name: str, base: nn.Module, device: torch.device,
             x = x.contiguous(memory_format=torch.channels_last)
         flops = count_flops(head, x[:1])
         with torch.inference_mode():
-            times = time_callable(lambda: head(x), device, min_seconds=min_seconds)
+            times = time_callable(lambda head=head, x=x: head(x), device, min_seconds=min_seconds)
         t = statistics.median(times)
         report.add(Row("head", name, render_factor, batch, f"{channels}-channels", per_second=batch / t, ms=t * 1e3,
                        gflop_per_image=flops / 1e9, tflops=flops * batch / t / 1e12, runs=len(times),

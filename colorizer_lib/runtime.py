@@ -324,11 +324,9 @@ def prefer_onnx_on_cpu(device: torch.device | str, expected_images: int, *, min_
     the one-off export (about a minute for Artistic, cached on disk afterwards)."""
     if torch.device(device).type != "cpu" or expected_images < min_images:
         return False
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -395,7 +393,6 @@ def colorize_files_pipelined(colorizer, paths: Sequence[str | os.PathLike], out_
     out_dir.mkdir(parents=True, exist_ok=True)
     rf = colorizer.render_factor_or_default(render_factor)
     workers = workers or max(2, (os.cpu_count() or 2) - 1)
-    device = colorizer.device
     stats = PipelineStats()
     start = time.perf_counter()
 
