@@ -139,3 +139,11 @@ def test_urls_are_colorized_and_web_pages_refused(tiny_weights_file, tmp_path, c
     assert Image.open(out / "bird.png").size == (160, 120)
     err = capsys.readouterr().err
     assert "page.html" in err and "web page" in err
+
+
+def test_cli_onnx_runtime(tiny_weights_file, tmp_path, capsys):
+    out = tmp_path / "o.png"
+    code = main(["image", str(FIXTURES / "deoldify_tiny_pipeline_in.png"), "-o", str(out), "-m", str(tiny_weights_file),
+                 "-r", "4", "--runtime", "onnx", "--cache-dir", str(tmp_path / "cache")])
+    assert code == EXIT_OK and Image.open(out).size == (160, 120)
+    assert "ONNX Runtime" in capsys.readouterr().err

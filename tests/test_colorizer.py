@@ -226,3 +226,19 @@ def test_no_model_named_and_no_network_falls_back_to_the_embedded_model(monkeypa
     assert col.name == "compact"
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "embedded 'compact'" in err and "colorize models --download" in err
+
+
+def test_onnx_runtime_gives_the_same_picture(tiny_deep, tmp_path):
+    torch_col = Colorizer.from_model(tiny_deep, name="tiny", default_render_factor=4, device="cpu")
+    onnx_col = Colorizer.from_model(tiny_deep, name="tiny", default_render_factor=4, device="cpu")
+    onnx_col.use_onnx_runtime(tmp_path)
+    a = _array(torch_col.colorize(PIPE_IN).image)
+    b = _array(onnx_col.colorize(PIPE_IN).image)
+    assert np.abs(a - b).max() <= 1
+    assert list((tmp_path / "onnx").glob("tiny-*-rf4.onnx"))  # exported once, cached for later runs
+
+
+def test_onnx_runtime_refuses_gpu_precision(tiny_deep):
+    col = Colorizer.from_model(tiny_deep, device="cpu", dtype="bfloat16")
+    with pytest.raises(ValueError, match="CPU float32"):
+        col.use_onnx_runtime()
