@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from dataclasses import asdict, dataclass, field
+from dataclasses import KW_ONLY, asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -166,7 +166,36 @@ class PhaseResult:
 
 
 @dataclass
-class GeneratorConfig:
+class PhaseConfig:
+    """What every phase shares: where it writes (``out_dir``, positional) and how it runs (keywords).
+
+    ``resume`` continues from the last checkpoint in ``out_dir``; ``distributed`` trains data-parallel
+    through fastai's ``distrib_ctx`` (launch with ``accelerate launch`` or ``torchrun``).
+    """
+
+    out_dir: str
+    _: KW_ONLY
+    mixed_precision: bool = True
+    distributed: bool = False
+    resume: bool = True
+    seed: int = 42
+    device: str | None = None
+    num_workers: int = 0
+
+
+@dataclass
+class _GeneratorTraining(PhaseConfig):
+    """What the phases that train the generator share: its loss, degradations and sample grids."""
+
+    _: KW_ONLY
+    feature_backbone: str = "efficientnet-lite0"
+    pixel_weight: float = 1.0
+    crappify: CrappifyConfig = field(default_factory=CrappifyConfig)
+    n_samples: int = 8
+
+
+@dataclass
+class GeneratorConfig(_GeneratorTraining):
     """Phase 1: generator pretraining with feature loss.
 
     Stages: ``frozen_epochs`` at ``sizes[0]`` with the encoder frozen (lr ``lr``), then for each size
@@ -174,7 +203,6 @@ class GeneratorConfig:
     ``bs[i]`` is the batch size per GPU at ``sizes[i]``.
     """
 
-    out_dir: str
     arch: str = "compact"
     init_weights: str | None = None
     decoder_channels: tuple[int, ...] | None = None
@@ -186,17 +214,7 @@ class GeneratorConfig:
     unfrozen_lr: tuple[float, float] = (3e-5, 3e-4)
     pct_start: float = 0.3
     wd: float = 1e-3
-    feature_backbone: str = "efficientnet-lite0"
-    pixel_weight: float = 1.0
-    crappify: CrappifyConfig = field(default_factory=CrappifyConfig)
-    mixed_precision: bool = True
-    distributed: bool = False
-    resume: bool = True
-    seed: int = 42
-    n_samples: int = 8
     metrics_every: int = 1
-    device: str | None = None
-    num_workers: int = 0
 
     def stages(self) -> list[dict]:
         if not (len(self.sizes) == len(self.epochs) == len(self.bs)):
@@ -281,13 +299,12 @@ def _jsonable(obj):
 
 
 @dataclass
-class CriticConfig:
+class CriticConfig(PhaseConfig):
     """Phase 2: critic pretraining on real vs generated photos at ``size`` px.
 
     ``valid_pct`` of the (real + generated) pairs is held out to report the critic's accuracy.
     """
 
-    out_dir: str
     size: int = 128
     bs: int = 32
     epochs: int = 4
@@ -296,12 +313,6 @@ class CriticConfig:
     n_blocks: int = 3
     dropout: float = 0.15
     valid_pct: float = 0.1
-    mixed_precision: bool = True
-    distributed: bool = False
-    resume: bool = True
-    seed: int = 42
-    device: str | None = None
-    num_workers: int = 0
 
 
 class CriticBatch(ItemTransform):
@@ -411,12 +422,11 @@ def pretrain_critic(cfg: CriticConfig, data: PreparedData, generator: nn.Module)
 
 
 @dataclass
-class GanConfig:
+class GanConfig(_GeneratorTraining):
     """Phase 3: a short GAN phase with adaptive switching (DeOldify: critic threshold 0.65, generator loss
     ``weights_gen[0] * critic + weights_gen[1] * feature loss``, Adam with betas (0, 0.9), the critic's
     learning rate ``critic_lr_mult`` times the generator's)."""
 
-    out_dir: str
     size: int = 192
     bs: int = 16
     lr: float = 2e-5
@@ -425,16 +435,6 @@ class GanConfig:
     critic_thresh: float = 0.65
     weights_gen: tuple[float, float] = (1.0, 1.5)
     critic_lr_mult: float = 5.0
-    feature_backbone: str = "efficientnet-lite0"
-    pixel_weight: float = 1.0
-    crappify: CrappifyConfig = field(default_factory=CrappifyConfig)
-    mixed_precision: bool = True
-    distributed: bool = False
-    resume: bool = True
-    seed: int = 42
-    n_samples: int = 8
-    device: str | None = None
-    num_workers: int = 0
 
 
 def train_gan(cfg: GanConfig, data: PreparedData, generator: nn.Module, critic: nn.Module) -> PhaseResult:
