@@ -63,12 +63,14 @@ def _is_url(text: str) -> bool:
 
 
 def _output_name(stem: str, suffix: str, out_format: str | None) -> str:
-    """``stem`` with the requested format's extension, else the input's when we can write it, else PNG."""
+    """``stem`` with the requested format's extension, else the input's when we can write it with
+    provenance (which resuming relies on), else PNG (GIF and BMP inputs)."""
     from .image import OUTPUT_FORMATS
 
     if out_format:
         return f"{stem}.{out_format.lstrip('.')}"
-    return f"{stem}{suffix.lower() if suffix.lower() in OUTPUT_FORMATS else '.png'}"
+    keep = suffix.lower() in OUTPUT_FORMATS and suffix.lower() != ".bmp"
+    return f"{stem}{suffix.lower() if keep else '.png'}"
 
 
 def plan_jobs(inputs: Sequence[str], output: str | None, *, out_format: str | None, compare: bool) -> list[_Job]:
@@ -104,18 +106,24 @@ def plan_jobs(inputs: Sequence[str], output: str | None, *, out_format: str | No
             add(str(path), Path(output) if single_target else out_root / _output_name(path.stem, path.suffix, out_format))
         elif path.is_dir():
             base = out_root / path.resolve().name
-            skip = out_root.resolve()
+            skip = base.resolve()
             for file in iter_image_files(path):
-                if skip == file.resolve() or skip in file.resolve().parents:
+                if skip in file.resolve().parents:
                     continue  # never read our own earlier outputs back as inputs
                 rel = file.relative_to(path)
                 add(str(file), base / rel.parent / _output_name(rel.stem, rel.suffix, out_format))
         else:
             raise InputError(f"input {item} does not exist (give image files, folders or http(s) URLs).")
     inputs_resolved = {Path(j.source).resolve() for j in jobs if not _is_url(j.source)}
+    claimed: dict[Path, str] = {}
     for job in jobs:
-        if job.output.resolve() in inputs_resolved:
+        target = job.output.resolve()
+        if target in inputs_resolved:
             raise InputError(f"the output {job.output} would overwrite an input; choose another -o.")
+        if target in claimed:
+            raise InputError(f"{claimed[target]} and {job.source} would both be written to {job.output}; "
+                             f"colorize them into different -o folders, or rename one.")
+        claimed[target] = job.source
     return jobs
 
 
@@ -258,6 +266,13 @@ def run_models(args: argparse.Namespace) -> int:
 # parser and entry point
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: a GPU when there is one)")
     parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"],
@@ -282,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("-r", "--render-factor", type=int, default=None,
                        help="model resolution is 16 x this; default: the model's own (35 for photos)")
     image.add_argument("--compare", action="store_true", help="also write <name>.compare.jpg, original beside result")
-    image.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default 8 on GPU, 1 on CPU)")
+    image.add_argument("--batch-size", type=_positive_int, default=None, help="images per forward pass (default 8 on GPU, 1 on CPU)")
     image.add_argument("--format", choices=["png", "jpg", "webp", "tif"], help="output format (default: the input's)")
     image.add_argument("--watermark", action="store_true", help="add DeOldify's small palette mark (off by default)")
     image.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")

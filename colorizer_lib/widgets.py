@@ -787,14 +787,21 @@ class ImageColorizerUI:
         self.progress.start(total)
         outcomes: list[ImageOutcome] = []
         failed: list[tuple[str, str]] = []  # (name, message): unreadable inputs are skipped, not fatal
+        used: set[Path] = set()
         for index, (stem, source, suffix) in enumerate(singles):
             self.status.info(f"Colorizing {stem} at render factor {rf}...")
+            target = self.output_dir / result_filename(stem, rf, suffix)
+            n = 2
+            while target in used:  # two inputs with one name: keep both results
+                target = self.output_dir / result_filename(f"{stem}_{n}", rf, suffix)
+                n += 1
+            used.add(target)
             try:
                 result = colorizer.colorize(source, render_factor=rf)
-            except InputError as error:
+                path = Path(result.save(target))
+            except InputError as error:  # unreadable input, or a result its format cannot hold
                 failed.append((stem, str(error)))
             else:
-                path = Path(result.save(self.output_dir / result_filename(stem, rf, suffix)))
                 outcomes.append(ImageOutcome(stem, result, path))
             self.progress.update(index + 1, total)
         reports = []

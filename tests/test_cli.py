@@ -147,3 +147,42 @@ def test_cli_onnx_runtime(tiny_weights_file, tmp_path, capsys):
                  "-r", "4", "--runtime", "onnx", "--cache-dir", str(tmp_path / "cache")])
     assert code == EXIT_OK and Image.open(out).size == (160, 120)
     assert "ONNX Runtime" in capsys.readouterr().err
+
+
+def test_two_inputs_with_one_output_name_are_refused(tiny_weights_file, tmp_path, capsys):
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        shutil.copy(FIXTURES / "deoldify_tiny_pipeline_in.png", tmp_path / sub / "x.png")
+    code = main(["image", str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png"), "-o", str(tmp_path / "out"),
+                 "-m", str(tiny_weights_file), "-r", "4", "-q"])
+    assert code == EXIT_USAGE
+    assert "would both be written" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_batch_size_must_be_positive(tiny_weights_file, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["image", str(FIXTURES / "deoldify_tiny_pipeline_in.png"), "--batch-size", "-1"])
+    assert exc.value.code == 2
+
+
+def test_bmp_outputs_become_png_so_reruns_resume(tiny_weights_file, tmp_path, capsys):
+    src = tmp_path / "scan.bmp"
+    Image.open(FIXTURES / "deoldify_tiny_pipeline_in.png").save(src)
+    args = ["image", str(src), "-o", str(tmp_path / "out"), "-m", str(tiny_weights_file), "-r", "4"]
+    assert main(args) == EXIT_OK
+    assert (tmp_path / "out" / "scan.png").is_file()
+    capsys.readouterr()
+    assert main(args) == EXIT_OK
+    assert "skipping 1 image(s)" in capsys.readouterr().err
+
+
+def test_folder_colorized_into_itself(tiny_weights_file, tmp_path):
+    src = tmp_path / "album"
+    src.mkdir()
+    shutil.copy(FIXTURES / "deoldify_tiny_pipeline_in.png", src / "p.png")
+    args = ["image", str(src), "-o", str(src), "-m", str(tiny_weights_file), "-r", "4", "-q"]
+    assert main(args) == EXIT_OK
+    assert (src / "album" / "p.png").is_file()
+    assert main(args) == EXIT_OK  # the earlier output is not read back as an input
+    assert not (src / "album" / "album").exists()

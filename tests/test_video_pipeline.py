@@ -154,3 +154,13 @@ def test_all_audio_streams_subtitles_and_metadata_are_carried(colorizer, tmp_pat
         title = subprocess.run([FFPROBE, "-v", "error", "-show_entries", "format_tags=title", "-of",
                                 "default=nw=1:nk=1", str(out)], capture_output=True, text=True).stdout.strip()
         assert title == "Old Film"
+
+
+def test_work_dir_contents_are_never_deleted(short, colorizer, tmp_path):
+    """The caller's work folder only ever receives a parts subfolder; its own files survive."""
+    work = tmp_path / "mywork"
+    work.mkdir()
+    (work / "notes.txt").write_text("keep me")
+    colorize_video(short, colorizer, tmp_path / "w_out.mp4", work_dir=work, segment_seconds=None)
+    assert (work / "notes.txt").read_text() == "keep me"
+    assert (tmp_path / "w_out.mp4").is_file()

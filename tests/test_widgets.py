@@ -547,3 +547,13 @@ def test_call_in_output_reraises_where_a_kernel_would_swallow(monkeypatch):
     with pytest.raises(InputError, match="no video"):
         widgets.call_in_output(output, lambda: (_ for _ in ()).throw(InputError("no video")))
     assert widgets.call_in_output(output, lambda x: x + 1, 1) == 2
+
+
+def test_two_photos_with_one_name_keep_both_results(tmp_path, colorizer):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = grey_photo(tmp_path / "a" / "x.png"), grey_photo(tmp_path / "b" / "x.png")
+    ui = make_ui(tmp_path, colorizer, sources=f"{first}\n{second}")
+    outcomes = ui.colorize()
+    paths = [o.path for o in outcomes]
+    assert len(paths) == 2 and len(set(paths)) == 2 and all(p.is_file() for p in paths)

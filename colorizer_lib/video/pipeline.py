@@ -321,7 +321,8 @@ def colorize_video(
 
     ``smoothing`` is the chroma EMA strength in [0, 1) (0 = off); ``start``/``duration`` (seconds)
     select a part; ``segment_seconds`` sets the resumable unit (None: one segment). Segments live in
-    ``work_dir`` (default ``.<output name>.parts`` beside the output) until the final file is done.
+    ``.<output name>.parts`` inside ``work_dir`` (default: the output's folder) until the final file is
+    done; only that parts folder is ever deleted.
     Raises :class:`InputError` for unusable input, :class:`VideoError` when decoding, encoding,
     muxing or the final frame-count check fails; the output name then holds no file.
     """
@@ -356,7 +357,8 @@ def colorize_video(
     settings = {"rf": rf, "smoothing": smoothing, "start": start, "duration": duration, "encode": asdict(encode),
                 "fps": str(fps), "per_segment": frames_per_segment,
                 "model": getattr(colorizer, "name", type(colorizer).__name__)}
-    wdir = Path(work_dir) if work_dir is not None else out.with_name(f".{out.name}.parts")
+    # The parts folder is always one Colorizer creates and may delete: never the caller's folder itself.
+    wdir = (Path(work_dir) if work_dir is not None else out.parent) / f".{out.name}.parts"
     manifest = _load_manifest(wdir, _job_key(src, info, settings), resume)
     resumed = sum(s["frames"] for s in manifest["segments"])
 
