@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 from .errors import ColorizerError
@@ -72,7 +71,8 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     parser.add_argument("--dtype", default=None, help="model dtype, e.g. float32, bfloat16 (default: per device)")
     parser.add_argument("--ffmpeg", default=None, help="ffmpeg binary (default $COLORIZER_FFMPEG, PATH, imageio-ffmpeg)")
-    parser.add_argument("--download-dir", default=None, help="where URL downloads go (default: a temporary folder)")
+    parser.add_argument("--download-dir", default=None,
+                        help="where URL downloads go and are reused by reruns (default: <weights cache>/videos)")
     parser.add_argument("--max-filesize", type=float, default=4096, help="URL download limit in MB (default 4096)")
     parser.add_argument("--max-duration", type=_seconds, default=None, help="URL download limit in seconds")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -101,19 +101,19 @@ def run_video(args: argparse.Namespace) -> int:
     CLI maps those to exit codes and messages; :func:`video_cli_main` prints them and returns 1)."""
     from . import video
 
+    _check_arguments(args)  # before any slow download or model load
     tools = video.find_tools(args.ffmpeg)
-    with tempfile.TemporaryDirectory(prefix="colorize-video-") as tmp:
-        source = _local_source(args, tools, Path(tmp))
-        colorizer = _load_colorizer(args)
-        if args.preview:
-            return _run_preview(args, colorizer, source, tools)
-        result = video.colorize_video(
-            source, colorizer, args.output, render_factor=args.render_factor, smoothing=args.smoothing,
-            batch_size=args.batch_size, start=args.start, duration=args.duration,
-            encode=video.EncodeSettings(codec=args.codec, crf=args.crf, preset=args.preset),
-            segment_seconds=args.segment_seconds or None, resume=not args.no_resume,
-            keep_segments=args.keep_segments, progress=not args.no_progress, tools=tools,
-        )
+    source = _local_source(args, tools)
+    colorizer = _load_colorizer(args)
+    if args.preview:
+        return _run_preview(args, colorizer, source, tools)
+    result = video.colorize_video(
+        source, colorizer, args.output, render_factor=args.render_factor, smoothing=args.smoothing,
+        batch_size=args.batch_size, start=args.start, duration=args.duration,
+        encode=video.EncodeSettings(codec=args.codec, crf=args.crf, preset=args.preset),
+        segment_seconds=args.segment_seconds or None, resume=not args.no_resume,
+        keep_segments=args.keep_segments, progress=not args.no_progress, tools=tools,
+    )
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     resumed = f", {result.resumed_frames} resumed" if result.resumed_frames else ""
@@ -123,8 +123,22 @@ def run_video(args: argparse.Namespace) -> int:
     return 0
 
 
-def _local_source(args: argparse.Namespace, tools, tmp: Path) -> Path:
-    """The input as a local file: URLs are downloaded (into --download-dir or ``tmp``).
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Refuse bad settings at once, not after a download and a model load."""
+    from .colorizer import check_render_factor
+    from .video.pipeline import _output_format
+    from .video.smoothing import ChromaSmoother
+
+    if args.render_factor is not None:
+        check_render_factor(args.render_factor)
+    ChromaSmoother(args.smoothing)  # validates the strength
+    if args.output is not None and not args.preview:
+        _output_format(Path(args.output))
+
+
+def _local_source(args: argparse.Namespace, tools) -> Path:
+    """The input as a local file: URLs are downloaded once into --download-dir (default: the cache's
+    ``videos`` folder) and reused by reruns, so an interrupted URL job resumes.
 
     For a URL without ``-o`` the output goes to the current folder as ``<name>_colorized.mp4``.
     """
@@ -135,7 +149,9 @@ def _local_source(args: argparse.Namespace, tools, tmp: Path) -> Path:
         if not Path(args.input).exists():
             raise InputError(f"{args.input!r} is neither an existing file nor a URL (http(s)://, file://).")
         return Path(args.input)
-    dest = Path(args.download_dir) if args.download_dir else tmp
+    from .hub import cache_dir
+
+    dest = Path(args.download_dir) if args.download_dir else cache_dir() / "videos"
     print(f"downloading {args.input} ...", file=sys.stderr)
     source = video.download_video(args.input, dest, max_filesize=int(args.max_filesize * 1e6),
                                   max_duration=args.max_duration, tools=tools, quiet=args.no_progress)

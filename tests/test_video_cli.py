@@ -62,6 +62,15 @@ def test_cli_accepts_a_file_url(clip, weights, tmp_path, monkeypatch, capsys, lo
     assert str(out) in capsys.readouterr().out
 
 
+def test_cli_url_rerun_reuses_the_download_and_resumes(clip, weights, tmp_path, monkeypatch, capsys, loaded_model):
+    monkeypatch.chdir(tmp_path)
+    args = (clip.resolve().as_uri(), "--model", weights, "--no-progress", "--keep-segments")
+    assert cli(*args) == 0
+    capsys.readouterr()
+    assert cli(*args) == 0
+    assert "25 resumed" in capsys.readouterr().out  # the same download, so the finished segments count
+
+
 def test_cli_start_duration_and_times(clip, weights, tmp_path, loaded_model):
     out = tmp_path / "part.mkv"
     assert cli(str(clip), "-o", str(out), "--model", weights, "--start", "0:00.2", "--duration", "0.4",
@@ -144,3 +153,17 @@ def test_preview_api_times_default_to_spread_frames(clip):
     assert a.size == (96, 72) and a.tobytes() != b.tobytes()  # render factors give different colours
     with pytest.raises(InputError, match="No frame"):
         preview_video(clip, tiny_colorizer(), times=[5.0], render_factors=(2,))
+
+
+@pytest.mark.parametrize("bad, words", [(("--render-factor", "500"), "render factor"),
+                                        (("--smoothing", "1"), "Smoothing strength"),
+                                        (("-o", "film.avi"), "Cannot write")])
+def test_bad_settings_are_refused_before_any_download(bad, words, monkeypatch, capsys):
+    import colorizer_lib.video
+
+    def no_download(*a, **k):
+        raise AssertionError("downloaded before checking the settings")
+
+    monkeypatch.setattr(colorizer_lib.video, "download_video", no_download)
+    assert video_cli_main(["https://example.invalid/film.mp4", *bad]) == 1
+    assert words in capsys.readouterr().err

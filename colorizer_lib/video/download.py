@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import os
 import shutil
 from pathlib import Path
@@ -35,7 +36,10 @@ def is_google_drive(url: str) -> bool:
 def download_video(url: str, dest_dir: str | os.PathLike, *, max_filesize: int | None = 4 * 1024**3,
                    max_duration: float | None = None, retries: int = 10, via: str | None = None,
                    tools: FFmpegTools | None = None, quiet: bool = True) -> Path:
-    """Download ``url`` into a fresh folder under ``dest_dir`` and return the video file's path.
+    """Download ``url`` into its own folder under ``dest_dir`` and return the video file's path.
+
+    A finished download is recorded in that folder and reused by later calls for the same URL, so
+    a rerun (resuming an interrupted colorization) neither downloads again nor changes the file.
 
     ``via`` forces ``"yt-dlp"`` or ``"gdown"`` (default: gdown for Google Drive hosts, else yt-dlp).
     Files over ``max_filesize`` bytes or ``max_duration`` seconds are refused (and deleted).
@@ -46,6 +50,14 @@ def download_video(url: str, dest_dir: str | os.PathLike, *, max_filesize: int |
         url = "https://" + url
     tools = tools or find_tools()
     folder = Path(dest_dir) / f"download-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
+    marker = folder / "complete.json"
+    if marker.is_file():
+        try:
+            done = folder / json.loads(marker.read_text())["file"]
+        except (OSError, ValueError, KeyError):
+            done = None
+        if done is not None and done.is_file():
+            return done
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -66,6 +78,7 @@ def download_video(url: str, dest_dir: str | os.PathLike, *, max_filesize: int |
         shutil.rmtree(folder)
         raise InputError(f"{url} lasts {info.duration:.1f} s, over the {max_duration:.0f} s limit; "
                          "raise max_duration or use start/duration to colorize a part.")
+    marker.write_text(json.dumps({"url": url, "file": path.name}))
     return path
 
 
