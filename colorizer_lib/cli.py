@@ -81,7 +81,8 @@ def plan_jobs(inputs: Sequence[str], output: str | None, *, out_format: str | No
       ``OUT/<name from the URL>``, and a folder ``DIR`` to ``OUT/<DIR's name>/<same sub-path>``.
 
     Raises:
-        InputError: an input that does not exist, or an output that would overwrite an input.
+        InputError: an input that does not exist, or an output that would overwrite an input or
+            another input's output.
     """
     from .image import OUTPUT_FORMATS, iter_image_files
 
