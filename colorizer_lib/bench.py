@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .cli import comma_separated_ints
 from .errors import InputError
 
 DEFAULT_MODELS = ("artistic", "stable", "video", "compact")
@@ -773,13 +774,6 @@ def profile_table(base: nn.Module, device: torch.device, *, render_factor: int, 
 # command line
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
-
-
 def _name_list(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
@@ -800,20 +794,20 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: a GPU when there is one)")
     parser.add_argument("--models", type=_name_list, default=None,
                         help="comma-separated: artistic,stable,video,compact (default: all)")
-    parser.add_argument("--render-factors", type=_int_list, default=None, help="default 21,35")
-    parser.add_argument("--batch-sizes", type=_int_list, default=None, help="default 1,8,32 on GPU, 1 on CPU")
+    parser.add_argument("--render-factors", type=comma_separated_ints, default=None, help="default 21,35")
+    parser.add_argument("--batch-sizes", type=comma_separated_ints, default=None, help="default 1,8,32 on GPU, 1 on CPU")
     parser.add_argument("--variants", type=_name_list, default=None,
                         help=f"model variants among {','.join(MODEL_VARIANTS)} (default: GPU baseline,eager,"
                              f"eager-pad,compiled-pad; CPU baseline,eager,onnxruntime)")
     parser.add_argument("--compile-models", type=_name_list, default=None,
                         help="models to torch.compile (compiling costs ~1 min per shape; default artistic)")
-    parser.add_argument("--compile-batch-sizes", type=_int_list, default=None, help="default 32")
+    parser.add_argument("--compile-batch-sizes", type=comma_separated_ints, default=None, help="default 32")
     parser.add_argument("--photos", type=int, default=None,
                         help="12-megapixel JPEGs for the end-to-end rows (0 skips them; default 32 on GPU, 0 on CPU)")
-    parser.add_argument("--photo-size", type=_int_list, default=None,
+    parser.add_argument("--photo-size", type=comma_separated_ints, default=None,
                         help="width,height of the test photos (default 4000,3000: 12 megapixels)")
     parser.add_argument("--e2e-models", type=_name_list, default=None, help="models for the photo rows (default all)")
-    parser.add_argument("--e2e-batch-sizes", type=_int_list, default=None, help="default 8,32")
+    parser.add_argument("--e2e-batch-sizes", type=comma_separated_ints, default=None, help="default 8,32")
     parser.add_argument("--baseline-photos", type=int, default=6, help="photos for the DeOldify-style baseline")
     parser.add_argument("--min-seconds", type=float, default=1.0, help="time each configuration at least this long")
     parser.add_argument("--budget", type=float, default=480.0,

@@ -267,6 +267,14 @@ def run_models(args: argparse.Namespace) -> int:
 # parser and entry point
 
 
+def comma_separated_ints(text: str) -> list[int]:
+    """argparse type for lists such as render factors: ``"14,21,28"`` -> ``[14, 21, 28]``."""
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:

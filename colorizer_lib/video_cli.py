@@ -16,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .cli import comma_separated_ints
 from .errors import ColorizerError
 
 
@@ -31,13 +32,6 @@ def _seconds(text: str) -> float:
     for p in parts:
         total = total * 60 + p
     return total
-
-
-def _render_factors(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
 def _times(text: str) -> list[float]:
@@ -58,7 +52,7 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preview", action="store_true",
                         help="only colorize a few frames at several render factors and save a comparison grid")
     parser.add_argument("--preview-times", type=_times, default=None, help="preview times, e.g. 5,30,1:10")
-    parser.add_argument("--preview-render-factors", type=_render_factors, default=None,
+    parser.add_argument("--preview-render-factors", type=comma_separated_ints, default=None,
                         help="render factors to compare in the preview (default 14,21,28,35)")
     parser.add_argument("--batch-size", type=int, default=None, help="frames per model batch (default 16 GPU, 4 CPU)")
     parser.add_argument("--crf", type=int, default=18, help="encoder quality, lower is better (default 18)")
