@@ -77,7 +77,6 @@ def format_table(results: dict) -> str:
 
 def run(args: argparse.Namespace) -> dict:
     """Evaluate and print; returns the results dict (``model``, ``grey``, ``count``, settings)."""
-    import colorizer_lib.models.compact  # noqa: F401  (registers the compact architecture)
     from colorizer_lib.colorizer import Colorizer
     from colorizer_lib.training.evaluate import evaluate_paths
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
