@@ -31,6 +31,7 @@ from .errors import ColorizerOutOfMemoryError, RenderFactorError, VerificationEr
 from .models import available_architectures, build_generator
 from .models.fold import fold_for_inference
 from .registry import WeightSpec, get_spec, list_specs
+from .runtime import call_in_chunks, pad_channels
 
 RENDER_FACTOR_RANGE = (2, 100)
 """Allowed render factors, inclusive. The model sees a square of ``16 * render_factor`` pixels."""
@@ -234,11 +235,16 @@ class Colorizer:
     Build one with :meth:`from_pretrained` (registered name, alias or file path) or
     :meth:`from_model` (an ``nn.Module`` in the generators' convention). The model is folded for
     inference (spectral/weight norm into plain weights, conv+BN fused), moved to ``device`` in
-    ``dtype``, and always run under ``torch.inference_mode``.
+    ``dtype``, and always run under ``torch.inference_mode``. ``pad`` zero-pads DeOldify's odd
+    channel counts to multiples of 8 (:func:`~colorizer_lib.runtime.pad_channels`, the same
+    function); the default pads on CUDA, where tensor cores want such counts, and not on CPU.
+    Batches too large for some CUDA kernels' 32-bit indexing run in chunks
+    (:func:`~colorizer_lib.runtime.call_in_chunks`).
     """
 
     def __init__(self, model: nn.Module, *, name: str, default_render_factor: int = 35, spec: WeightSpec | None = None,
-                 device: str | torch.device | None = None, dtype: str | torch.dtype | None = None, fold: bool = True):
+                 device: str | torch.device | None = None, dtype: str | torch.dtype | None = None, fold: bool = True,
+                 pad: bool | None = None):
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.name = name
@@ -247,6 +253,10 @@ class Colorizer:
         model = model.eval()
         if fold:
             model = fold_for_inference(model, inplace=True)
+        if pad is None:  # measured on an H100: +9-12 % images/s at batch 8-32 (BENCHMARKS.md)
+            pad = fold and self.device.type == "cuda"
+        if pad:
+            model = pad_channels(model)
         self.channels_last = self.device.type == "cuda"
         model = model.to(device=self.device, dtype=self.dtype)
         if self.channels_last:
@@ -254,6 +264,7 @@ class Colorizer:
             # Input shapes are fixed per render factor, so cuDNN's one-off algorithm search pays.
             torch.backends.cudnn.benchmark = True
         self.model = model
+        self._chunk_cache: dict = {}  # per input shape: the largest batch one forward may take (runtime.call_in_chunks)
 
     def use_onnx_runtime(self, cache_dir: str | Path | None = None) -> None:
         """Run the model with ONNX Runtime (CPU, float32): measured 1.2-2.3x faster than torch on a
@@ -346,7 +357,7 @@ class Colorizer:
         """Run the model on normalised inputs ``(B, 3, S, S)``; returns chroma ``(B, 2, S, S)`` float32."""
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         with out_of_memory_guard(render_factor, x.shape[0]), torch.inference_mode():
-            out = self.model(x.to(self.dtype).contiguous(memory_format=memory_format))
+            out = call_in_chunks(self.model, x.to(self.dtype).contiguous(memory_format=memory_format), self._chunk_cache)
             rgb = denormalize_imagenet(out.float()).clamp_(0.0, 1.0)
             return rgb_to_chroma(rgb)
 

@@ -152,6 +152,46 @@ def pad_channels(model: nn.Module, multiple: int = 8) -> nn.Module:
 
 
 # --------------------------------------------------------------------------------------------------
+# batches too large for 32-bit indexing
+
+
+def is_index_limit_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a kernel refusing a tensor of 2**31 or more elements (32-bit index math)."""
+    return isinstance(exc, RuntimeError) and "32-bit index" in str(exc)
+
+
+def call_in_chunks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chunk_cache: dict) -> torch.Tensor:
+    """``fn(x)``, run in smaller batch chunks where a kernel needs 32-bit indexing and the batch is too big.
+
+    Some CUDA kernels (``replicate`` padding among them) refuse tensors of 2**31 elements or more;
+    DeOldify's full-resolution head at render factor 35 holds about 95 M elements per image, so one
+    forward of more than ~22 Artistic images fails. The batch is then halved until it runs, and the
+    working chunk size is remembered in ``chunk_cache`` (keyed by the per-image shape) so later calls
+    split at once. Results are concatenated in order: the same output as one big batch. Any other
+    error, or the error at batch 1, propagates.
+    """
+    key = (tuple(x.shape[1:]), x.dtype)
+    chunk = chunk_cache.get(key)
+    if chunk is None or x.shape[0] <= chunk:
+        try:
+            return fn(x)
+        except RuntimeError as exc:
+            if not is_index_limit_error(exc) or x.shape[0] == 1:
+                raise
+            chunk = x.shape[0] // 2
+    while True:
+        try:
+            out = torch.cat([fn(part) for part in x.split(chunk)])
+        except RuntimeError as exc:
+            if not is_index_limit_error(exc) or chunk == 1:
+                raise
+            chunk //= 2
+            continue
+        chunk_cache[key] = chunk
+        return out
+
+
+# --------------------------------------------------------------------------------------------------
 # torch.compile
 
 
@@ -196,11 +236,12 @@ class CompiledModel(nn.Module):
         return out
 
 
-def should_compile(device: torch.device | str, expected_images: int, *, min_images: int = 200) -> bool:
+def should_compile(device: torch.device | str, expected_images: int, *, min_images: int = 5000) -> bool:
     """The library's compile policy: compile only on CUDA and only for long jobs.
 
-    Compiling a DeOldify net costs roughly a minute per shape and saves a few milliseconds per
-    image, so it pays off for videos and large folders (``expected_images >= min_images``), never
+    Compiling Artistic costs 24-115 s per input shape on an H100 and saves 3-8 ms per image
+    (measured break-even: about 4,300 images at render factor 35, 8,000 at 21; BENCHMARKS.md), so
+    it pays off for long videos and very large folders (``expected_images >= min_images``), never
     for one photo in a notebook. Users can always force it either way.
     """
     return torch.device(device).type == "cuda" and expected_images >= min_images

@@ -25,7 +25,9 @@ from colorizer_lib.bench import calibrated_random_model, _yuv_merge_cpu
 from colorizer_lib.models.deoldify import DeOldifyUnet
 from colorizer_lib.models.fold import fold_for_inference
 from colorizer_lib.models.resnet import ResNetConfig
-from colorizer_lib.runtime import CompiledModel, colorize_files_pipelined, pad_channels, should_compile
+from colorizer_lib.colorizer import Colorizer
+from colorizer_lib.runtime import (CompiledModel, call_in_chunks, colorize_files_pipelined, is_index_limit_error,
+                                   pad_channels, should_compile)
 
 
 def _calibrate(model: nn.Module, size: int = 64, seed: int = 0) -> nn.Module:
@@ -102,6 +104,68 @@ def test_pad_channels_leaves_other_models_alone():
     assert model[0].out_channels == 5
 
 
+def test_colorizer_pads_on_request_with_the_same_output():
+    x = _grey_batch(2, 80)
+    plain = Colorizer(tiny_deep(), name="tiny", device="cpu", pad=False)
+    padded = Colorizer(tiny_deep(), name="tiny", device="cpu", pad=True)
+    assert padded.model.layers[10].layers[0][0].in_channels % 8 == 0
+    assert plain.model.layers[10].layers[0][0].in_channels % 8 != 0
+    ref, out = plain.chroma_from_input(x, 5), padded.chroma_from_input(x, 5)
+    assert ref.abs().mean() > 1e-3
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    default = Colorizer(tiny_deep(), name="tiny", device="cpu")
+    assert default.model.layers[10].layers[0][0].in_channels % 8 != 0  # the default pads on CUDA only
+
+
+# -- batches beyond 32-bit indexing --------------------------------------------------------------------
+
+
+class _IndexLimited(nn.Module):
+    """Doubles its input, but like a CUDA kernel with 32-bit index math refuses batches above ``limit``."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit, self.calls = limit, []
+
+    def forward(self, x):
+        self.calls.append(x.shape[0])
+        if x.shape[0] > self.limit:
+            raise RuntimeError("input tensor must fit into 32-bit index math")
+        return x * 2
+
+
+def test_call_in_chunks_splits_only_when_the_kernel_refuses():
+    x = torch.arange(10 * 3, dtype=torch.float32).reshape(10, 3)
+    cache: dict = {}
+    fn = _IndexLimited(limit=3)
+    torch.testing.assert_close(call_in_chunks(fn, x, cache), x * 2)
+    assert cache == {((3,), torch.float32): 2}  # 10 -> 5 -> 2
+    assert fn.calls == [10, 5, 2, 2, 2, 2, 2]  # whole batch, then halves until a chunk runs
+    fn.calls.clear()
+    torch.testing.assert_close(call_in_chunks(fn, x, cache), x * 2)
+    assert fn.calls == [2, 2, 2, 2, 2]  # the cached chunk size is used at once
+    fn.calls.clear()
+    call_in_chunks(fn, x[:2], cache)
+    assert fn.calls == [2]  # a batch within the cached size runs whole
+    small: dict = {}
+    torch.testing.assert_close(call_in_chunks(_IndexLimited(limit=10), x, small), x * 2)
+    assert small == {}  # nothing refused, nothing cached
+
+
+def test_call_in_chunks_lets_other_errors_through():
+    x = torch.ones(4, 3)
+
+    def broken(t):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    with pytest.raises(RuntimeError, match="illegal memory access"):
+        call_in_chunks(broken, x, {})
+    with pytest.raises(RuntimeError, match="32-bit index"):  # even one image is too big: nothing to split
+        call_in_chunks(_IndexLimited(limit=0), x, {})
+    assert is_index_limit_error(RuntimeError("input tensor must fit into 32-bit index math"))
+    assert not is_index_limit_error(ValueError("32-bit index"))
+
+
 # -- precision and memory layout -------------------------------------------------------------------
 
 
@@ -137,7 +201,8 @@ def test_compiled_model_equals_eager_and_caches_per_shape():
 
 
 def test_compile_policy():
-    assert should_compile("cuda", 1000)
+    assert should_compile("cuda", 10_000)
+    assert not should_compile("cuda", 1000)  # measured break-even on an H100: 4,300-8,000 images
     assert not should_compile("cuda", 1)  # one photo in a notebook: never a minute of warm-up
     assert not should_compile("cpu", 10_000)
     with pytest.raises(ValueError):
