@@ -660,12 +660,7 @@ def save_image(
             f"Use one of: {', '.join(sorted(OUTPUT_FORMATS))}."
         )
     target = path.resolve()
-    for protected in forbid:
-        if Path(protected).expanduser().resolve() == target:
-            raise InputError(
-                f"Refusing to write {str(path)!r}: it is one of the input files and would be overwritten. "
-                "Choose another output name or folder."
-            )
+    _refuse_forbidden(path, target, forbid)
     if fmt == "JPEG" and img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         raise InputError(
             f"Cannot save an image with transparency as JPEG ({str(path)!r}). Save it as .png (or .webp / .tiff) "
@@ -677,11 +672,53 @@ def save_image(
         img = img.convert("RGB")
 
     options = _save_options(fmt, provenance or {}, icc_profile, exif, int(quality))
+    _write_atomically(target, path, fmt, lambda handle: img.save(handle, format=fmt, **options))
+    return target
+
+
+def save_jpeg_bytes(data: bytes, path: str | os.PathLike, *, provenance: dict | None = None, forbid=()) -> Path:
+    """Write an already encoded JPEG (for example from the GPU's nvJPEG encoder) to `path`
+    atomically, with the same provenance EXIF as :func:`save_image`; return the written path.
+
+    Raises:
+        InputError: `path` is not .jpg/.jpeg, is forbidden, `data` is not a JPEG stream, or the write failed.
+    """
+    path = Path(path).expanduser()
+    if OUTPUT_FORMATS.get(path.suffix.lower()) != "JPEG":
+        raise InputError(f"Cannot write JPEG data to {str(path)!r}: the name must end in .jpg or .jpeg.")
+    target = path.resolve()
+    _refuse_forbidden(path, target, forbid)
+    data = bytes(data)
+    if not data.startswith(b"\xff\xd8"):
+        raise InputError(f"Cannot write {str(path)!r}: the encoder returned data that is not a JPEG stream.")
+    exif = _merge_provenance_exif(None, provenance or {})
+    if exif:
+        if not exif.startswith(b"Exif\x00\x00"):
+            exif = b"Exif\x00\x00" + exif
+        if len(exif) + 2 > 0xFFFF:
+            raise InputError(f"Cannot write {str(path)!r}: the provenance metadata is too long for one EXIF segment.")
+        # APP1 segment right after the start-of-image marker, where EXIF readers look for it
+        data = data[:2] + b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif + data[2:]
+    _write_atomically(target, path, "JPEG", lambda handle: handle.write(data))
+    return target
+
+
+def _refuse_forbidden(path: Path, target: Path, forbid) -> None:
+    for protected in forbid:
+        if Path(protected).expanduser().resolve() == target:
+            raise InputError(
+                f"Refusing to write {str(path)!r}: it is one of the input files and would be overwritten. "
+                "Choose another output name or folder."
+            )
+
+
+def _write_atomically(target: Path, path: Path, fmt: str, write) -> None:
+    """Run ``write(handle)`` on a temporary file next to `target`, fsync it, rename it over `target`."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as handle:
-            img.save(handle, format=fmt, **options)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_name, 0o666 & ~_UMASK)
@@ -694,7 +731,6 @@ def save_image(
         if isinstance(exc, (OSError, ValueError, KeyError)) and not isinstance(exc, InputError):
             raise InputError(f"Could not write {str(path)!r} as {fmt}: {exc}.") from exc
         raise
-    return target
 
 
 def _save_options(fmt: str, provenance: dict, icc_profile: bytes | None, exif: bytes | None, quality: int) -> dict:

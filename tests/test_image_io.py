@@ -23,6 +23,7 @@ from colorizer_lib.image import (
     load_image,
     read_provenance,
     save_image,
+    save_jpeg_bytes,
     side_by_side,
     tensor_to_pil,
     to_luma_tensor,
@@ -441,6 +442,25 @@ def test_save_errors(tmp_path):
     assert src.read_bytes() == before
     with pytest.raises(InputError, match="quality"):
         save_image(gradient_rgb(), tmp_path / "q.jpg", quality=0)
+
+
+def test_save_jpeg_bytes_adds_provenance_and_checks_its_input(tmp_path):
+    buf = io.BytesIO()
+    gradient_rgb().save(buf, "JPEG", quality=90)
+    out = save_jpeg_bytes(buf.getvalue(), tmp_path / "sub" / "enc.jpg", provenance=PROVENANCE)
+    assert read_provenance(out) == {k: str(v) for k, v in PROVENANCE.items()}
+    with Image.open(out) as img, Image.open(io.BytesIO(buf.getvalue())) as ref:
+        assert np.array_equal(np.asarray(img), np.asarray(ref))  # pixels untouched by the EXIF insert
+    assert [p.name for p in out.parent.iterdir()] == ["enc.jpg"]
+    plain = save_jpeg_bytes(buf.getvalue(), tmp_path / "plain.jpg")
+    assert plain.read_bytes() == buf.getvalue() and read_provenance(plain) == {}
+    with pytest.raises(InputError, match="not a JPEG"):
+        save_jpeg_bytes(b"\x89PNG....", tmp_path / "bad.jpg")
+    with pytest.raises(InputError, match=r"\.jpg or \.jpeg"):
+        save_jpeg_bytes(buf.getvalue(), tmp_path / "x.png")
+    with pytest.raises(InputError, match="Refusing to write"):
+        save_jpeg_bytes(buf.getvalue(), tmp_path / "plain.jpg", forbid=[tmp_path / "plain.jpg"])
+    assert not (tmp_path / "bad.jpg").exists() and not list(tmp_path.glob(".*.part"))
 
 
 def test_interrupted_save_leaves_previous_file_intact(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ the pipelined path within 1/255 of the library's output per channel.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 from fractions import Fraction
 from pathlib import Path
@@ -235,6 +236,86 @@ def test_pipelined_path_matches_library(tmp_path):
         assert np.abs(got - expected).max() <= 1
         assert np.abs(got[..., 0] - got[..., 2]).max() > 0  # really coloured, not grey passed through
         assert read_provenance(out)["colorizer:render_factor"] == "5"  # `colorize image` can resume on it
+
+
+def test_pipelined_device_jpeg_encoder_matches_pil_encoder(tmp_path):
+    pytest.importorskip("torchvision")  # installed with the [train] extra (fastai needs it), so in CI
+    from colorizer_lib.colorizer import Colorizer
+    from colorizer_lib.image import read_provenance
+
+    col = Colorizer.from_model(tiny_deep(), name="tiny", default_render_factor=5, device="cpu")
+    sources = [_grey_photo(tmp_path / f"in{i}.png", seed=i, size=(160, 120 + 8 * i)) for i in range(3)]
+    pil = colorize_files_pipelined(col, sources, tmp_path / "pil", batch_size=2, workers=2, encoder="pil")
+    tv = colorize_files_pipelined(col, sources, tmp_path / "tv", batch_size=2, workers=2, encoder="torchvision")
+    assert [p.name for p in tv.outputs] == ["in0.jpg", "in1.jpg", "in2.jpg"]
+    for a, b in zip(pil.outputs, tv.outputs):
+        with Image.open(a) as ia, Image.open(b) as ib:
+            assert ib.format == "JPEG" and ib.size == ia.size
+            pa, pb = np.asarray(ia.convert("RGB")).astype(float), np.asarray(ib.convert("RGB")).astype(float)
+        assert np.abs(pa - pb).mean() < 2.0  # two JPEG encoders at quality 95: the same picture
+        assert np.abs(pb[..., 0] - pb[..., 2]).max() > 0  # coloured
+        assert read_provenance(b) == read_provenance(a)  # same EXIF provenance, so resume recognises it
+        assert read_provenance(b)["colorizer:render_factor"] == "5"
+    assert not list((tmp_path / "tv").glob("*.part"))
+
+
+def test_pipelined_device_jpeg_decoder_matches_pil_decoder(tmp_path):
+    pytest.importorskip("torchvision")
+    from colorizer_lib.colorizer import Colorizer
+
+    col = Colorizer.from_model(tiny_deep(), name="tiny", default_render_factor=5, device="cpu")
+    grey = Image.open(_grey_photo(tmp_path / "g.png", size=(120, 90))).convert("L")
+    sources = []
+    for orientation in (1, 6, 3, 8):  # EXIF rotations are applied as PIL's exif_transpose does
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        path = tmp_path / f"o{orientation}.jpg"
+        grey.convert("RGB").save(path, quality=92, exif=exif.tobytes())
+        sources.append(path)
+    grey.save(tmp_path / "prog.jpg", quality=92, progressive=True)  # not for nvJPEG: decoded on the CPU
+    sources += [tmp_path / "prog.jpg", tmp_path / "g.png"]
+    from colorizer_lib.runtime import _read_plain_jpeg
+
+    assert [_read_plain_jpeg(p) is not None for p in sources] == [True] * 4 + [False, False]
+    assert _read_plain_jpeg(sources[1]).orientation == 6
+    pil = colorize_files_pipelined(col, sources, tmp_path / "pil", batch_size=3, workers=2, out_format="png",
+                                   decoder="pil")
+    tv = colorize_files_pipelined(col, sources, tmp_path / "tv", batch_size=3, workers=2, out_format="png",
+                                  decoder="torchvision")
+    for a, b in zip(pil.outputs, tv.outputs):
+        pa, pb = np.asarray(Image.open(a)).astype(int), np.asarray(Image.open(b)).astype(int)
+        assert pa.shape == pb.shape, a.name
+        assert np.abs(pa - pb).max() <= 2, a.name
+    assert np.asarray(Image.open(tv.outputs[1])).shape[:2] == (120, 90)  # orientation 6: portrait
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orient_equals_pil_exif_transpose(orientation):
+    from colorizer_lib.runtime import orient
+
+    a = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    ops = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+           5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+           8: Image.Transpose.ROTATE_90}
+    expected = np.asarray(Image.fromarray(a).transpose(ops[orientation])) if orientation in ops else a
+    assert np.array_equal(orient(torch.from_numpy(a), orientation).numpy(), expected)
+
+
+def test_pipelined_encoder_choice_is_checked(tmp_path):
+    from colorizer_lib.colorizer import Colorizer
+    from colorizer_lib.errors import InputError
+
+    col = Colorizer.from_model(tiny_deep(), name="tiny", default_render_factor=5, device="cpu")
+    src = [_grey_photo(tmp_path / "in.png")]
+    with pytest.raises(InputError, match="encoder must be"):
+        colorize_files_pipelined(col, src, tmp_path / "o", encoder="nvjpeg")
+    with pytest.raises(InputError, match="decoder must be"):
+        colorize_files_pipelined(col, src, tmp_path / "o", decoder="nvjpeg")
+    if importlib.util.find_spec("torchvision"):
+        with pytest.raises(InputError, match="JPEG only"):
+            colorize_files_pipelined(col, src, tmp_path / "o", encoder="torchvision", out_format="png")
+    # "auto" on CPU keeps the PIL encoder and PNG output works
+    assert colorize_files_pipelined(col, src, tmp_path / "o", out_format="png").outputs[0].suffix == ".png"
 
 
 def test_pipelined_path_rejects_bad_arguments(tmp_path):
