@@ -117,8 +117,8 @@ _COMPACT = WeightSpec(
     arch="compact-efficientnet-lite0",
     filename="compact.safetensors",
     bundled=PACKAGE_DIR / "weights" / "compact.safetensors",
-    size=10_500_348,
-    sha256="92b73ab01feb2f7152c42a5882f719532053fa9e7fb9f12865d9517983d5bd18",
+    size=10_500_500,
+    sha256="4afe942ca0fd4cf6dcf0645ad90ac45a08e15e517a85d5d0351a1aa758504249",
     dtype="float16",
     license=(
         "weights: MIT (trained by the Colorizer project); training data: Debian package photos "

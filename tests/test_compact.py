@@ -157,11 +157,13 @@ def test_shipped_weights_colorize_through_the_colorizer():
 
 
 def test_shipped_weights_checksum_matches_record():
-    digest = hashlib.sha256(WEIGHTS.read_bytes()).hexdigest()
-    assert digest == SHIPPED_SHA256
+    from colorizer_lib.registry import get_spec
 
-
-SHIPPED_SHA256 = "92b73ab01feb2f7152c42a5882f719532053fa9e7fb9f12865d9517983d5bd18"
+    spec = get_spec("compact")
+    data = WEIGHTS.read_bytes()
+    assert spec.bundled == WEIGHTS
+    assert len(data) == spec.size
+    assert hashlib.sha256(data).hexdigest() == spec.sha256
 
 
 def test_bench_quality_command_reports_model_and_grey_baseline(tmp_path, capsys):
