@@ -18,7 +18,8 @@ states), so it can replace ``Colorizer.model``:
 * :func:`colorize_files_pipelined` - disk-to-disk colorization of many photos with decoding and
   encoding overlapped with the model in worker threads (the end-to-end fast path of the benchmark).
 
-Nothing here imports torchvision or fastai.
+Nothing here needs torchvision or fastai: the pipeline uses torchvision's nvJPEG codecs when it
+is installed and falls back to PIL otherwise.
 """
 
 from __future__ import annotations
@@ -594,9 +595,10 @@ def _pick_encoder(encoder: str, out_format: str, cuda: bool) -> str:
 def _colorize_lumas(colorizer, lumas: list[torch.Tensor | _JpegFile], rf: int, compose,
                     jpeg_quality: int | None = None) -> list[torch.Tensor]:
     """Queue the batched model and full-resolution merge for ``(H, W)`` uint8 lumas (or JPEG files,
-    decoded to luma on the device) on the colorizer's device. Returns ``(H, W, 3)`` uint8 RGB host tensors, filled asynchronously on CUDA (page-locked;
-    valid once the stream reaches a later event) and ready at once on CPU; or, with
-    ``jpeg_quality``, each photo's JPEG stream (1-D uint8, encoded on the device, ready)."""
+    decoded to luma on the device) on the colorizer's device. Returns ``(H, W, 3)`` uint8 RGB host
+    tensors, filled asynchronously on CUDA (page-locked; valid once the stream reaches a later
+    event) and ready at once on CPU; or, with ``jpeg_quality``, each photo's JPEG stream (1-D
+    uint8, encoded on the device, ready)."""
     device = colorizer.device
     cuda = device.type == "cuda"
     on_device: list = [None] * len(lumas)
