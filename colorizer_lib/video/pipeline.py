@@ -91,7 +91,7 @@ class EncodeSettings:
 
     codec: str = "libx264"
     crf: int = 18
-    preset: str | None = "superfast"  # H100: 170 fps end to end vs 105 with veryfast (BENCHMARKS.md)
+    preset: str | None = "veryfast"
     threads: int = 0
 
 

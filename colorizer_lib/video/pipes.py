@@ -153,7 +153,7 @@ class FrameWriter:
     """
 
     def __init__(self, tools: FFmpegTools, path: str | os.PathLike, width: int, height: int, fps: Fraction,
-                 codec: str = "libx264", crf: int = 18, preset: str | None = "superfast",
+                 codec: str = "libx264", crf: int = 18, preset: str | None = "veryfast",
                  sample_aspect_ratio: Fraction = Fraction(1), fmt: str = "mp4", threads: int = 0):
         if width % 2 or height % 2:
             raise ValueError("yuv420p frames need an even width and height; pad them first")
