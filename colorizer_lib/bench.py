@@ -553,7 +553,7 @@ def bench_photos(report: Report, name: str, base: nn.Module, device: torch.devic
     """12-megapixel rows: latency of one photo and throughput from disk to disk (see module docstring)."""
     from .colorizer import Colorizer
     from .models.fold import fold_for_inference
-    from .runtime import _pick_decoder, _pick_encoder, colorize_files_pipelined
+    from .runtime import colorize_files_pipelined
 
     for rf in render_factors:
         if time.perf_counter() > deadline:
@@ -600,8 +600,7 @@ def bench_photos(report: Report, name: str, base: nn.Module, device: torch.devic
                            per_second=stats.images_per_second, ms=stats.wall / stats.images * 1e3,
                            peak_gb=peak_memory_gb(device),
                            note=f"{stats.images} photos, device busy {100 * stats.gpu / stats.wall:.0f}% of wall, "
-                                f"JPEG encoder {_pick_encoder('auto', 'jpg', device.type == 'cuda')}, "
-                                f"decoder {'torchvision' if _pick_decoder('auto', device.type == 'cuda') else 'pil'}"))
+                                f"JPEG encoder {stats.encoder}, decoder {stats.decoder}"))
         del fast
         # DeOldify-style baseline
         if baseline_photos:

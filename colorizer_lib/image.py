@@ -692,9 +692,7 @@ def save_jpeg_bytes(data: bytes, path: str | os.PathLike, *, provenance: dict | 
     if not data.startswith(b"\xff\xd8"):
         raise InputError(f"Cannot write {str(path)!r}: the encoder returned data that is not a JPEG stream.")
     exif = _merge_provenance_exif(None, provenance or {})
-    if exif:
-        if not exif.startswith(b"Exif\x00\x00"):
-            exif = b"Exif\x00\x00" + exif
+    if exif:  # Pillow's Exif.tobytes() starts with the APP1 identifier b"Exif\0\0"
         if len(exif) + 2 > 0xFFFF:
             raise InputError(f"Cannot write {str(path)!r}: the provenance metadata is too long for one EXIF segment.")
         # APP1 segment right after the start-of-image marker, where EXIF readers look for it

@@ -397,12 +397,15 @@ class PipelineStats:
 
     ``gpu`` is the time the device spent on the batches (CUDA events, so queued work that overlaps
     the host is counted once); on CPU it is the wall time of the model-and-merge stage.
+    ``encoder`` and ``decoder`` say which JPEG codecs ran: ``"pil"`` or ``"torchvision"``.
     """
 
     images: int = 0
     wall: float = 0.0
     gpu: float = 0.0
     outputs: list[Path] = field(default_factory=list)
+    encoder: str = "pil"
+    decoder: str = "pil"
 
     @property
     def images_per_second(self) -> float:
@@ -458,9 +461,12 @@ def colorize_files_pipelined(colorizer, paths: Sequence[str | os.PathLike], out_
     rf = colorizer.render_factor_or_default(render_factor)
     workers = workers or max(2, (os.cpu_count() or 2) - 1)
     cuda = colorizer.device.type == "cuda"
-    jpeg_quality = quality if _pick_encoder(encoder, out_format, cuda) == "torchvision" else None
-    device_decode = _pick_decoder(decoder, cuda)
-    stats = PipelineStats()
+    stats = PipelineStats(encoder=_pick_codec("encoder", encoder, cuda and out_format == "jpg"),
+                          decoder=_pick_codec("decoder", decoder, cuda))
+    if stats.encoder == "torchvision" and out_format != "jpg":
+        raise InputError(f"encoder='torchvision' writes JPEG only; use out_format='jpg' or encoder='pil' for {out_format}.")
+    jpeg_quality = quality if stats.encoder == "torchvision" else None
+    device_decode = stats.decoder == "torchvision"
     start = time.perf_counter()
 
     # The same provenance as Colorizer results, so `colorize image`'s resume logic recognises the outputs.
@@ -490,8 +496,8 @@ def colorize_files_pipelined(colorizer, paths: Sequence[str | os.PathLike], out_
         in_flight: list[list[Future]] = []
         for first in range(0, len(paths), batch_size):
             for i in range(first, min(first + batch_size + ahead, len(paths))):
-                if i not in decoded and i >= first:
-                    decoded.setdefault(i, pool.submit(decode, paths[i]))
+                if i not in decoded:
+                    decoded[i] = pool.submit(decode, paths[i])
             indices = range(first, min(first + batch_size, len(paths)))
             lumas = [decoded.pop(i).result() for i in indices]
             while len(in_flight) >= max_batches_in_flight:
@@ -558,37 +564,21 @@ def orient(grey: torch.Tensor, orientation: int) -> torch.Tensor:
     return ops[orientation](grey) if orientation in ops else grey
 
 
-def _pick_decoder(decoder: str, cuda: bool) -> bool:
-    """Whether :func:`colorize_files_pipelined` decodes JPEGs on the device (``decoder`` argument)."""
-    if decoder not in ("auto", "pil", "torchvision"):
-        raise InputError(f"decoder must be 'auto', 'pil' or 'torchvision', got {decoder!r}.")
-    if decoder == "pil" or (decoder == "auto" and not cuda):
-        return False
-    try:
-        from torchvision.io import decode_jpeg  # noqa: F401
-    except ImportError as exc:
-        if decoder == "auto":
-            return False
-        raise DependencyError("decoder='torchvision' needs torchvision (`pip install torchvision`); "
-                              "or use decoder='pil'.") from exc
-    return True
-
-
-def _pick_encoder(encoder: str, out_format: str, cuda: bool) -> str:
-    """``"pil"`` or ``"torchvision"`` for :func:`colorize_files_pipelined`'s ``encoder`` argument."""
-    if encoder not in ("auto", "pil", "torchvision"):
-        raise InputError(f"encoder must be 'auto', 'pil' or 'torchvision', got {encoder!r}.")
-    if encoder == "pil" or (encoder == "auto" and not (cuda and out_format == "jpg")):
+def _pick_codec(argument: str, choice: str, auto_uses_torchvision: bool) -> str:
+    """``"pil"`` or ``"torchvision"`` for :func:`colorize_files_pipelined`'s ``encoder`` or
+    ``decoder`` argument (named by ``argument``): ``"auto"`` means torchvision when
+    ``auto_uses_torchvision`` and it is installed."""
+    if choice not in ("auto", "pil", "torchvision"):
+        raise InputError(f"{argument} must be 'auto', 'pil' or 'torchvision', got {choice!r}.")
+    if choice == "pil" or (choice == "auto" and not auto_uses_torchvision):
         return "pil"
     try:
-        from torchvision.io import encode_jpeg  # noqa: F401
+        import torchvision.io  # noqa: F401
     except ImportError as exc:
-        if encoder == "auto":
+        if choice == "auto":
             return "pil"
-        raise DependencyError("encoder='torchvision' needs torchvision (`pip install torchvision`); "
-                              "or use encoder='pil'.") from exc
-    if out_format != "jpg":
-        raise InputError(f"encoder='torchvision' writes JPEG only; use out_format='jpg' or encoder='pil' for {out_format}.")
+        raise DependencyError(f"{argument}='torchvision' needs torchvision (`pip install torchvision`); "
+                              f"or use {argument}='pil'.") from exc
     return "torchvision"
 
 

@@ -248,6 +248,7 @@ def test_pipelined_device_jpeg_encoder_matches_pil_encoder(tmp_path):
     pil = colorize_files_pipelined(col, sources, tmp_path / "pil", batch_size=2, workers=2, encoder="pil")
     tv = colorize_files_pipelined(col, sources, tmp_path / "tv", batch_size=2, workers=2, encoder="torchvision")
     assert [p.name for p in tv.outputs] == ["in0.jpg", "in1.jpg", "in2.jpg"]
+    assert (pil.encoder, tv.encoder, tv.decoder) == ("pil", "torchvision", "pil")  # "auto" decoder on CPU: PIL
     for a, b in zip(pil.outputs, tv.outputs):
         with Image.open(a) as ia, Image.open(b) as ib:
             assert ib.format == "JPEG" and ib.size == ia.size
@@ -282,6 +283,7 @@ def test_pipelined_device_jpeg_decoder_matches_pil_decoder(tmp_path):
                                    decoder="pil")
     tv = colorize_files_pipelined(col, sources, tmp_path / "tv", batch_size=3, workers=2, out_format="png",
                                   decoder="torchvision")
+    assert (pil.decoder, tv.decoder, tv.encoder) == ("pil", "torchvision", "pil")
     for a, b in zip(pil.outputs, tv.outputs):
         pa, pb = np.asarray(Image.open(a)).astype(int), np.asarray(Image.open(b)).astype(int)
         assert pa.shape == pb.shape, a.name
