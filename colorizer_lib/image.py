@@ -16,6 +16,7 @@ Tensor helpers convert between PIL and the library's `(B, C, H, W)` float32 `[0,
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -50,6 +51,8 @@ if TYPE_CHECKING:  # torch is imported lazily, inside the tensor helpers only
 __all__ = [
     "LoadedImage",
     "load_image",
+    "open_header",
+    "carried_metadata",
     "save_image",
     "read_provenance",
     "apply_watermark",
@@ -104,6 +107,9 @@ _ORIENTATION_FIX = {
 # PIL's own decompression-bomb guard is a process-wide global; we switch it off while we open
 # a file (under this lock) and apply our own `max_pixels` limit instead.
 _PIL_LIMIT_LOCK = threading.Lock()
+
+#: The largest picture (width x height) `load_image` accepts by default.
+MAX_PIXELS = 250_000_000
 
 
 def _current_umask() -> int:
@@ -160,7 +166,7 @@ def load_image(
     *,
     timeout: float = 30,
     max_bytes: int = 50_000_000,
-    max_pixels: int = 250_000_000,
+    max_pixels: int = MAX_PIXELS,
 ) -> LoadedImage:
     """Load an image from a path, URL, bytes, file object, PIL image, numpy array or LoadedImage.
 
@@ -241,22 +247,45 @@ def _check_file(path: Path) -> None:
         raise InputError(f"{str(path)!r} is an empty file (0 bytes). Re-download or re-export the image.")
 
 
-def _open_and_load(fp, source_desc: str, name: str, max_pixels: int) -> LoadedImage:
-    """Open with PIL, check the pixel count, decode fully, and normalise."""
+def open_header(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open an image file and read its headers only (format, mode, size, ICC profile, EXIF): the
+    checks `load_image` makes before decoding (a non-empty file, an image PIL reads, at most
+    `max_pixels` pixels in place of PIL's global limit), with no pixels decoded. Close it after use.
+
+    Raises:
+        InputError: as `load_image` would for this file.
+    """
+    path = Path(path).expanduser()
+    _check_file(path)
+    with _pil_limit_lifted():
+        return _open_checked(path, str(path), max_pixels)
+
+
+@contextlib.contextmanager
+def _pil_limit_lifted() -> Iterator[None]:
+    """PIL's process-wide decompression-bomb limit switched off (under a lock) while a file is
+    opened; the callers apply their own `max_pixels` instead."""
     with _PIL_LIMIT_LOCK:
         saved_limit = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = None
         try:
-            img = _open_fully(fp, source_desc, max_pixels)
+            yield
         finally:
             Image.MAX_IMAGE_PIXELS = saved_limit
+
+
+def _open_and_load(fp, source_desc: str, name: str, max_pixels: int) -> LoadedImage:
+    """Open with PIL, check the pixel count, decode fully, and normalise."""
+    with _pil_limit_lifted():
+        img = _open_fully(fp, source_desc, max_pixels)
     try:
         return _from_pil(img, source_desc=source_desc, name=name)
     finally:
         img.close()
 
 
-def _open_fully(fp, source_desc: str, max_pixels: int) -> Image.Image:
+def _open_checked(fp, source_desc: str, max_pixels: int) -> Image.Image:
+    """`Image.open` with its errors as InputError and the pixel count checked; nothing decoded."""
     try:
         img = Image.open(fp)
     except UnidentifiedImageError:
@@ -268,6 +297,15 @@ def _open_fully(fp, source_desc: str, max_pixels: int) -> Image.Image:
         raise InputError(f"Cannot read {source_desc}: {exc}. Check that the file is a complete image.") from exc
     try:
         _check_pixels(img, source_desc, max_pixels)
+    except InputError:
+        img.close()
+        raise
+    return img
+
+
+def _open_fully(fp, source_desc: str, max_pixels: int) -> Image.Image:
+    img = _open_checked(fp, source_desc, max_pixels)
+    try:
         n_frames = getattr(img, "n_frames", 1)
         if n_frames > 1:
             warnings.warn(
@@ -328,17 +366,10 @@ def _from_pil(img: Image.Image, *, source_desc: str, name: str) -> LoadedImage:
 
     icc = info.get("icc_profile") or None
     rgb, alpha, luma16, icc = _convert_mode(img, icc, source_desc)
-    if icc is not None and _icc_colour_space(icc) != b"RGB ":
-        # A greyscale (or other non-RGB) profile cannot describe the RGB output; the pixel values
-        # are kept as they are (grey gamma 2.2 profiles are close to sRGB).
-        logger.info(
-            "%s: dropping its %r ICC profile, which does not fit RGB output", source_desc, _icc_colour_space(icc)
-        )
-        icc = None
     return LoadedImage(
         rgb=rgb,
         alpha=alpha,
-        icc_profile=icc,
+        icc_profile=_rgb_icc(icc, source_desc),
         exif=exif_bytes,
         source=source_desc,
         original_mode=original_mode,
@@ -370,6 +401,30 @@ def _exif_for_output(exif: Image.Exif, raw: bytes | None, *, is_tiff: bool) -> b
         for tag in _TIFF_LAYOUT_TAGS & set(exif):
             del exif[tag]
     return exif.tobytes() if len(exif) else None
+
+
+def carried_metadata(img: Image.Image, source_desc: str) -> tuple[bytes | None, bytes | None]:
+    """The ICC profile and EXIF block that `load_image` keeps from an opened RGB or greyscale image
+    for its outputs, read from the headers alone (nothing is decoded): ``(icc_profile, exif)``.
+
+    For the fast paths that decode pixels elsewhere (the GPU's JPEG decoder), so that their outputs
+    carry what `load_image` + `save_image` would have carried. Not for CMYK images, whose profile
+    `load_image` replaces by sRGB after converting the pixels.
+    """
+    icc = _rgb_icc(img.info.get("icc_profile") or None, source_desc)
+    return icc, _exif_for_output(img.getexif(), img.info.get("exif"), is_tiff=img.format == "TIFF")
+
+
+def _rgb_icc(icc: bytes | None, source_desc: str) -> bytes | None:
+    """``icc`` when it describes RGB, else None: a greyscale (or other non-RGB) profile cannot
+    describe the RGB output. The pixel values are kept as they are (grey gamma 2.2 profiles are
+    close to sRGB)."""
+    if icc is not None and _icc_colour_space(icc) != b"RGB ":
+        logger.info(
+            "%s: dropping its %r ICC profile, which does not fit RGB output", source_desc, _icc_colour_space(icc)
+        )
+        return None
+    return icc
 
 
 def _icc_colour_space(icc: bytes) -> bytes:
@@ -676,12 +731,25 @@ def save_image(
     return target
 
 
-def save_jpeg_bytes(data: bytes, path: str | os.PathLike, *, provenance: dict | None = None, forbid=()) -> Path:
+def save_jpeg_bytes(
+    data: bytes,
+    path: str | os.PathLike,
+    *,
+    provenance: dict | None = None,
+    icc_profile: bytes | None = None,
+    exif: bytes | None = None,
+    forbid=(),
+) -> Path:
     """Write an already encoded JPEG (for example from the GPU's nvJPEG encoder) to `path`
-    atomically, with the same provenance EXIF as :func:`save_image`; return the written path.
+    atomically, with the same metadata as :func:`save_image` would write: provenance merged into
+    `exif` (the input's EXIF, orientation already 1) and the ICC profile. Returns the written path.
+
+    The segments go where Pillow puts them: after the JFIF header when the stream has one, the
+    EXIF (APP1) first, then the ICC profile (APP2, split into chunks as the ICC spec says).
 
     Raises:
-        InputError: `path` is not .jpg/.jpeg, is forbidden, `data` is not a JPEG stream, or the write failed.
+        InputError: `path` is not .jpg/.jpeg, is forbidden, `data` is not a JPEG stream, the EXIF
+            is too long for one segment, or the write failed.
     """
     path = Path(path).expanduser()
     if OUTPUT_FORMATS.get(path.suffix.lower()) != "JPEG":
@@ -691,14 +759,32 @@ def save_jpeg_bytes(data: bytes, path: str | os.PathLike, *, provenance: dict | 
     data = bytes(data)
     if not data.startswith(b"\xff\xd8"):
         raise InputError(f"Cannot write {str(path)!r}: the encoder returned data that is not a JPEG stream.")
-    exif = _merge_provenance_exif(None, provenance or {})
+    segments = b""
+    exif = _merge_provenance_exif(exif, provenance or {})
     if exif:  # Pillow's Exif.tobytes() starts with the APP1 identifier b"Exif\0\0"
         if len(exif) + 2 > 0xFFFF:
-            raise InputError(f"Cannot write {str(path)!r}: the provenance metadata is too long for one EXIF segment.")
-        # APP1 segment right after the start-of-image marker, where EXIF readers look for it
-        data = data[:2] + b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif + data[2:]
+            raise InputError(f"Cannot write {str(path)!r}: the EXIF metadata is too long for one JPEG segment.")
+        segments += b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif
+    if icc_profile:
+        segments += _icc_segments(icc_profile)
+    at = 2  # right after the start-of-image marker, or after the JFIF (APP0) segment that must come first
+    if data[2:4] == b"\xff\xe0":
+        at += 2 + int.from_bytes(data[4:6], "big")
+    data = data[:at] + segments + data[at:]
     _write_atomically(target, path, "JPEG", lambda handle: handle.write(data))
     return target
+
+
+_ICC_CHUNK = 0xFFFF - 2 - 14  # an APP2 segment's payload, less its length field and the ICC_PROFILE header
+
+
+def _icc_segments(icc: bytes) -> bytes:
+    """An ICC profile as JPEG APP2 ``ICC_PROFILE`` segments (numbered chunks, as Pillow writes them)."""
+    chunks = [icc[i:i + _ICC_CHUNK] for i in range(0, len(icc), _ICC_CHUNK)]
+    return b"".join(
+        b"\xff\xe2" + (2 + 14 + len(chunk)).to_bytes(2, "big") + b"ICC_PROFILE\0" + bytes((n, len(chunks))) + chunk
+        for n, chunk in enumerate(chunks, start=1)
+    )
 
 
 def _refuse_forbidden(path: Path, target: Path, forbid) -> None:

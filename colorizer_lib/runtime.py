@@ -16,7 +16,9 @@ states), so it can replace ``Colorizer.model``:
   :class:`OnnxCpuModel` exports per render factor on first use (cached on disk, verified) and is
   the faster CPU runtime; :func:`prefer_onnx_on_cpu` is the policy.
 * :func:`colorize_files_pipelined` - disk-to-disk colorization of many photos with decoding and
-  encoding overlapped with the model in worker threads (the end-to-end fast path of the benchmark).
+  encoding overlapped with the model in worker threads (the end-to-end fast path of the benchmark);
+  :func:`colorize_jobs_pipelined` - the same pipeline with the library's outputs (named outputs in
+  any format, ICC profile and EXIF, alpha, comparisons, per-file failures): ``colorize image``'s path.
 
 Nothing here needs torchvision or fastai: the pipeline uses torchvision's nvJPEG codecs when it
 is installed and falls back to PIL otherwise.
@@ -26,18 +28,21 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .errors import DependencyError, InputError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 # --------------------------------------------------------------------------------------------------
 # channel padding
@@ -393,11 +398,14 @@ def read_jpeg_luma(path: str | os.PathLike) -> np.ndarray:
 
 @dataclass
 class PipelineStats:
-    """What :func:`colorize_files_pipelined` did: counts and times (seconds).
+    """What a pipelined run did: counts and times (seconds).
 
     ``gpu`` is the time the device spent on the batches (CUDA events, so queued work that overlaps
     the host is counted once); on CPU it is the wall time of the model-and-merge stage.
     ``encoder`` and ``decoder`` say which JPEG codecs ran: ``"pil"`` or ``"torchvision"``.
+    ``outputs`` are the files written, in input order; ``failures`` the ``(source, message)`` of
+    each picture that could not be read or written (:func:`colorize_jobs_pipelined` only; the
+    other function raises instead).
     """
 
     images: int = 0
@@ -406,10 +414,53 @@ class PipelineStats:
     outputs: list[Path] = field(default_factory=list)
     encoder: str = "pil"
     decoder: str = "pil"
+    failures: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def images_per_second(self) -> float:
         return self.images / self.wall if self.wall else float("nan")
+
+
+@dataclass
+class FileJob:
+    """One picture to colorize: where it comes from and where its result goes.
+
+    Attributes:
+        source: a file path or an http(s) URL.
+        output: the result's path; its extension picks the format (any of
+            :data:`~colorizer_lib.image.OUTPUT_FORMATS`).
+        compare: where to write the original beside the result, or None.
+    """
+
+    source: str
+    output: Path
+    compare: Path | None = None
+
+    def save(self, result, *, quality: int = 95, forbid: Iterable[str | os.PathLike] = ()) -> Path:
+        """Write a :class:`~colorizer_lib.colorizer.ColorizeResult` to :attr:`output` (with its
+        provenance, ICC profile and EXIF) and, when :attr:`compare` is set, the side-by-side picture
+        there. Paths in ``forbid`` are never written. Returns the output's path.
+
+        Raises:
+            InputError: a forbidden path, a format that cannot hold the picture (alpha to JPEG) or a failed write.
+        """
+        from .image import save_image
+
+        path = result.save(self.output, quality=quality, forbid=forbid)
+        if self.compare is not None:
+            save_image(result.compare().convert("RGB"), self.compare, provenance=result.provenance, forbid=forbid)
+        return path
+
+    def guarded(self, protected: frozenset[Path]) -> tuple[Path, ...]:
+        """This job's targets (output, comparison) that are among ``protected`` (resolved paths, see
+        :func:`resolved_paths`): the ``forbid`` for :meth:`save`, found at once however many inputs
+        a run has, where passing all of them would resolve each one again for every file."""
+        return tuple(p for p in (self.output, self.compare) if p is not None and p.expanduser().resolve() in protected)
+
+
+def resolved_paths(paths: Iterable[str | os.PathLike]) -> frozenset[Path]:
+    """``paths`` resolved once, for :meth:`FileJob.guarded`."""
+    return frozenset(Path(p).expanduser().resolve() for p in paths)
 
 
 def colorize_files_pipelined(colorizer, paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
@@ -419,7 +470,9 @@ def colorize_files_pipelined(colorizer, paths: Sequence[str | os.PathLike], out_
                              reader: Callable[[str | os.PathLike], np.ndarray] = read_jpeg_luma) -> PipelineStats:
     """Colorize picture files into ``out_dir`` (``<stem>.<out_format>``, jpg or png) with I/O
     overlapped with the model. Outputs carry the library's provenance metadata (written atomically
-    by :func:`colorizer_lib.image.save_image`), but not the inputs' ICC profile or EXIF.
+    by :func:`colorizer_lib.image.save_image`), but not the inputs' ICC profile or EXIF, and the
+    first file that cannot be read or written raises (:func:`colorize_jobs_pipelined` writes what
+    the library writes and reports such files instead).
 
     Three stages overlap. Worker threads decode ahead of the model (PIL releases the GIL while
     decoding and encoding) and, on CUDA, copy each luma into page-locked memory. The calling thread
@@ -435,9 +488,10 @@ def colorize_files_pipelined(colorizer, paths: Sequence[str | os.PathLike], out_
     (nvJPEG on CUDA: about 1,600 12 MP photos/s on an H100, so only the small compressed files
     leave the GPU); ``"auto"`` picks torchvision on CUDA for JPEG output when it is installed, PIL
     otherwise. ``decoder``: ``"pil"`` decodes with ``reader`` in the worker threads;
-    ``"torchvision"`` reads the files in the workers and decodes baseline greyscale/colour JPEGs on
-    the device in one batch (``torchvision.io.decode_jpeg``, nvJPEG on CUDA; EXIF orientation
-    applied; other files still go through ``reader``); ``"auto"``: torchvision on CUDA when installed.
+    ``"torchvision"`` reads the files in the workers and decodes complete baseline greyscale/colour
+    JPEGs on the device in one batch (``torchvision.io.decode_jpeg``, nvJPEG on CUDA; EXIF
+    orientation applied; other files, and any the device decoder rejects, still go through
+    ``reader``); ``"auto"``: torchvision on CUDA when installed.
     The CPU decoders hold Python's GIL for part of each 12 MP photo, which starves the thread that
     drives the GPU, so device decoding is what lets the pipeline keep up with the model.
 
@@ -446,69 +500,250 @@ def colorize_files_pipelined(colorizer, paths: Sequence[str | os.PathLike], out_
     """
     from PIL import Image
 
-    from .color import compose_luma_chroma
     from .colorizer import ColorizeResult
     from .image import save_image, save_jpeg_bytes
 
     if out_format not in ("jpg", "png"):
         raise InputError(f"out_format must be 'jpg' or 'png', got {out_format!r}.")
-    if batch_size < 1:
-        raise ValueError(f"batch size must be at least 1, got {batch_size}")
-    if max_batches_in_flight < 1:
-        raise ValueError(f"max_batches_in_flight must be at least 1, got {max_batches_in_flight}")
+    _check_pipeline_arguments(batch_size, max_batches_in_flight)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rf = colorizer.render_factor_or_default(render_factor)
-    workers = workers or max(2, (os.cpu_count() or 2) - 1)
     cuda = colorizer.device.type == "cuda"
     stats = PipelineStats(encoder=_pick_codec("encoder", encoder, cuda and out_format == "jpg"),
                           decoder=_pick_codec("decoder", decoder, cuda))
     if stats.encoder == "torchvision" and out_format != "jpg":
         raise InputError(f"encoder='torchvision' writes JPEG only; use out_format='jpg' or encoder='pil' for {out_format}.")
-    jpeg_quality = quality if stats.encoder == "torchvision" else None
-    device_decode = stats.decoder == "torchvision"
-    start = time.perf_counter()
-
+    device_jpeg = stats.encoder == "torchvision"
     # The same provenance as Colorizer results, so `colorize image`'s resume logic recognises the outputs.
     provenance = ColorizeResult(image=None, original=None, render_factor=rf, model_name=colorizer.name).provenance
+    jobs = [FileJob(str(path), out_dir / f"{Path(path).stem}.{out_format}") for path in paths]
 
-    def decode(path) -> torch.Tensor | _JpegFile:
-        if device_decode:
-            jpeg = _read_plain_jpeg(path)
+    def decode(job: FileJob, device_may_decode: bool) -> _Decoded:
+        if device_may_decode and stats.decoder == "torchvision":
+            jpeg = _read_plain_jpeg(job.source)
             if jpeg is not None:
-                return jpeg
-        luma = reader(path)
-        staged = torch.empty(luma.shape, dtype=torch.uint8, pin_memory=cuda)
-        staged.numpy()[...] = luma  # page-locked on CUDA, so the upload is a true async copy
-        return staged
+                return _Decoded(jpeg, device_jpeg=device_jpeg)
+        return _Decoded(_staged(reader(job.source), cuda), device_jpeg=device_jpeg)
 
-    def encode(rgb: torch.Tensor, done, target: Path) -> Path:
-        if done is not None:
-            done.synchronize()  # this batch's download has landed (releases the GIL while waiting)
-        if jpeg_quality is not None:  # already a JPEG stream
-            return save_jpeg_bytes(rgb.numpy().tobytes(), target, provenance=provenance)
-        return save_image(Image.fromarray(rgb.numpy(), "RGB"), target, provenance=provenance, quality=quality)
+    def finish(job: FileJob, decoded: _Decoded, host: torch.Tensor) -> Path:
+        if decoded.device_jpeg:  # already a JPEG stream
+            return save_jpeg_bytes(host.numpy().tobytes(), job.output, provenance=provenance)
+        return save_image(Image.fromarray(host.numpy(), "RGB"), job.output, provenance=provenance, quality=quality)
+
+    _run_pipeline(colorizer, jobs, decode, finish, stats, rf=rf, batch_size=batch_size, workers=workers,
+                  max_batches_in_flight=max_batches_in_flight, jpeg_quality=quality)
+    return stats
+
+
+def colorize_jobs_pipelined(colorizer, jobs: Sequence[FileJob], *, render_factor: int | None = None,
+                            batch_size: int = 8, workers: int | None = None, quality: int = 95,
+                            max_batches_in_flight: int = 3, encoder: str = "auto", decoder: str = "auto",
+                            watermark: bool = False, forbid: Iterable[str | os.PathLike] = (),
+                            on_done: Callable[[FileJob], None] | None = None) -> PipelineStats:
+    """Colorize ``jobs`` with the pipeline of :func:`colorize_files_pipelined`, writing what
+    :meth:`Colorizer.colorize <colorizer_lib.colorizer.Colorizer.colorize>` and :meth:`FileJob.save`
+    write: ``colorize image``'s fast path.
+
+    * Inputs are read by :func:`~colorizer_lib.image.load_image` in the worker threads (any
+      format, URLs, EXIF orientation, alpha, 16-bit luma, CMYK, ICC profile and EXIF), and the model
+      gets the same luma as in ``Colorizer.colorize``. With the device decoder, complete baseline
+      JPEG files are decoded on the device instead (not for comparisons, which need the original
+      picture); their ICC profile and EXIF come from the headers
+      (:func:`~colorizer_lib.image.carried_metadata`), with ``load_image``'s checks and pixel limit.
+    * Results are written by :meth:`FileJob.save` (every output format, comparisons, alpha
+      re-attached, ``watermark``), or, with the device encoder, JPEG outputs with none of those
+      are encoded on the device and written by :func:`~colorizer_lib.image.save_jpeg_bytes` with
+      the same provenance, ICC profile and EXIF.
+    * A picture that cannot be read or written (:class:`InputError`, or ``OSError``) is recorded in
+      ``failures`` as ``(source, message)`` and the others go on; other errors (out of memory, a
+      broken model) propagate once the work in progress has stopped.
+
+    Pixels equal ``Colorizer.colorize``'s within 1/255 per channel: the merge is ``Colorizer.compose``
+    on the luma the model saw, where the library merges a luma computed in another order (equal but
+    for the last float bit), and in strips for photos over 4 megapixels. The device decoder
+    (nvJPEG on CUDA) reads the stored luma plane: for greyscale and neutral RGB JPEGs the values
+    PIL's decoding gives (measured on an H200, up to float rounding), for colour JPEGs up to about
+    3/255 away from the luma of PIL's RGB; and nvJPEG encodes differently from libjpeg.
+
+    Args:
+        colorizer: the :class:`~colorizer_lib.colorizer.Colorizer`.
+        jobs: what to colorize and where to write it (``colorize image`` plans them).
+        watermark: add the palette mark, as ``Colorizer.colorize(..., watermark=True)``.
+        forbid: paths never written (``colorize image`` passes its inputs).
+        on_done: called with each job once it is written or has failed, from the thread that
+            finished it, one call at a time (a progress bar).
+        render_factor, batch_size, workers, quality, max_batches_in_flight: as in
+            :func:`colorize_files_pipelined`.
+        encoder, decoder: as in :func:`colorize_files_pipelined`; ``"auto"`` picks torchvision's
+            codecs on CUDA when installed. The encoder only ever applies to JPEG outputs.
+
+    Returns:
+        :class:`PipelineStats`, with ``outputs`` in job order and ``failures``.
+    """
+    from PIL import Image
+
+    from .colorizer import ColorizeResult, _original_for_display
+    from .image import OUTPUT_FORMATS, apply_watermark, load_image, save_jpeg_bytes, to_luma_tensor
+
+    _check_pipeline_arguments(batch_size, max_batches_in_flight)
+    rf = colorizer.render_factor_or_default(render_factor)
+    cuda = colorizer.device.type == "cuda"
+    stats = PipelineStats(encoder=_pick_codec("encoder", encoder, cuda), decoder=_pick_codec("decoder", decoder, cuda))
+    protected = resolved_paths(forbid)
+    provenance = ColorizeResult(image=None, original=None, render_factor=rf, model_name=colorizer.name).provenance
+
+    def device_jpeg(job: FileJob, alpha) -> bool:
+        """Whether the device encodes this job's output: a JPEG that PIL need not touch (no mark,
+        no comparison; no alpha, which FileJob.save refuses to put in a JPEG, as the library does)."""
+        return (stats.encoder == "torchvision" and OUTPUT_FORMATS.get(job.output.suffix.lower()) == "JPEG"
+                and not watermark and job.compare is None and alpha is None)
+
+    def decode(job: FileJob, device_may_decode: bool) -> _Decoded:
+        if device_may_decode and stats.decoder == "torchvision" and job.compare is None:
+            jpeg = _read_plain_jpeg(job.source)
+            if jpeg is not None:
+                return _Decoded(jpeg, icc_profile=jpeg.icc_profile, exif=jpeg.exif, device_jpeg=device_jpeg(job, None))
+        loaded = load_image(job.source)
+        return _Decoded(_staged(to_luma_tensor(loaded)[0, 0].numpy(), cuda), alpha=loaded.alpha,
+                        original=_original_for_display(loaded) if job.compare is not None else None,
+                        icc_profile=loaded.icc_profile, exif=loaded.exif, device_jpeg=device_jpeg(job, loaded.alpha))
+
+    def finish(job: FileJob, decoded: _Decoded, host: torch.Tensor) -> Path:
+        metadata = {"icc_profile": decoded.icc_profile, "exif": decoded.exif}
+        forbid = job.guarded(protected)
+        if decoded.device_jpeg:
+            return save_jpeg_bytes(host.numpy().tobytes(), job.output, provenance=provenance, forbid=forbid, **metadata)
+        image = Image.fromarray(host.numpy(), "RGB")
+        if decoded.alpha is not None:
+            image.putalpha(decoded.alpha)
+        result = ColorizeResult(apply_watermark(image) if watermark else image, decoded.original, rf, colorizer.name,
+                                source=job.source, watermarked=watermark, **metadata)
+        return job.save(result, quality=quality, forbid=forbid)
+
+    _run_pipeline(colorizer, list(jobs), decode, finish, stats, rf=rf, batch_size=batch_size, workers=workers,
+                  max_batches_in_flight=max_batches_in_flight, jpeg_quality=quality, failed=(InputError, OSError),
+                  on_done=on_done)
+    return stats
+
+
+def _check_pipeline_arguments(batch_size: int, max_batches_in_flight: int) -> None:
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    if max_batches_in_flight < 1:
+        raise ValueError(f"max_batches_in_flight must be at least 1, got {max_batches_in_flight}")
+
+
+@dataclass
+class _JpegFile:
+    """A JPEG file's bytes (1-D uint8 tensor) and its EXIF orientation, for decoding on the device,
+    with the ICC profile and EXIF that ``load_image`` would carry to the output."""
+
+    data: torch.Tensor
+    orientation: int
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+
+
+@dataclass
+class _Decoded:
+    """One input ready for the device stage, and what its output needs from the input."""
+
+    luma: torch.Tensor | _JpegFile | None  # (H, W) uint8 or float32 host tensor, a JPEG; None once uploaded
+    alpha: Image.Image | None = None
+    original: Image.Image | None = None  # the input as loaded, for a comparison picture
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    device_jpeg: bool = False  # the result is encoded to JPEG on the device
+
+
+def _run_pipeline(colorizer, jobs: Sequence[FileJob], decode: Callable[[FileJob, bool], _Decoded],
+                  finish: Callable[[FileJob, _Decoded, torch.Tensor], Path], stats: PipelineStats, *, rf: int,
+                  batch_size: int, workers: int | None, max_batches_in_flight: int, jpeg_quality: int,
+                  failed: tuple[type[BaseException], ...] = (),
+                  on_done: Callable[[FileJob], None] | None = None) -> None:
+    """The three overlapping stages of the pipelined functions (see :func:`colorize_files_pipelined`); fills ``stats``.
+
+    ``decode(job, True)`` runs in the worker threads; ``decode(job, False)`` runs here for a file
+    the device decoder rejected and must decode on the CPU. This thread queues the device work of
+    each batch (:func:`_lumas_on_device`, :func:`_colorize_lumas`); ``finish(job, decoded, host)``
+    runs in the worker threads once the batch's results are on the host, writes the output and
+    returns its path. An exception of a type in ``failed`` from ``decode`` or ``finish`` is recorded
+    in ``stats.failures`` and its job skipped; any other propagates, queued work being cancelled.
+    """
+    from .colorizer import out_of_memory_guard
+
+    workers = workers or max(2, (os.cpu_count() or 2) - 1)
+    cuda = colorizer.device.type == "cuda"
+    start = time.perf_counter()
+    lock = threading.Lock()
+    failures: dict[int, str] = {}
+
+    def settle(index: int, error: BaseException | None = None) -> None:
+        with lock:
+            if error is not None:
+                failures[index] = str(error)
+            if on_done is not None:
+                on_done(jobs[index])
+
+    def write(index: int, decoded: _Decoded, host: torch.Tensor, done) -> Path | None:
+        try:
+            if done is not None:
+                done.synchronize()  # this batch's download has landed (releases the GIL while waiting)
+            path = finish(jobs[index], decoded, host)
+        except failed as exc:
+            settle(index, exc)
+            return None
+        settle(index)
+        return path
+
+    def upload(batch: list[tuple[int, _Decoded]]) -> list[tuple[int, _Decoded, torch.Tensor]]:
+        """The batch's lumas on the device; a file that the device decoder rejects is decoded on
+        the CPU here instead (rare: it holds up this thread)."""
+        uploaded = []
+        for (index, decoded), luma in zip(batch, _lumas_on_device([d.luma for _, d in batch], colorizer.device)):
+            if luma is None:
+                try:
+                    decoded = decode(jobs[index], False)
+                except failed as exc:
+                    settle(index, exc)
+                    continue
+                luma = _lumas_on_device([decoded.luma], colorizer.device)[0]
+            decoded.luma = None  # the upload keeps what it needs
+            uploaded.append((index, decoded, luma))
+        return uploaded
+
+    def written(futures: list[Future]) -> list[Path]:
+        return [path for path in (future.result() for future in futures) if path is not None]
 
     device_spans = []  # (start, end) CUDA events per batch
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        decoded: dict[int, Future] = {}
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        decoding: dict[int, Future] = {}
         ahead = 2 * batch_size  # decoding runs at most two batches ahead
         in_flight: list[list[Future]] = []
-        for first in range(0, len(paths), batch_size):
-            for i in range(first, min(first + batch_size + ahead, len(paths))):
-                if i not in decoded:
-                    decoded[i] = pool.submit(decode, paths[i])
-            indices = range(first, min(first + batch_size, len(paths)))
-            lumas = [decoded.pop(i).result() for i in indices]
+        for first in range(0, len(jobs), batch_size):
+            for i in range(first, min(first + batch_size + ahead, len(jobs))):
+                if i not in decoding:
+                    decoding[i] = pool.submit(decode, jobs[i], True)
+            batch = []
+            for i in range(first, min(first + batch_size, len(jobs))):
+                try:
+                    batch.append((i, decoding.pop(i).result()))
+                except failed as exc:
+                    settle(i, exc)
             while len(in_flight) >= max_batches_in_flight:
-                for future in in_flight.pop(0):
-                    stats.outputs.append(future.result())
+                stats.outputs.extend(written(in_flight.pop(0)))
+            if not batch:
+                continue
             stage_start = time.perf_counter()
             if cuda:
                 began = torch.cuda.Event(enable_timing=True)
                 began.record()
-            with torch.inference_mode():
-                host = _colorize_lumas(colorizer, lumas, rf, compose_luma_chroma, jpeg_quality)
+            with torch.inference_mode(), out_of_memory_guard(rf, len(batch)):
+                ready = upload(batch)
+                host = _colorize_lumas(colorizer, [luma for _, _, luma in ready], rf, jpeg_quality,
+                                       [d.device_jpeg for _, d, _ in ready]) if ready else []
             done = None
             if cuda:
                 done = torch.cuda.Event(enable_timing=True)
@@ -516,38 +751,51 @@ def colorize_files_pipelined(colorizer, paths: Sequence[str | os.PathLike], out_
                 device_spans.append((began, done))
             else:
                 stats.gpu += time.perf_counter() - stage_start
-            wait_for = done if jpeg_quality is None else None  # device-encoded JPEGs are already on the host
-            in_flight.append([pool.submit(encode, rgb, wait_for, out_dir / f"{Path(paths[i]).stem}.{out_format}")
-                              for rgb, i in zip(host, indices)])
-        for batch in in_flight:
-            stats.outputs.extend(future.result() for future in batch)
+            in_flight.append([pool.submit(write, i, d, rgb, done) for (i, d, _), rgb in zip(ready, host)])
+        for futures in in_flight:
+            stats.outputs.extend(written(futures))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     if device_spans:
         stats.gpu = sum(a.elapsed_time(b) for a, b in device_spans) / 1e3
+    stats.failures = [(jobs[i].source, failures[i]) for i in sorted(failures)]
     stats.images = len(stats.outputs)
     stats.wall = time.perf_counter() - start
-    return stats
 
 
-@dataclass
-class _JpegFile:
-    """A JPEG file's bytes (1-D uint8 tensor) and its EXIF orientation, for decoding on the device."""
+_HOST_DTYPES = {np.dtype(np.uint8): torch.uint8, np.dtype(np.float32): torch.float32}
 
-    data: torch.Tensor
-    orientation: int
+
+def _staged(luma: np.ndarray, pin: bool) -> torch.Tensor:
+    """An ``(H, W)`` uint8 or float32 luma copied into a host tensor, page-locked when ``pin`` (on
+    CUDA) so that its upload is a true asynchronous copy."""
+    staged = torch.empty(luma.shape, dtype=_HOST_DTYPES[luma.dtype], pin_memory=pin)
+    staged.numpy()[...] = luma
+    return staged
 
 
 def _read_plain_jpeg(path) -> _JpegFile | None:
-    """The file as a :class:`_JpegFile` when it is a baseline greyscale or YCbCr JPEG that nvJPEG
-    decodes; ``None`` for anything else (the caller decodes it on the CPU)."""
-    from PIL import Image
+    """The file as a :class:`_JpegFile` when it is a complete baseline greyscale or YCbCr JPEG that
+    nvJPEG decodes, within ``load_image``'s pixel limit; ``None`` for anything else, including what
+    is no readable local file or ends early (the caller decodes those on the CPU, which says what is
+    wrong with them)."""
+    from .image import carried_metadata, open_header
 
-    with Image.open(path) as img:  # reads the headers only
+    try:
+        img = open_header(path)
+    except InputError:
+        return None
+    with img:  # the headers only
         if img.format != "JPEG" or img.mode not in ("L", "RGB") or img.info.get("progressive") \
                 or img.info.get("progression"):
             return None
         orientation = int(img.getexif().get(0x0112, 1) or 1)
+        icc_profile, exif = carried_metadata(img, str(path))
     data = Path(path).read_bytes()
-    return _JpegFile(torch.frombuffer(bytearray(data), dtype=torch.uint8), orientation if 1 <= orientation <= 8 else 1)
+    if not data.rstrip(b"\0").endswith(b"\xff\xd9"):  # truncated: PIL refuses it, nvJPEG may not
+        return None
+    return _JpegFile(torch.frombuffer(bytearray(data), dtype=torch.uint8), orientation if 1 <= orientation <= 8 else 1,
+                     icc_profile, exif)
 
 
 def orient(grey: torch.Tensor, orientation: int) -> torch.Tensor:
@@ -582,34 +830,62 @@ def _pick_codec(argument: str, choice: str, auto_uses_torchvision: bool) -> str:
     return "torchvision"
 
 
-def _colorize_lumas(colorizer, lumas: list[torch.Tensor | _JpegFile], rf: int, compose,
-                    jpeg_quality: int | None = None) -> list[torch.Tensor]:
-    """Queue the batched model and full-resolution merge for ``(H, W)`` uint8 lumas (or JPEG files,
-    decoded to luma on the device) on the colorizer's device. Returns ``(H, W, 3)`` uint8 RGB host
-    tensors, filled asynchronously on CUDA (page-locked; valid once the stream reaches a later
-    event) and ready at once on CPU; or, with ``jpeg_quality``, each photo's JPEG stream (1-D
-    uint8, encoded on the device, ready)."""
-    device = colorizer.device
-    cuda = device.type == "cuda"
+def _lumas_on_device(lumas: Sequence[torch.Tensor | _JpegFile], device: torch.device) -> list[torch.Tensor | None]:
+    """Each luma as a ``(1, 1, H, W)`` float32 tensor in [0, 1] on ``device``: host tensors (``(H, W)``
+    uint8, or float32 already in [0, 1]) are uploaded (asynchronously from page-locked memory), JPEG
+    files decoded there in one batch (nvJPEG on CUDA; EXIF orientation applied); ``None`` for a file
+    that the device decoder rejects."""
     on_device: list = [None] * len(lumas)
     jpegs = [i for i, t in enumerate(lumas) if isinstance(t, _JpegFile)]
-    if jpegs:
-        from torchvision.io import ImageReadMode, decode_jpeg
-
-        decoded = decode_jpeg([lumas[i].data for i in jpegs], mode=ImageReadMode.GRAY, device=device)
-        for i, grey in zip(jpegs, decoded):
+    for i, grey in zip(jpegs, _decode_jpegs([lumas[i].data for i in jpegs], device)):
+        if grey is not None:
             on_device[i] = orient(grey[0], lumas[i].orientation)
     for i, t in enumerate(lumas):
-        if on_device[i] is None:
+        if not isinstance(t, _JpegFile):
             on_device[i] = t.to(device, non_blocking=True)
-    on_device = [t[None, None].float().div_(255.0) for t in on_device]
-    inputs = torch.cat([colorizer.model_input(t, rf) for t in on_device])
+    return [None if t is None else (t.float().div_(255.0) if t.dtype == torch.uint8 else t.float())[None, None]
+            for t in on_device]
+
+
+def _decode_jpegs(streams: list[torch.Tensor], device: torch.device) -> list[torch.Tensor | None]:
+    """JPEG streams decoded to ``(1, H, W)`` uint8 grey on ``device`` in one batch; ``None`` for a
+    stream that the decoder rejects, which does not fail the others."""
+    if not streams:
+        return []
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    def run(batch: list[torch.Tensor]) -> list[torch.Tensor]:
+        return decode_jpeg(batch, mode=ImageReadMode.GRAY, device=device)
+
+    try:
+        return run(streams)
+    except RuntimeError:  # one bad stream fails the whole batch: find it
+        pass
+    decoded = []
+    for stream in streams:
+        try:
+            decoded.append(run([stream])[0])
+        except RuntimeError:
+            decoded.append(None)
+    return decoded
+
+
+def _colorize_lumas(colorizer, lumas: list[torch.Tensor], rf: int, jpeg_quality: int | None = None,
+                    device_jpeg: Sequence[bool] | None = None) -> list[torch.Tensor]:
+    """Queue the batched model and the library's full-resolution merge (``Colorizer.compose``) for
+    ``(1, 1, H, W)`` float lumas on the colorizer's device (:func:`_lumas_on_device`). Returns ``(H, W, 3)`` uint8 RGB host tensors,
+    filled asynchronously on CUDA (page-locked; valid once the stream reaches a later event) and
+    ready at once on CPU; or, with ``jpeg_quality``, for the photos flagged in ``device_jpeg``
+    (default: all), the photo's JPEG stream (1-D uint8, encoded on the device, ready)."""
+    cuda = colorizer.device.type == "cuda"
+    if device_jpeg is None or jpeg_quality is None:
+        device_jpeg = [jpeg_quality is not None] * len(lumas)
+    inputs = torch.cat([colorizer.model_input(t, rf) for t in lumas])
     chroma = colorizer.chroma_from_input(inputs, rf)
     results = []
-    for luma, c in zip(on_device, chroma):
-        up = F.interpolate(c[None], size=luma.shape[-2:], mode="bilinear", align_corners=False)
-        rgb = compose(luma, up)[0].mul_(255).round_().to(torch.uint8)
-        if jpeg_quality is not None:
+    for luma, c, as_jpeg in zip(lumas, chroma, device_jpeg):
+        rgb = colorizer.compose(luma, c[None])[0].mul_(255).round_().to(torch.uint8)
+        if as_jpeg:
             results.append(rgb.contiguous())  # (3, H, W), as encode_jpeg wants
             continue
         rgb = rgb.permute(1, 2, 0).contiguous()
@@ -619,8 +895,10 @@ def _colorize_lumas(colorizer, lumas: list[torch.Tensor | _JpegFile], rf: int, c
         else:
             host = rgb
         results.append(host)
-    if jpeg_quality is not None:
+    to_encode = [i for i, as_jpeg in enumerate(device_jpeg) if as_jpeg]
+    if to_encode:
         from torchvision.io import encode_jpeg
 
-        results = [data.cpu() for data in encode_jpeg(results, quality=jpeg_quality)]
+        for i, data in zip(to_encode, encode_jpeg([results[i] for i in to_encode], quality=jpeg_quality)):
+            results[i] = data.cpu()
     return results
