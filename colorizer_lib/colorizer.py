@@ -236,7 +236,7 @@ class Colorizer:
     :meth:`from_model` (an ``nn.Module`` in the generators' convention). The model is folded for
     inference (spectral/weight norm into plain weights, conv+BN fused), moved to ``device`` in
     ``dtype``, and always run under ``torch.inference_mode``. ``pad`` zero-pads DeOldify's odd
-    channel counts to multiples of 8 (:func:`~colorizer_lib.runtime.pad_channels`, the same
+    channel counts to multiples of 8 or 32 (:func:`~colorizer_lib.runtime.pad_channels`, the same
     function); the default pads on CUDA, where tensor cores want such counts, and not on CPU.
     Batches too large for some CUDA kernels' 32-bit indexing run in chunks
     (:func:`~colorizer_lib.runtime.call_in_chunks`).
