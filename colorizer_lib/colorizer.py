@@ -175,6 +175,18 @@ def _safetensors_arch(path: Path) -> str | None:
 # results
 
 
+def provenance_metadata(model_name: str, render_factor: int) -> dict[str, str]:
+    """Metadata written into saved files: that the picture was colorized, by what and how (also what
+    ``colorize image`` reads back to skip finished outputs)."""
+    return {
+        "Software": f"Colorizer {__version__}",
+        "Description": f"Colorized by Colorizer {__version__} with model '{model_name}' "
+                       f"at render factor {render_factor}",
+        "colorizer:model": model_name,
+        "colorizer:render_factor": str(render_factor),
+    }
+
+
 @dataclass
 class ColorizeResult:
     """What :meth:`Colorizer.colorize` returns.
@@ -199,14 +211,8 @@ class ColorizeResult:
 
     @property
     def provenance(self) -> dict[str, str]:
-        """Metadata written into saved files: that the picture was colorized, by what and how."""
-        return {
-            "Software": f"Colorizer {__version__}",
-            "Description": f"Colorized by Colorizer {__version__} with model '{self.model_name}' "
-                           f"at render factor {self.render_factor}",
-            "colorizer:model": self.model_name,
-            "colorizer:render_factor": str(self.render_factor),
-        }
+        """Metadata written into saved files (:func:`provenance_metadata`)."""
+        return provenance_metadata(self.model_name, self.render_factor)
 
     def save(self, path: str | Path, *, quality: int = 95, forbid: Iterable[str | Path] = ()) -> Path:
         """Write ``image`` to ``path`` (format from the extension) with provenance, the input's ICC

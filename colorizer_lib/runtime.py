@@ -505,7 +505,7 @@ def colorize_files_pipelined(colorizer, paths: Sequence[str | os.PathLike], out_
     """
     from PIL import Image
 
-    from .colorizer import ColorizeResult
+    from .colorizer import provenance_metadata
     from .image import save_image, save_jpeg_bytes
 
     if out_format not in ("jpg", "png"):
@@ -521,7 +521,7 @@ def colorize_files_pipelined(colorizer, paths: Sequence[str | os.PathLike], out_
         raise InputError(f"encoder='torchvision' writes JPEG only; use out_format='jpg' or encoder='pil' for {out_format}.")
     device_jpeg = stats.encoder == "torchvision"
     # The same provenance as Colorizer results, so `colorize image`'s resume logic recognises the outputs.
-    provenance = ColorizeResult(image=None, original=None, render_factor=rf, model_name=colorizer.name).provenance
+    provenance = provenance_metadata(colorizer.name, rf)
     jobs = [FileJob(str(path), out_dir / f"{Path(path).stem}.{out_format}") for path in paths]
 
     def decode(job: FileJob, device_may_decode: bool) -> _Decoded:
@@ -588,7 +588,7 @@ def colorize_jobs_pipelined(colorizer, jobs: Sequence[FileJob], *, render_factor
     """
     from PIL import Image
 
-    from .colorizer import ColorizeResult, _original_for_display
+    from .colorizer import ColorizeResult, _original_for_display, provenance_metadata
     from .image import OUTPUT_FORMATS, apply_watermark, load_image, save_jpeg_bytes, to_luma_tensor
 
     _check_pipeline_arguments(batch_size, max_batches_in_flight)
@@ -596,7 +596,7 @@ def colorize_jobs_pipelined(colorizer, jobs: Sequence[FileJob], *, render_factor
     cuda = colorizer.device.type == "cuda"
     stats = PipelineStats(encoder=_pick_codec("encoder", encoder, cuda), decoder=_pick_codec("decoder", decoder, cuda))
     protected = resolved_paths(forbid)
-    provenance = ColorizeResult(image=None, original=None, render_factor=rf, model_name=colorizer.name).provenance
+    provenance = provenance_metadata(colorizer.name, rf)
 
     def device_jpeg(job: FileJob, alpha) -> bool:
         """Whether the device encodes this job's output: a JPEG that PIL need not touch (no mark,
