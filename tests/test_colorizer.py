@@ -242,3 +242,20 @@ def test_onnx_runtime_refuses_gpu_precision(tiny_deep):
     col = Colorizer.from_model(tiny_deep, device="cpu", dtype="bfloat16")
     with pytest.raises(ValueError, match="CPU float32"):
         col.use_onnx_runtime()
+
+
+@pytest.mark.parametrize("size", [(300, 400), (40, 30), (20, 400), (300, 24)])
+def test_compose_resizes_chroma_like_an_antialiased_bilinear_filter(size):
+    """Shrinking chroma (photos smaller than the model's input) is antialiased; growing it takes the
+    plain bilinear kernel (much faster on a GPU), which gives the same values when upsampling."""
+    import torch.nn.functional as F
+
+    from colorizer_lib.color import compose_luma_chroma
+
+    col = Colorizer.from_model(torch.nn.Identity(), device="cpu", fold=False)
+    gen = torch.Generator().manual_seed(0)
+    luma = torch.rand(1, 1, *size, generator=gen)
+    chroma = torch.rand(1, 2, 64, 64, generator=gen) - 0.5
+    want = compose_luma_chroma(luma, F.interpolate(chroma, size=size, mode="bilinear", align_corners=False,
+                                                   antialias=True))
+    torch.testing.assert_close(col.compose(luma, chroma), want, rtol=0, atol=1e-6)
