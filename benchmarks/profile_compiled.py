@@ -1,12 +1,14 @@
 """Compiled Artistic model-only speed by channel padding, with a kernel profile (CUDA only).
 
 ``python benchmarks/profile_compiled.py --out DIR [--multiples 8,32] [--render-factor 35] [--batch 16]``
-(2026-11-23, H100: 173.3 img/s with multiple 8, 182.8 with 32; H200: 176.9 and 186.2)
+(2026-11-23, H100: 173.3 img/s with multiple 8, 182.8 with 32; H200: 176.9 and 186.2;
+H100, multiple 32: ``--configs max-autotune`` 199.0 and 200.5 in two runs)
 
 For each padding multiple: fold, pad (:func:`colorizer_lib.runtime.pad_channels`), bf16,
 channels-last, ``torch.compile`` (one static shape), then time batches of random grey inputs and
-report images/s and the share of the GPU's measured bf16 matmul rate. The first multiple's output
-is the reference for the others' max abs difference (bf16 kernels differ in summation order). The
+report images/s and the share of the GPU's measured bf16 matmul rate. Each row's output is compared
+with the unpadded model in float32 (no TF32) and with the first row's (bf16 kernels differ in
+summation order); ``--configs`` picks Inductor settings (``eager``: not compiled). The
 ``--profile`` multiple also gets a kernel table (``profile-pad<N>.txt``: time per CUDA kernel,
 largest first), which is how the rows of ``docs/PERF_NOTES.md`` (second round) were found.
 Writes ``compiled-padding.json``. Random weights with calibrated BatchNorm: same speed as trained.
@@ -26,6 +28,20 @@ import torch
 from colorizer_lib import bench
 from colorizer_lib.models.fold import fold_for_inference
 from colorizer_lib.runtime import pad_channels
+
+
+# Inductor options per named configuration (``torch.compile(options=...)``). "max-autotune" is what
+# ``mode="max-autotune-no-cudagraphs"`` sets (CUDA graphs do not matter at ~90 ms per batch);
+# "freezing" treats the weights as constants (constant folding, layout choices made for them).
+CONFIGS = {
+    "eager": None,  # not compiled: the bf16 rounding every compiled row is compared against
+    "default": {},
+    "freezing": {"freezing": True},
+    "max-autotune": {"max_autotune": True, "coordinate_descent_tuning": True},
+    "freezing+max-autotune": {"freezing": True, "max_autotune": True, "coordinate_descent_tuning": True},
+    "max-autotune-conv-triton": {"max_autotune": True, "coordinate_descent_tuning": True,
+                                 "max_autotune_conv_backends": "ATEN,TRITON"},
+}
 
 
 def kernel_table(fn, rows: int = 40) -> str:
@@ -49,9 +65,16 @@ def main() -> None:
     parser.add_argument("--multiples", default="8,32", help="comma-separated padding multiples")
     parser.add_argument("--render-factor", type=int, default=35)
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--configs", default="default",
+                        help="comma-separated Inductor configurations to compile with, each measured at every "
+                             f"multiple: {', '.join(CONFIGS)}")
+    parser.add_argument("--seconds", type=float, default=3, help="time each row for at least this long")
     parser.add_argument("--profile", type=int, default=8, help="padding multiple to profile (0: none; CUDA only)")
     parser.add_argument("--device", default="cuda", help="cuda (the measurement); cpu only checks the script")
     args = parser.parse_args()
+    unknown = set(args.configs.split(",")) - set(CONFIGS)
+    if unknown:
+        parser.error(f"unknown --configs {sorted(unknown)}; choose from {', '.join(CONFIGS)}")
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("no CUDA GPU here; the numbers this script is for need one (--device cpu only checks it)")
@@ -65,23 +88,34 @@ def main() -> None:
                "model": args.model, "render_factor": args.render_factor, "batch": args.batch, "rows": []}
     reference = None
     with torch.inference_mode():
-        for multiple in (int(m) for m in args.multiples.split(",")):
+        # float32 without TF32, unpadded: what every bf16 row's rounding is measured against
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        exact = fold_for_inference(copy.deepcopy(base)).to(device, torch.float32)
+        fp32 = exact(x.float())
+        del exact
+        torch.backends.cudnn.allow_tf32 = True
+        for multiple, config in ((int(m), c) for m in args.multiples.split(",") for c in args.configs.split(",")):
             model = pad_channels(fold_for_inference(copy.deepcopy(base)), multiple)
             model = model.to(device, torch.bfloat16).to(memory_format=torch.channels_last)
-            compiled = torch.compile(model, dynamic=False)
+            options = CONFIGS[config] or None
+            compiled = model if config == "eager" else torch.compile(model, dynamic=False, options=options)
             start = time.perf_counter()
             out = compiled(x).float()
             bench._sync(device)
             compile_s = time.perf_counter() - start
             reference = out if reference is None else reference
-            times = bench.time_callable(lambda: compiled(x), device, min_seconds=3, min_runs=5, warmup=1)
+            times = bench.time_callable(lambda: compiled(x), device, min_seconds=args.seconds, min_runs=5, warmup=1)
             ips = args.batch / statistics.median(times)
-            row = {"multiple": multiple, "images_per_s": ips, "share_of_bf16_rate": ips * flops / 1e12 / tflops,
-                   "compile_s": compile_s, "max_abs_diff_vs_first": (out - reference).abs().max().item()}
+            error = (out - fp32).abs()
+            row = {"multiple": multiple, "config": config, "images_per_s": ips,
+                   "share_of_bf16_rate": ips * flops / 1e12 / tflops,
+                   "images_per_s_range": [args.batch / max(times), args.batch / min(times)], "runs": len(times),
+                   "compile_s": compile_s, "max_abs_diff_vs_first": (out - reference).abs().max().item(),
+                   "max_abs_diff_vs_fp32": error.max().item(), "mean_abs_diff_vs_fp32": error.mean().item()}
             results["rows"].append(row)
             print(json.dumps(row), flush=True)
             if multiple == args.profile and device.type == "cuda":
-                (args.out / f"profile-pad{multiple}.txt").write_text(kernel_table(lambda: compiled(x)))
+                (args.out / f"profile-pad{multiple}-{config}.txt").write_text(kernel_table(lambda: compiled(x)))
             (args.out / "compiled-padding.json").write_text(json.dumps(results, indent=1))
             del compiled, model
             torch._dynamo.reset()
