@@ -11,7 +11,8 @@ states), so it can replace ``Colorizer.model``:
   CPU up to summation order). Works on a *folded* model (:func:`~colorizer_lib.models.fold.fold_for_inference`).
 * :class:`CompiledModel` - ``torch.compile`` with one graph per input shape, compiled on first use
   of that shape, with the compile time recorded (``compile_seconds``), so a caller can decide
-  whether it pays off. :func:`should_compile` is the policy the library can use.
+  whether it pays off; smaller batches of a compiled image size are padded to it. :func:`should_compile`
+  is the policy `colorize image` and `colorize video` apply (`--compile auto`).
 * :class:`OnnxRunner` - an ONNX Runtime session (CPU by default) behind the same call signature;
   :class:`OnnxCpuModel` exports per render factor on first use (cached on disk, verified) and is
   the faster CPU runtime; :func:`prefer_onnx_on_cpu` is the policy.
@@ -211,7 +212,10 @@ class CompiledModel(nn.Module):
 
     The first call with a new ``(shape, dtype)`` compiles (tens of seconds for the DeOldify nets on
     a GPU); later calls with that shape run the compiled graph. ``compile_seconds`` maps each shape
-    to the time its first call took, so a notebook can tell the user what the warm-up cost.
+    to the time its first call took, so a notebook can tell the user what the warm-up cost. A batch
+    smaller than one already compiled for the same image size (the last batch of a folder or a
+    video) is zero-padded to that batch and the extra outputs dropped, instead of compiling again:
+    the generators treat the images of a batch independently in eval mode, so this is exact.
 
     Args:
         model: the eager model (folded, on its device, in its dtype).
@@ -237,6 +241,12 @@ class CompiledModel(nn.Module):
         key = (tuple(x.shape), x.dtype)
         if key in self.compile_seconds:
             return self.compiled(x)
+        larger = [shape[0] for shape, dtype in self.compile_seconds
+                  if dtype == x.dtype and shape[1:] == tuple(x.shape[1:]) and shape[0] > x.shape[0]]
+        if larger:
+            padded = x.new_zeros((min(larger), *x.shape[1:])).contiguous(memory_format=_memory_format(x))
+            padded[: x.shape[0]] = x
+            return self.compiled(padded)[: x.shape[0]]
         if len(self.compile_seconds) >= self.max_shapes:
             return self.model(x)
         start = time.perf_counter()
@@ -245,6 +255,11 @@ class CompiledModel(nn.Module):
             torch.cuda.synchronize(x.device)
         self.compile_seconds[key] = time.perf_counter() - start
         return out
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    return torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
+        and not x.is_contiguous() else torch.contiguous_format
 
 
 def should_compile(device: torch.device | str, expected_images: int, *, min_images: int = 5000) -> bool:

@@ -64,6 +64,10 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
                         help="resumable unit: an interrupted run restarts after the last finished segment")
     parser.add_argument("--no-resume", action="store_true", help="start over even if finished segments exist")
     parser.add_argument("--keep-segments", action="store_true", help="keep the segment folder after success")
+    parser.add_argument("--compile", choices=["auto", "on", "off", "max-autotune"], default="auto",
+                        help="torch.compile the model: a one-off wait of 1-2 minutes (max-autotune: about 7) "
+                             "for about 2.4x (2.6x) the frame rate of the model on a GPU; auto: only on CUDA "
+                             "for videos of 5,000+ frames")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     parser.add_argument("--dtype", default=None, help="model dtype, e.g. float32, bfloat16 (default: per device)")
     parser.add_argument("--ffmpeg", default=None, help="ffmpeg binary (default $COLORIZER_FFMPEG, PATH, imageio-ffmpeg)")
@@ -103,6 +107,7 @@ def run_video(args: argparse.Namespace) -> int:
     colorizer = _load_colorizer(args)
     if args.preview:
         return _run_preview(args, colorizer, source, tools)
+    _maybe_compile(args, colorizer, source, tools)
     result = video.colorize_video(
         source, colorizer, args.output, render_factor=args.render_factor, smoothing=args.smoothing,
         batch_size=args.batch_size, start=args.start, duration=args.duration,
@@ -117,6 +122,27 @@ def run_video(args: argparse.Namespace) -> int:
           f"{float(result.fps):.3f} fps, {result.audio_streams} audio stream(s), render factor "
           f"{result.render_factor}, {result.seconds:.1f} s, {result.processing_fps:.1f} frames/s)")
     return 0
+
+
+def _maybe_compile(args: argparse.Namespace, colorizer, source: Path, tools) -> None:
+    """``--compile``: compile when asked, or (``auto``) when the video is long enough on CUDA to
+    repay the compile (:func:`~colorizer_lib.runtime.should_compile`)."""
+    from .cli import _compile_mode, compile_message
+
+    frames = 0
+    if args.compile == "auto":
+        from . import video
+
+        info = video.probe(source, tools)
+        frames = info.estimated_frames or 0
+        if args.start:
+            frames = max(0, frames - round(args.start * float(info.fps)))
+        if args.duration is not None:
+            frames = min(frames, round(args.duration * float(info.fps)))
+    mode = _compile_mode(args.compile, colorizer, frames)
+    if mode:
+        print(compile_message(mode, colorizer.device), file=sys.stderr)
+        colorizer.compile(mode)
 
 
 def _check_arguments(args: argparse.Namespace) -> None:

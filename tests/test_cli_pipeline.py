@@ -25,7 +25,7 @@ import torch
 from PIL import Image, ImageCms
 
 from colorizer_lib import cli, runtime
-from colorizer_lib.cli import EXIT_OK, EXIT_PARTIAL, main
+from colorizer_lib.cli import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
 from colorizer_lib.image import read_provenance
 from colorizer_lib.runtime import FileJob, colorize_jobs_pipelined
 from tests.http_server import serve_directory
@@ -220,6 +220,45 @@ def test_auto_keeps_the_simple_path_on_cpu(tmp_path):
     code, _, used = run_cli(["image", str(album / "plain.jpg"), str(album / "old.bmp"), "-o", str(tmp_path / "o"),
                              *COLORIZE])
     assert code == EXIT_OK and not used
+
+
+def test_compile_on_gives_the_same_pictures_and_says_so(tmp_path, monkeypatch):
+    """`--compile on` runs the job through torch.compile (traced with the aot_eager backend here, which
+    generates no kernels) and writes what `--compile off` writes; the user is told about the wait."""
+    album = make_album(tmp_path)
+    photos = [str(album / "plain.jpg"), str(album / "old.bmp"), str(album / "scan.tif")]
+    code, _, _ = run_cli(["image", *photos, "-o", str(tmp_path / "off"), "--compile", "off", *COLORIZE])
+    assert code == EXIT_OK
+    compiles = []
+    real = torch.compile
+
+    def traced(model, **kwargs):
+        compiles.append(kwargs)
+        return real(model, dynamic=False, backend="aot_eager")
+
+    monkeypatch.setattr(torch, "compile", traced)
+    code, err, _ = run_cli(["image", *photos, "-o", str(tmp_path / "on"), "--compile", "on", "--batch-size", "2",
+                            *COLORIZE])
+    assert code == EXIT_OK and len(compiles) == 1 and "compiling the model" in err
+    for name in ("plain.jpg", "old.png", "scan.tif"):
+        assert_same_picture(tmp_path / "on" / name, tmp_path / "off" / name)
+
+
+def test_compile_choices():
+    cuda, cpu = SimpleNamespace(device=torch.device("cuda")), SimpleNamespace(device=torch.device("cpu"))
+    assert cli._compile_mode("auto", cuda, 10_000) == "default"
+    assert cli._compile_mode("auto", cuda, 200) is None  # a folder of photos: the compile would not pay
+    assert cli._compile_mode("auto", cpu, 10_000) is None
+    assert cli._compile_mode("on", cpu, 1) == "default" and cli._compile_mode("off", cuda, 10**6) is None
+    assert cli._compile_mode("max-autotune", cuda, 1) == "max-autotune"
+    assert "7 minutes" in cli.compile_message("max-autotune", torch.device("cuda"))
+
+
+def test_compile_and_onnx_runtime_exclude_each_other(tmp_path):
+    album = make_album(tmp_path)
+    code, err, _ = run_cli(["image", str(album / "plain.jpg"), "-o", str(tmp_path / "o"), "--compile", "on",
+                            "--model", "compact", "--device", "cpu", "--runtime", "onnx", "-r", "8"])
+    assert code == EXIT_USAGE and "--runtime onnx" in err and not (tmp_path / "o").exists()
 
 
 # -- the pipeline's own guarantees, through the function the CLI calls ------------------------------

@@ -27,8 +27,8 @@ from colorizer_lib.models.deoldify import DeOldifyUnet
 from colorizer_lib.models.fold import fold_for_inference
 from colorizer_lib.models.resnet import ResNetConfig
 from colorizer_lib.colorizer import Colorizer
-from colorizer_lib.runtime import (CompiledModel, call_in_chunks, colorize_files_pipelined, is_index_limit_error,
-                                   pad_channels, should_compile)
+from colorizer_lib.runtime import (CompiledModel, OnnxCpuModel, call_in_chunks, colorize_files_pipelined,
+                                   is_index_limit_error, pad_channels, should_compile)
 
 
 def _calibrate(model: nn.Module, size: int = 64, seed: int = 0) -> nn.Module:
@@ -200,6 +200,52 @@ def test_compiled_model_equals_eager_and_caches_per_shape():
         # a second shape exceeds max_shapes: runs eager, still correct, nothing compiled
         torch.testing.assert_close(compiled(b), eager(b), rtol=1e-5, atol=1e-5)
     assert len(compiled.compile_seconds) == 1
+
+
+def test_compiled_model_pads_a_smaller_batch_to_a_compiled_one():
+    """The last batch of a job runs through the graph compiled for the full batch (zero-padded), so
+    a job never stops for a second compile, and its outputs are exactly the eager model's."""
+    eager = pad_channels(fold_for_inference(tiny_deep()))
+    compiled = CompiledModel(eager, backend="aot_eager", max_shapes=4)
+    full, last = _grey_batch(4, 64, seed=3), _grey_batch(3, 64, seed=4)
+    with torch.inference_mode():
+        compiled(full)
+        seen, channels_last = [], []
+
+        class Spy(nn.Module):  # records the shapes that reach the compiled graph
+            def __init__(self, graph):
+                super().__init__()
+                self.graph = graph
+
+            def forward(self, x):
+                seen.append(tuple(x.shape))
+                channels_last.append(x.is_contiguous(memory_format=torch.channels_last))
+                return self.graph(x)
+
+        compiled.compiled = Spy(compiled.compiled)
+        out = compiled(last)
+        torch.testing.assert_close(out, eager(last), rtol=1e-5, atol=1e-5)
+        assert seen == [(4, 3, 64, 64)] and list(compiled.compile_seconds) == [((4, 3, 64, 64), torch.float32)]
+        cl = last.contiguous(memory_format=torch.channels_last)  # the layout the colorizer feeds on a GPU
+        torch.testing.assert_close(compiled(cl), eager(cl), rtol=1e-5, atol=1e-5)
+        compiled(_grey_batch(2, 80, seed=5))  # another image size: compiled for itself, not padded
+    assert seen[1] == (4, 3, 64, 64) and seen[2] == (2, 3, 80, 80)
+    assert channels_last[:2] == [False, True]  # the padded batch keeps the caller's layout (no re-trace)
+
+
+def test_colorizer_compile_wraps_once_and_refuses_onnx_and_unknown_modes(monkeypatch):
+    col = Colorizer.from_model(tiny_deep(), device="cpu")
+    with pytest.raises(ValueError, match="unknown compile mode"):
+        col.compile("fastest")
+    col.compile("max-autotune")
+    assert isinstance(col.model, CompiledModel) and col.model.mode == "max-autotune-no-cudagraphs"
+    wrapped = col.model
+    col.compile()
+    assert col.model is wrapped
+    onnx_col = Colorizer.from_model(tiny_deep(), device="cpu")
+    monkeypatch.setattr(onnx_col, "model", OnnxCpuModel.__new__(OnnxCpuModel))
+    with pytest.raises(ValueError, match="ONNX Runtime"):
+        onnx_col.compile()
 
 
 def test_compile_policy():

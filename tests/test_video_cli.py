@@ -78,6 +78,25 @@ def test_cli_start_duration_and_times(clip, weights, tmp_path, loaded_model):
     assert probe(out).duration == pytest.approx(0.4, abs=0.08)
 
 
+def test_cli_compiles_when_asked_and_auto_counts_the_frames(clip, weights, tmp_path, capsys, monkeypatch,
+                                                           loaded_model):
+    import colorizer_lib.runtime as runtime
+
+    frames_asked = []
+    monkeypatch.setattr(runtime, "should_compile", lambda device, n, **kw: frames_asked.append(n) or False)
+    assert cli(str(clip), "-o", str(tmp_path / "auto.mp4"), "--model", weights, "--start", "0.2",
+               "--no-progress") == 0
+    assert frames_asked == [20] and "compiling" not in capsys.readouterr().err  # 25 frames, 5 skipped
+    compiles = []
+    real = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: compiles.append(kw) or real(model, backend="aot_eager"))
+    out = tmp_path / "on.mp4"
+    assert cli(str(clip), "-o", str(out), "--model", weights, "--compile", "on", "--batch-size", "4",
+               "--no-progress") == 0
+    assert len(compiles) == 1 and "compiling the model" in capsys.readouterr().err
+    assert probe(out).frame_count == 25
+
+
 def test_cli_preview_writes_a_render_factor_grid(clip, weights, tmp_path, capsys, loaded_model):
     out = tmp_path / "preview.png"
     assert video_cli_main([str(clip), "--preview", "-o", str(out), "--model", weights, "--device", "cpu",
