@@ -39,8 +39,6 @@ CONFIGS = {
     "freezing": {"freezing": True},
     "max-autotune": {"max_autotune": True, "coordinate_descent_tuning": True},
     "freezing+max-autotune": {"freezing": True, "max_autotune": True, "coordinate_descent_tuning": True},
-    "max-autotune-conv-triton": {"max_autotune": True, "coordinate_descent_tuning": True,
-                                 "max_autotune_conv_backends": "ATEN,TRITON"},
 }
 
 

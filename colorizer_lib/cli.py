@@ -149,17 +149,17 @@ def run_image(args: argparse.Namespace) -> int:
                                     progress=not args.quiet)
     rf = col.render_factor_or_default(args.render_factor)
     todo = [j for j in jobs if args.overwrite or not _is_finished(j, col.name, rf)]
-    compile_mode = _compile_mode(args.compile, col, len(todo))
-    if compile_mode and args.runtime == "onnx":
+    compiling = compile_mode(args.compile, col, len(todo))
+    if compiling and args.runtime == "onnx":
         raise InputError("--compile and --runtime onnx exclude each other (ONNX Runtime does not compile); "
                          "choose one.")
     onnx_pays = args.runtime == "auto" and todo and _onnx_pays(col, len(todo))
-    if not compile_mode and (args.runtime == "onnx" or onnx_pays):
+    if not compiling and (args.runtime == "onnx" or onnx_pays):
         console.info("using ONNX Runtime (the faster CPU runtime; the first run exports the model once)")
         col.use_onnx_runtime(args.cache_dir)
-    if compile_mode and todo:
-        console.info(compile_message(compile_mode, col.device))
-        col.compile(compile_mode)
+    if compiling and todo:
+        console.info(compile_message(compiling, col.device))
+        col.compile(compiling)
     if len(todo) < len(jobs):
         console.info(f"skipping {len(jobs) - len(todo)} image(s) already colorized with {col.name} at render factor {rf}")
     console.info(f"colorizing {len(todo)} image(s) with '{col.name}' at render factor {rf} on {col.device}")
@@ -193,7 +193,7 @@ def _use_pipeline(choice: str, col, n_images: int) -> bool:
     return col.device.type == "cuda" and n_images >= PIPELINE_MIN_IMAGES
 
 
-def _compile_mode(choice: str, col, n_images: int) -> str | None:
+def compile_mode(choice: str, col, n_images: int) -> str | None:
     """``--compile``: the ``torch.compile`` mode for this job, or None. ``auto`` compiles only where
     the one-off compile pays for itself (:func:`~colorizer_lib.runtime.should_compile`: CUDA, 5,000+
     images); ``on`` and ``max-autotune`` always do (the latter tunes kernels: slower to start)."""

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .errors import DependencyError, InputError
@@ -243,9 +244,8 @@ class CompiledModel(nn.Module):
             return self.compiled(x)
         larger = [shape[0] for shape, dtype in self.compile_seconds
                   if dtype == x.dtype and shape[1:] == tuple(x.shape[1:]) and shape[0] > x.shape[0]]
-        if larger:
-            padded = x.new_zeros((min(larger), *x.shape[1:])).contiguous(memory_format=_memory_format(x))
-            padded[: x.shape[0]] = x
+        if larger:  # zero images appended on the batch dimension; F.pad keeps the input's memory layout
+            padded = F.pad(x, (0, 0) * (x.dim() - 1) + (0, min(larger) - x.shape[0]))
             return self.compiled(padded)[: x.shape[0]]
         if len(self.compile_seconds) >= self.max_shapes:
             return self.model(x)
@@ -255,11 +255,6 @@ class CompiledModel(nn.Module):
             torch.cuda.synchronize(x.device)
         self.compile_seconds[key] = time.perf_counter() - start
         return out
-
-
-def _memory_format(x: torch.Tensor) -> torch.memory_format:
-    return torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
-        and not x.is_contiguous() else torch.contiguous_format
 
 
 def should_compile(device: torch.device | str, expected_images: int, *, min_images: int = 5000) -> bool:

@@ -127,7 +127,7 @@ def run_video(args: argparse.Namespace) -> int:
 def _maybe_compile(args: argparse.Namespace, colorizer, source: Path, tools) -> None:
     """``--compile``: compile when asked, or (``auto``) when the video is long enough on CUDA to
     repay the compile (:func:`~colorizer_lib.runtime.should_compile`)."""
-    from .cli import _compile_mode, compile_message
+    from .cli import compile_mode, compile_message
 
     frames = 0
     if args.compile == "auto":
@@ -139,7 +139,7 @@ def _maybe_compile(args: argparse.Namespace, colorizer, source: Path, tools) -> 
             frames = max(0, frames - round(args.start * float(info.fps)))
         if args.duration is not None:
             frames = min(frames, round(args.duration * float(info.fps)))
-    mode = _compile_mode(args.compile, colorizer, frames)
+    mode = compile_mode(args.compile, colorizer, frames)
     if mode:
         print(compile_message(mode, colorizer.device), file=sys.stderr)
         colorizer.compile(mode)

@@ -246,11 +246,11 @@ def test_compile_on_gives_the_same_pictures_and_says_so(tmp_path, monkeypatch):
 
 def test_compile_choices():
     cuda, cpu = SimpleNamespace(device=torch.device("cuda")), SimpleNamespace(device=torch.device("cpu"))
-    assert cli._compile_mode("auto", cuda, 10_000) == "default"
-    assert cli._compile_mode("auto", cuda, 200) is None  # a folder of photos: the compile would not pay
-    assert cli._compile_mode("auto", cpu, 10_000) is None
-    assert cli._compile_mode("on", cpu, 1) == "default" and cli._compile_mode("off", cuda, 10**6) is None
-    assert cli._compile_mode("max-autotune", cuda, 1) == "max-autotune"
+    assert cli.compile_mode("auto", cuda, 10_000) == "default"
+    assert cli.compile_mode("auto", cuda, 200) is None  # a folder of photos: the compile would not pay
+    assert cli.compile_mode("auto", cpu, 10_000) is None
+    assert cli.compile_mode("on", cpu, 1) == "default" and cli.compile_mode("off", cuda, 10**6) is None
+    assert cli.compile_mode("max-autotune", cuda, 1) == "max-autotune"
     assert "7 minutes" in cli.compile_message("max-autotune", torch.device("cuda"))
 
 
