@@ -313,3 +313,18 @@ def test_weight_records_are_weightspecs():
             model = DDColor(**src["config"])  # the config.json arguments are accepted as they are
         assert model.config["encoder_name"] == ("convnext-t" if spec.arch == "ddcolor-tiny" else "convnext-l")
     assert len({s.filename for s in specs}) == len(specs)
+
+
+def test_flops_are_countable_on_the_meta_device():
+    """The benchmark's FLOP counter handles DDColor; cost grows about 4x per doubling of the side, and
+    DDColor-L's ConvNeXt-L encoder makes it cost more than DDColor-T."""
+    from colorizer_lib.bench import count_flops
+
+    flops = {}
+    for enc in ("convnext-l", "convnext-t"):
+        with torch.device("meta"):
+            model = DDColor(enc).eval()
+        flops[enc] = [count_flops(model, torch.empty(1, 3, s, s, device="meta")) for s in (256, 512)]
+    for small, big in flops.values():
+        assert 3.7 < big / small < 4.0  # the 100 colour queries' attention costs grow slower than the pixels
+    assert flops["convnext-l"][1] > 2 * flops["convnext-t"][1]
