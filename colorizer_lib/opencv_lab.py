@@ -139,22 +139,27 @@ def rgb_to_lab_opencv(rgb: torch.Tensor, *, l_only: bool = False) -> torch.Tenso
     """
     if rgb.shape[-3] != 3:
         raise ValueError(f"expected RGB with 3 channels in dimension -3, got shape {tuple(rgb.shape)}")
+    channels = 1 if l_only else 3
     table = _rgb2lab_table().to(rgb.device)
-    if l_only:
-        table = table[..., :1]
+    planes = [table[..., c].contiguous() for c in range(channels)]
     q = torch.round(rgb.float().clamp(0.0, 1.0) * _LAB_BASE).to(torch.int32)
-    cell = q >> _CELL_SHIFT
-    frac = (q >> _FRAC_SHIFT) & _FRAC_MASK
-    nxt = (cell + 1).clamp(max=_LUT_DIM - 1)
-    (r0, g0, b0), (r1, g1, b1) = cell.unbind(-3), nxt.unbind(-3)
+    pos = q >> _FRAC_SHIFT                  # position in 1/16 of a cell, 0..512
+    cell = (pos >> 4).clamp(max=_LUT_DIM - 2)  # 1.0 is read as cell 31 at 16/16 (same sum as cell 32 at 0/16)
+    frac = pos - (cell << 4)                # 0..16 (OpenCV's ``& 15`` except for exactly 1.0)
+    r, g, b = cell.unbind(-3)
+    base = ((r * _LUT_DIM + g) * _LUT_DIM + b).long()  # flat index of the cell's first corner
     fr, fg, fb = frac.unbind(-3)
-    acc = None
-    for r_i, wr in ((r0, 16 - fr), (r1, fr)):
-        for g_i, wg in ((g0, 16 - fg), (g1, fg)):
-            for b_i, wb in ((b0, 16 - fb), (b1, fb)):
-                term = table[r_i, g_i, b_i] * (wr * wg * wb).unsqueeze(-1)
-                acc = term if acc is None else acc + term
-    fixed = ((acc + (1 << 11)) >> 12).movedim(-1, -3)  # (*, C, H, W) integers on the 2**14 scale
+    acc = [None] * channels
+    for dr, wr in ((0, 16 - fr), (1, fr)):
+        for dg, wg in ((0, 16 - fg), (1, fg)):
+            w_rg = wr * wg
+            for db, wb in ((0, 16 - fb), (1, fb)):
+                idx = base + ((dr * _LUT_DIM + dg) * _LUT_DIM + db)
+                w = w_rg * wb
+                for c in range(channels):
+                    term = torch.take(planes[c], idx) * w
+                    acc[c] = term if acc[c] is None else acc[c].add_(term)
+    fixed = (torch.stack(acc, dim=-3) + (1 << 11)) >> 12  # (*, C, H, W) integers on the 2**14 scale
     l_val = fixed[..., :1, :, :].float() * (100.0 / _LAB_BASE)  # 100 / 2**14 is exact in float32
     if l_only:
         return l_val

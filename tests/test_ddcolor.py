@@ -234,6 +234,12 @@ def test_opencv_lab_round_trip_and_grey_axis():
     back = lab_to_rgb_opencv(torch.cat([lab[:, :1], torch.zeros_like(lab[:, 1:])], dim=1))
     assert (back - grey).abs().max() < 2 / 255  # L is quantised by the table, grey comes back within 2 levels
     assert torch.allclose(back[:, 0], back[:, 1]) and torch.allclose(back[:, 1], back[:, 2], atol=2e-6)
+    # The top of the range (1.0, the table's last point) and pure red: the textbook values within the
+    # table's rounding (L, a, b on grids of 100/2**14 and 1/64)
+    white_red = torch.tensor([[1.0, 1.0], [1.0, 0.0], [1.0, 0.0]]).reshape(1, 3, 1, 2)
+    torch.testing.assert_close(rgb_to_lab_opencv(white_red), rgb_to_lab(white_red.double()).float(),
+                               atol=0.02, rtol=0)
+    assert rgb_to_lab_opencv(white_red)[0, 0, 0, 0] == 100.0
     with pytest.raises(ValueError, match="3 channels"):
         rgb_to_lab_opencv(torch.zeros(1, 2, 4, 4))
 
