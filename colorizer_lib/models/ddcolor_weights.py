@@ -54,31 +54,31 @@ DDCOLOR_WEIGHTS: tuple[dict, ...] = (
         "filename": "ddcolor_modelscope.bin", "urls": (_url("ddcolor"),), "size": 911_914_869,
         "sha256": "d81711971ec59200da26d5e8a1afae8dd3778d495ea8ad7a7dadc769f403f7e7",
         "license": _LICENSE, "default_render_factor": 32, "tags": ("image", "video"),
-        "description": ("DDColor-L (ConvNeXt-L, 228 M parameters), the authors' recommended model for photos "
-                        "in general: natural, vivid colours on people, streets and landscapes."),
+        "description": ("DDColor-L (ConvNeXt-L, 228 M parameters) trained on a cleaned ImageNet: the authors' "
+                        "default for photos in general, with natural, vivid colours."),
     },
     {
         "name": "ddcolor-paper", "aliases": ("ddcolor_paper",), "arch": "ddcolor-large",
         "filename": "ddcolor_paper.bin", "urls": (_url("ddcolor-paper"),), "approx_download_mb": 912,
         "license": _LICENSE, "default_render_factor": 32, "tags": ("image",),
-        "description": ("DDColor-L as published in the paper (trained on ImageNet): the model behind its "
-                        "benchmark numbers; strong, saturated colours."),
+        "description": ("DDColor-L exactly as in the paper (trained on ImageNet): for reproducing the paper's "
+                        "results; the authors recommend `ddcolor` for other photos."),
     },
     {
         "name": "ddcolor-artistic", "aliases": ("ddcolor_artistic",), "arch": "ddcolor-large",
         "filename": "ddcolor_artistic.bin", "urls": (_url("ddcolor-artistic"),), "size": 911_914_869,
         "sha256": "5a076e84efce59848394f572a105f7b78f7f6e917f615d1ee88537241b96dca3",
         "license": _LICENSE, "default_render_factor": 32, "tags": ("image",),
-        "description": ("DDColor-L trained on more, artistic images without the colourfulness loss: more "
-                        "varied palettes and fewer red blotches; good for paintings and illustrations."),
+        "description": ("DDColor-L trained on ImageNet plus many artistic images, without the colourfulness "
+                        "loss: more varied colours and fewer odd colour patches (such as red blotches)."),
     },
     {
         "name": "ddcolor-tiny", "aliases": ("ddcolor_paper_tiny", "ddcolor-t"), "arch": "ddcolor-tiny",
         "filename": "ddcolor_paper_tiny.bin", "urls": (_url("ddcolor-tiny"),), "size": 220_372_845,
         "sha256": "8a1277bc90a1bfbb6d2d83933a9a6bc821931879ca93e26e4fcec12165d41fce",
         "license": _LICENSE, "default_render_factor": 32, "tags": ("image", "video"),
-        "description": ("DDColor-T (ConvNeXt-T, 55 M parameters): a quarter of DDColor-L's size and much "
-                        "faster, usable on a CPU; colours a little less reliable."),
+        "description": ("DDColor-T (ConvNeXt-T, 55 M parameters), trained like the paper's model: the "
+                        "lightest DDColor, 0.4x DDColor-L's work per image, the one to use on a CPU."),
     },
 )
 
