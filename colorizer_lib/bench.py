@@ -116,7 +116,9 @@ def count_flops(model: nn.Module, x: torch.Tensor) -> int:
     """
     from torch.utils.flop_counter import FlopCounterMode
 
-    meta_model = copy.deepcopy(model).to("meta")
+    # No gradients: the counter's module tracker trips over views of parameters made under inference mode
+    # (DDColor expands its query embeddings to the batch).
+    meta_model = copy.deepcopy(model).to("meta").requires_grad_(False)
     counter = FlopCounterMode(display=False)
     with counter, torch.inference_mode():
         meta_model(torch.empty(x.shape, dtype=x.dtype, device="meta"))

@@ -45,6 +45,7 @@ def _load_optional_architectures() -> None:
         from . import compact  # noqa: F401  (registers "compact-*")
     except ImportError:
         pass
+    from . import ddcolor  # noqa: F401  (registers "ddcolor-large", "ddcolor-tiny"; plain torch)
 
 
 __all__ = ["ARCHITECTURES", "DeOldifyUnet", "available_architectures", "build_generator", "register_architecture"]

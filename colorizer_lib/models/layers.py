@@ -131,23 +131,28 @@ class SelfAttention(nn.Module):
 
 
 class PixelShuffleUp(nn.Module):
-    """DeOldify's upsampler: 1x1 conv to 4x channels, ReLU, PixelShuffle(2), then the always-on blur.
+    """DeOldify's upsampler: 1x1 conv to ``scale**2`` x channels, ReLU, PixelShuffle, then the blur.
 
     ``conv`` is a Sequential: ``[0]`` the conv (spectral norm for the decoder blocks, weight norm for
-    the final ``layers.8``) and, for the decoder blocks, ``[1]`` a BatchNorm. The "blur" is
-    ``ReplicationPad2d((1, 0, 1, 0))`` followed by ``AvgPool2d(2, stride=1)``; the original's ``blur``
-    flag never switched it off (``if self.blur`` tested a module, always true).
+    DeOldify's final ``layers.8``) and, when ``bn``, ``[1]`` a BatchNorm (the conv then has no bias).
+    The "blur" is ``ReplicationPad2d((1, 0, 1, 0))`` followed by ``AvgPool2d(2, stride=1)``; the
+    original's ``blur`` flag never switched it off (``if self.blur`` tested a module, always true).
+    DDColor uses the same layer with ``scale=4, bn=False`` (spectral-norm conv with bias) at its end.
     """
 
-    def __init__(self, ni: int, nf: int, *, norm: str = "spectral"):
+    def __init__(self, ni: int, nf: int, *, norm: str = "spectral", scale: int = 2, bn: bool = True):
         super().__init__()
+        out = nf * scale**2
         if norm == "spectral":
-            self.conv = nn.Sequential(SpectralNormConv(ni, nf * 4, 1, bias=False), nn.BatchNorm2d(nf * 4))
+            layers: list[nn.Module] = [SpectralNormConv(ni, out, 1, bias=not bn)]
+            if bn:
+                layers.append(nn.BatchNorm2d(out))
+            self.conv = nn.Sequential(*layers)
         elif norm == "weight":
-            self.conv = nn.Sequential(WeightNormConv2d(ni, nf * 4, 1, bias=True))
+            self.conv = nn.Sequential(WeightNormConv2d(ni, out, 1, bias=True))
         else:
             raise ValueError(f"norm must be 'spectral' or 'weight', got {norm!r}")
-        self.shuf = nn.PixelShuffle(2)
+        self.shuf = nn.PixelShuffle(scale)
         self.pad = nn.ReplicationPad2d((1, 0, 1, 0))
         self.blur = nn.AvgPool2d(2, stride=1)
         self.relu = nn.ReLU(inplace=True)
