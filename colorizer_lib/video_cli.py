@@ -157,8 +157,8 @@ def run_video(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     resumed = f", {result.resumed_frames} resumed" if result.resumed_frames else ""
     print(f"{result.path}  ({result.frames_out} frames{resumed}, {result.size[0]}x{result.size[1]}, "
-          f"{float(result.fps):.3f} fps, {result.audio_streams} audio stream(s), render factor "
-          f"{result.render_factor}, {result.seconds:.1f} s, {result.processing_fps:.1f} frames/s)")
+          f"{result.duration:.2f} s, {result.audio_streams} audio stream(s), render factor "
+          f"{result.render_factor}, done in {result.seconds:.1f} s, {result.processing_fps:.1f} frames/s)")
     return 0
 
 

@@ -62,8 +62,9 @@ def _check_working(path: str, what: str) -> str:
     if rc == 0 and re.match(rf"\s*{what} version ", output):
         return path
     said = f"exited with status {rc}" if rc is not None else "could not be run"
+    printed = f"printed {tail(output, 3)!r}" if output.strip() else "printed nothing"
     raise DependencyError(
-        f"{path!r} is not a working {what}: `{path} -version` {said} and printed {tail(output, 3)!r}. "
+        f"{path!r} is not a working {what}: `{path} -version` {said} and {printed}. "
         f"Point {'--ffmpeg or $' + FFMPEG_ENV if what == 'ffmpeg' else '$' + FFPROBE_ENV} at a real {what} binary "
         "(apt install ffmpeg, or pip install imageio-ffmpeg)."
     )

@@ -249,6 +249,12 @@ def _matroska_frame_header(pts: int, frame_bytes: int) -> bytes:
     return (0x1F43B675).to_bytes(4, "big") + _ebml_size(len(timestamp) + len(block) + frame_bytes) + timestamp + block
 
 
+# NVENC has no x264 preset names (the default --preset veryfast would stop it): the nearest of its own,
+# which every ffmpeg with NVENC knows.
+_NVENC_PRESETS = {"ultrafast": "fast", "superfast": "fast", "veryfast": "fast", "faster": "fast",
+                  "fast": "fast", "medium": "medium", "slow": "slow", "slower": "slow", "veryslow": "slow"}
+
+
 class FrameWriter:
     """Encode raw ``yuv420p`` frames (BT.601 limited range), each with its own time, into a video-only file.
 
@@ -280,7 +286,7 @@ class FrameWriter:
         if codec.endswith("_nvenc"):
             cmd += ["-rc", "vbr", "-cq", str(crf), "-b:v", "0"]
             if preset:
-                cmd += ["-preset", preset]
+                cmd += ["-preset", _NVENC_PRESETS.get(preset, preset)]
         else:
             cmd += ["-crf", str(crf)]
             if preset:
