@@ -153,6 +153,23 @@ def test_variable_frame_rate_keeps_every_frame_at_its_time(vfr_clips, container,
     assert probe(result.path).audio_codecs == ("aac",)
 
 
+def test_an_interrupted_variable_frame_rate_run_resumes_with_the_same_times(vfr_clips, tmp_path):
+    from .test_video_support import CountingColorizer
+
+    src, out = vfr_clips["mkv"], tmp_path / "out.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        colorize_video(src, CountingColorizer(tiny_colorizer(), stop_after=5), out, render_factor=2, batch_size=4,
+                       segment_seconds=0.5, progress=False)
+    manifest = json.loads((tmp_path / ".out.mp4.parts" / "manifest.json").read_text())
+    assert sum(seg["frames"] for seg in manifest["segments"]) == 20  # 5 batches of 4: segments of 15 + 5
+    again = CountingColorizer(tiny_colorizer())
+    result = colorize_video(src, again, out, render_factor=2, batch_size=4, segment_seconds=0.5, progress=False)
+    assert result.resumed_frames == 20 and again.frames == 33 and result.frames_out == 53
+    origin_out, origin_src = _packets(out, "a")[0][0], _packets(src, "a")[0][0]
+    assert [t - origin_out for t, _ in _packets(out, "v")] == pytest.approx(
+        [t - origin_src for t, _ in _packets(src, "v")], abs=1e-6)
+
+
 # ------------------------------------------------------------------------------------------ settings
 
 @pytest.mark.parametrize("bad, words", [

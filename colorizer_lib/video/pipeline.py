@@ -29,7 +29,7 @@ from ..errors import ColorizerOutOfMemoryError, InputError, VideoError
 from .binaries import (FFmpegTools, check_encoder, count_video_packets, find_tools, run_tool, steady_frame_rate,
                        tail, video_packet_times)
 from .convert import gray_u8_to_luma, pad_to_even, rgb_to_yuv420p
-from .pipes import TIME_UNITS, FrameReader, FrameTimes, FrameWriter
+from .pipes import TIME_UNITS, FrameReader, FrameTimes, FrameWriter, MissingFrameTime
 from .probe import VideoInfo, probe
 from .smoothing import ChromaSmoother
 
@@ -294,7 +294,13 @@ class _SegmentSink:
                 self._open()
             take = min(n - pos, self.frames_per_segment - self.writer.frames_written)
             first = self.next_frame
-            times = [self.timeline[i] - self.segment_start for i in range(first, first + take)]
+            times: list[int] = []
+            try:
+                for i in range(first, first + take):
+                    times.append(self.timeline[i] - self.segment_start)
+            except MissingFrameTime:
+                self.writer.write(data[pos:pos + len(times)], times)  # keep the frames whose time is known
+                raise
             self.writer.write(data[pos:pos + take], times)
             pos += take
             if self.writer.frames_written == self.frames_per_segment:
@@ -315,6 +321,10 @@ class _SegmentSink:
             return
         writer, tmp = self.writer, self.tmp_path
         self.writer = None
+        if writer.frames_written == 0:  # stopped before its first frame: nothing to keep
+            writer.abort()
+            tmp.unlink(missing_ok=True)
+            return
         frames = writer.finish()
         try:
             packets = count_video_packets(self.tools, tmp)
@@ -551,6 +561,22 @@ def _run_frames(tools, info, colorizer, rf, smoother, batch, start, duration, ma
             sink.close_segment()
         except _Stop:
             pass
+        except MissingFrameTime as exc:
+            if not stop_read.is_set():
+                errors.append(exc)
+                stop.set()
+                return
+            # Decoding was stopped (interrupted, or the model failed) before ffmpeg told the time of the
+            # last frames: keep those with a time as a finished segment, to resume after; drop the rest.
+            try:
+                sink.close_segment()
+                while _get(q_out, stop) is not None:
+                    pass
+            except _Stop:
+                pass
+            except BaseException as exc2:
+                errors.append(exc2)
+                stop.set()
         except BaseException as exc:
             errors.append(exc)
             stop.set()

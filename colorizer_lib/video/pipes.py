@@ -46,6 +46,10 @@ class _StderrCollector(threading.Thread):
         return "\n".join(self.lines)
 
 
+class MissingFrameTime(VideoError):
+    """ffmpeg ended before reporting the time of a frame (it was stopped, or it failed)."""
+
+
 # Frame times travel between the processes in microseconds: exact for the usual time bases (1/1000
 # for Matroska, 1/90000, 1/15360...) after rounding back to them, and the encoder's input unit.
 TIME_UNITS = 1_000_000
@@ -94,7 +98,8 @@ class FrameTimes(threading.Thread):
                     raise VideoError("stopped while waiting for a frame time")
                 self._cond.wait(0.1)
             if index >= len(self.pts):
-                raise VideoError(f"ffmpeg reported no time for frame {index} (it stopped after {len(self.pts)}).")
+                raise MissingFrameTime(f"ffmpeg reported no time for frame {index} (it stopped after "
+                                       f"{len(self.pts)} frames).")
             return self.pts[index]
 
 
@@ -118,14 +123,15 @@ class FrameReader:
         if start:
             cmd += ["-ss", f"{start:.6f}"]
         cmd += ["-i", str(path)]
+        # Two outputs of the same frames: first one line per frame with its time in microseconds
+        # (framecrc's format; first, so a frame's time is usually sent before its pixels), then the pixels.
+        select = ["-map", "0:v:0", *tools.passthrough_args()]
         if duration is not None:
-            cmd += ["-t", f"{duration:.6f}"]
+            select += ["-t", f"{duration:.6f}"]
         times_read, times_write = os.pipe()
-        cmd += ["-map", "0:v:0", "-an", "-sn", "-dn", *tools.passthrough_args(),
-                "-f", "rawvideo", "-pix_fmt", "gray", "-",
-                # The second output: one line per frame with its time in microseconds (framecrc's format).
-                "-map", "0:v:0", *tools.passthrough_args(), "-enc_time_base", f"1:{TIME_UNITS}",
-                "-c:v", "wrapped_avframe", "-flush_packets", "1", "-f", "framecrc", f"pipe:{times_write}"]
+        cmd += [*select, "-enc_time_base", f"1:{TIME_UNITS}", "-c:v", "wrapped_avframe", "-flush_packets", "1",
+                "-f", "framecrc", f"pipe:{times_write}",
+                *select, "-an", "-sn", "-dn", "-f", "rawvideo", "-pix_fmt", "gray", "-"]
         try:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                           stderr=subprocess.PIPE, pass_fds=(times_write,))
