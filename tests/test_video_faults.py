@@ -181,9 +181,13 @@ def test_an_interrupted_variable_frame_rate_run_resumes_with_the_same_times(vfr_
     (("--crf", "-1"), "crf must be a whole number"),
     (("--render-factor", "35.5"), "render factor must be a whole number"),
     (("--codec", "bogus"), "no encoder named 'bogus'"),
-    (("--ffmpeg", "/bin/false"), "'/bin/false' is not a working ffmpeg"),
+    (("--ffmpeg", "{false}"), "'{false}' is not a working ffmpeg: `{false} -version` exited with status 1"),
 ])
-def test_bad_settings_exit_2_before_any_download(bad, words, no_download, capsys):
+def test_bad_settings_exit_2_before_any_download(bad, words, no_download, tmp_path, capsys):
+    false = tmp_path / "false"  # a program that is not ffmpeg, as /bin/false
+    false.write_text("#!/bin/sh\nexit 1\n")
+    false.chmod(0o755)
+    bad, words = [arg.format(false=false) for arg in bad], words.format(false=false)
     assert video_cli_main(["https://example.invalid/film.mp4", *bad]) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
