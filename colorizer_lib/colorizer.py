@@ -633,5 +633,5 @@ def default_model_name(*, cache_dir=None, progress: bool = True, prefer: Sequenc
         raise WeightsError("no model could be downloaded and no embedded model is installed; "
                            "pass the path of a downloaded DeOldify .pth file.")
     print(f"colorizer: could not download {', '.join(prefer)} weights; using the embedded '{fallback.name}' model. "
-          f"Download them later with `colorize models --download artistic` for richer colours.", file=sys.stderr)
+          f"Download them later with `colorize models --download {prefer[0]}` for richer colours.", file=sys.stderr)
     return fallback.name

@@ -16,8 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli import comma_separated_ints
-from .errors import ColorizerError
+from .cli import _positive_int, comma_separated_ints
+from .errors import ColorizerError, DependencyError, InputError
 
 
 def _seconds(text: str) -> float:
@@ -34,6 +34,30 @@ def _seconds(text: str) -> float:
     return total
 
 
+def _argument(check, convert=float):
+    """An argparse type that converts the text with ``convert`` and validates it with the library's own
+    ``check``, so the command line refuses what the library refuses, with the same message."""
+    def parse(text: str):
+        try:
+            return check(convert(text))
+        except (ValueError, ColorizerError) as exc:
+            message = str(exc) if isinstance(exc, ColorizerError) else f"not a number: {text!r}"
+            raise argparse.ArgumentTypeError(message) from None
+    return parse
+
+
+def _render_factor(value: float) -> int:
+    from .colorizer import check_render_factor
+
+    return check_render_factor(value)
+
+
+def _segment_seconds(value: float) -> float:
+    from .video.pipeline import check_segment_seconds
+
+    return check_segment_seconds(value)
+
+
 def _times(text: str) -> list[float]:
     return [_seconds(v) for v in text.split(",") if v.strip()]
 
@@ -42,8 +66,10 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``colorize video`` options to ``parser``."""
     parser.add_argument("input", help="video file, or a URL (YouTube and other yt-dlp sites, Google Drive, file://)")
     parser.add_argument("-o", "--output", help="output video (.mp4, .mov, .mkv); default <input>_colorized.mp4")
-    parser.add_argument("--model", default="video", help="registered model name or weights file (default: video)")
-    parser.add_argument("--render-factor", type=int, default=None,
+    parser.add_argument("--model", default=None,
+                        help="registered model name or weights file (default: video; when it cannot be downloaded, "
+                             "the embedded compact model, with a warning)")
+    parser.add_argument("--render-factor", type=_argument(_render_factor), default=None,
                         help="model resolution / 16 (default: the model's own, 21 for video)")
     parser.add_argument("--smoothing", type=float, default=0.6,
                         help="temporal colour smoothing strength in [0, 1); 0 switches it off (default 0.6)")
@@ -54,14 +80,17 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preview-times", type=_times, default=None, help="preview times, e.g. 5,30,1:10")
     parser.add_argument("--preview-render-factors", type=comma_separated_ints, default=None,
                         help="render factors to compare in the preview (default 14,21,28,35)")
-    parser.add_argument("--batch-size", type=int, default=None, help="frames per model batch (default 16 GPU, 4 CPU)")
-    parser.add_argument("--crf", type=int, default=18, help="encoder quality, lower is better (default 18)")
+    parser.add_argument("--batch-size", type=_positive_int, default=None,
+                        help="frames per model batch (default 16 GPU, 4 CPU)")
+    parser.add_argument("--crf", type=int, default=18,
+                        help="encoder quality, lower is better: 0-51 for H.264/H.265, 0-63 for VP9/AV1 (default 18)")
     parser.add_argument("--preset", default="veryfast",
                         help="x264 speed preset (default veryfast; superfast is ~1.6x faster end to end on a fast GPU, "
                              "with files about twice as large at the same --crf)")
     parser.add_argument("--codec", default="libx264", help="ffmpeg video encoder, e.g. libx264, h264_nvenc")
-    parser.add_argument("--segment-seconds", type=float, default=60.0,
-                        help="resumable unit: an interrupted run restarts after the last finished segment")
+    parser.add_argument("--segment-seconds", type=_argument(_segment_seconds), default=60.0,
+                        help="resumable unit in seconds (default 60): an interrupted run restarts after the last "
+                             "finished segment")
     parser.add_argument("--no-resume", action="store_true", help="start over even if finished segments exist")
     parser.add_argument("--keep-segments", action="store_true", help="keep the segment folder after success")
     parser.add_argument("--compile", choices=["auto", "on", "off", "max-autotune"], default="auto",
@@ -90,19 +119,28 @@ def add_video_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _load_colorizer(args):
-    from .colorizer import Colorizer
+    """``--model``, or by default the video model, falling back (with one warning line) to the embedded
+    compact model when it can be neither found in the cache nor downloaded, as ``colorize image`` does."""
+    from .colorizer import Colorizer, default_model_name
 
-    return Colorizer.from_pretrained(args.model, device=args.device, dtype=args.dtype,
-                                     progress=not args.no_progress)
+    name = args.model or default_model_name(prefer=("video",), progress=not args.no_progress)
+    return Colorizer.from_pretrained(name, device=args.device, dtype=args.dtype, progress=not args.no_progress)
 
 
 def run_video(args: argparse.Namespace) -> int:
     """Run ``colorize video`` for parsed ``args``; returns 0, or raises :class:`ColorizerError` (the main
-    CLI maps those to exit codes and messages; :func:`video_cli_main` prints them and returns 1)."""
+    CLI maps those to exit codes and messages)."""
     from . import video
 
     _check_arguments(args)  # before any slow download or model load
-    tools = video.find_tools(args.ffmpeg)
+    try:
+        tools = video.find_tools(args.ffmpeg)
+    except DependencyError as exc:
+        if args.ffmpeg is None:
+            raise
+        raise InputError(f"--ffmpeg {args.ffmpeg}: {exc}") from None  # a bad argument: exit code 2
+    if not args.preview:
+        video.check_encoder(tools.ffmpeg, args.codec)
     source = _local_source(args, tools)
     colorizer = _load_colorizer(args)
     if args.preview:
@@ -112,15 +150,15 @@ def run_video(args: argparse.Namespace) -> int:
         source, colorizer, args.output, render_factor=args.render_factor, smoothing=args.smoothing,
         batch_size=args.batch_size, start=args.start, duration=args.duration,
         encode=video.EncodeSettings(codec=args.codec, crf=args.crf, preset=args.preset),
-        segment_seconds=args.segment_seconds or None, resume=not args.no_resume,
+        segment_seconds=args.segment_seconds, resume=not args.no_resume,
         keep_segments=args.keep_segments, progress=not args.no_progress, tools=tools,
     )
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     resumed = f", {result.resumed_frames} resumed" if result.resumed_frames else ""
     print(f"{result.path}  ({result.frames_out} frames{resumed}, {result.size[0]}x{result.size[1]}, "
-          f"{float(result.fps):.3f} fps, {result.audio_streams} audio stream(s), render factor "
-          f"{result.render_factor}, {result.seconds:.1f} s, {result.processing_fps:.1f} frames/s)")
+          f"{result.duration:.2f} s, {result.audio_streams} audio stream(s), render factor "
+          f"{result.render_factor}, done in {result.seconds:.1f} s, {result.processing_fps:.1f} frames/s)")
     return 0
 
 
@@ -147,13 +185,11 @@ def _maybe_compile(args: argparse.Namespace, colorizer, source: Path, tools) -> 
 
 def _check_arguments(args: argparse.Namespace) -> None:
     """Refuse bad settings at once, not after a download and a model load."""
-    from .colorizer import check_render_factor
-    from .video.pipeline import _output_format
+    from .video.pipeline import _output_format, check_crf
     from .video.smoothing import ChromaSmoother
 
-    if args.render_factor is not None:
-        check_render_factor(args.render_factor)
     ChromaSmoother(args.smoothing)  # validates the strength
+    check_crf(args.codec, args.crf)  # the range depends on the encoder
     if args.output is not None and not args.preview:
         _output_format(Path(args.output))
 
@@ -198,14 +234,14 @@ def _run_preview(args, colorizer, source, tools) -> int:
 
 
 def video_cli_main(argv: list[str] | None = None) -> int:
-    """Parse ``argv`` (default ``sys.argv[1:]``) as ``colorize video`` arguments and run; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="colorize video", description="Colorize a video file or URL.")
-    add_video_arguments(parser)
+    """``colorize video`` with ``argv`` (default ``sys.argv[1:]``): the main CLI's parsing, messages and exit
+    codes (0 done, 2 bad usage or input, 3 weights, 4 out of memory, 1 the video failed, 130 interrupted)."""
+    from .cli import main
+
     try:
-        return run_video(parser.parse_args(argv))
-    except ColorizerError as exc:
-        print(f"colorize video: error: {exc}", file=sys.stderr)
-        return 1
+        return main(["video", *(sys.argv[1:] if argv is None else argv)])
+    except SystemExit as exc:  # argparse: --help (0) or a refused argument (2), already printed
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
 
 
 if __name__ == "__main__":

@@ -107,11 +107,11 @@ def test_cli_preview_writes_a_render_factor_grid(clip, weights, tmp_path, capsys
 
 
 def test_cli_reports_bad_input_without_traceback(tmp_path, weights, capsys, loaded_model):
-    assert cli(str(tmp_path / "missing.mp4"), "--model", weights) == 1
+    assert cli(str(tmp_path / "missing.mp4"), "--model", weights) == 2  # bad input (README's exit codes)
     assert "error:" in capsys.readouterr().err
     text = tmp_path / "x.mp4"
     text.write_text("hello")
-    assert cli(str(text), "--model", weights, "--no-progress") == 1
+    assert cli(str(text), "--model", weights, "--no-progress") == 2
     assert "not a video" in capsys.readouterr().err
 
 
@@ -184,5 +184,5 @@ def test_bad_settings_are_refused_before_any_download(bad, words, monkeypatch, c
         raise AssertionError("downloaded before checking the settings")
 
     monkeypatch.setattr(colorizer_lib.video, "download_video", no_download)
-    assert video_cli_main(["https://example.invalid/film.mp4", *bad]) == 1
+    assert video_cli_main(["https://example.invalid/film.mp4", *bad]) == 2
     assert words in capsys.readouterr().err

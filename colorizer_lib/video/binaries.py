@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DependencyError, VideoError
+from ..errors import DependencyError, InputError, VideoError
 
 FFMPEG_ENV = "COLORIZER_FFMPEG"
 FFPROBE_ENV = "COLORIZER_FFPROBE"
@@ -50,6 +50,39 @@ def _ffmpeg_version(ffmpeg: str) -> tuple[int, int]:
     return parse_ffmpeg_version(proc.stdout)
 
 
+@functools.lru_cache(maxsize=8)
+def _check_working(path: str, what: str) -> str:
+    """``path`` if ``path -version`` answers like ``what`` (ffmpeg or ffprobe) does, else DependencyError."""
+    try:
+        proc = subprocess.run([path, "-version"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              errors="replace", timeout=30)
+        output, rc = proc.stdout + proc.stderr, proc.returncode
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        output, rc = str(exc), None
+    if rc == 0 and re.match(rf"\s*{what} version ", output):
+        return path
+    said = f"exited with status {rc}" if rc is not None else "could not be run"
+    printed = f"printed {tail(output, 3)!r}" if output.strip() else "printed nothing"
+    raise DependencyError(
+        f"{path!r} is not a working {what}: `{path} -version` {said} and {printed}. "
+        f"Point {'--ffmpeg or $' + FFMPEG_ENV if what == 'ffmpeg' else '$' + FFPROBE_ENV} at a real {what} binary "
+        "(apt install ffmpeg, or pip install imageio-ffmpeg)."
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def check_encoder(ffmpeg: str, codec: str) -> str:
+    """Return ``codec`` if this ffmpeg has an encoder of that name, else raise :class:`InputError` naming it."""
+    proc = subprocess.run([ffmpeg, "-hide_banner", "-h", f"encoder={codec}"], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, errors="replace", timeout=30)
+    if proc.returncode == 0 and proc.stdout.lstrip().startswith("Encoder "):
+        return codec
+    raise InputError(
+        f"ffmpeg ({ffmpeg}) has no encoder named {codec!r}. Choose one it lists with `ffmpeg -encoders`, "
+        "e.g. libx264 (the default), libx265 or h264_nvenc."
+    )
+
+
 def _check_executable(path: str, what: str) -> str:
     resolved = shutil.which(path)
     if resolved is None:
@@ -64,8 +97,9 @@ def _check_executable(path: str, what: str) -> str:
 def find_tools(ffmpeg: str | os.PathLike | None = None, ffprobe: str | os.PathLike | None = None) -> FFmpegTools:
     """Return the ffmpeg (required) and ffprobe (optional) binaries to use.
 
-    Raises :class:`DependencyError` when no ffmpeg can be found, naming the ways to provide one.
-    An ffprobe path given explicitly (argument or environment) must exist.
+    Raises :class:`DependencyError` when no ffmpeg can be found, naming the ways to provide one, or when
+    the program found does not answer ``-version`` as ffmpeg does (``--ffmpeg /bin/false``). An ffprobe
+    path given explicitly (argument or environment) must exist and work too.
     """
     if ffmpeg is not None:
         ffmpeg_path = _check_executable(str(ffmpeg), "ffmpeg")
@@ -83,10 +117,11 @@ def find_tools(ffmpeg: str | os.PathLike | None = None, ffprobe: str | os.PathLi
                     "ffmpeg was not found. Install it (apt install ffmpeg, conda install ffmpeg, or "
                     f"pip install imageio-ffmpeg) or set ${FFMPEG_ENV} to the path of an ffmpeg binary."
                 ) from None
+    _check_working(ffmpeg_path, "ffmpeg")
     if ffprobe is not None:
-        ffprobe_path: str | None = _check_executable(str(ffprobe), "ffprobe")
+        ffprobe_path: str | None = _check_working(_check_executable(str(ffprobe), "ffprobe"), "ffprobe")
     elif os.environ.get(FFPROBE_ENV):
-        ffprobe_path = _check_executable(os.environ[FFPROBE_ENV], "ffprobe")
+        ffprobe_path = _check_working(_check_executable(os.environ[FFPROBE_ENV], "ffprobe"), "ffprobe")
     else:
         ffprobe_path = shutil.which("ffprobe")
         if ffprobe_path is None:
@@ -118,12 +153,33 @@ def tail(text: str, lines: int = 6) -> str:
     return " | ".join(kept[-lines:]) if kept else "(no message)"
 
 
-def count_video_packets(tools: FFmpegTools, path: str | os.PathLike, stream: int = 0) -> int:
-    """Number of packets (= coded frames) of video stream ``stream`` of ``path``, read without decoding.
+def video_packet_times(tools: FFmpegTools, path: str | os.PathLike, stream: int = 0) -> list[int | None]:
+    """Presentation times of the packets (= coded frames) of video stream ``stream`` of ``path``, in
+    file order and the stream's time unit, read without decoding (None where a packet has none).
 
-    Uses the ``framecrc`` muxer (one line per packet), which reports the same in ffmpeg 5 to 7.
+    Uses the ``framecrc`` muxer (one line per packet), which reports the same in ffmpeg 4 to 7.
     """
     cmd = [tools.ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-map", f"0:v:{stream}", "-c", "copy",
            "-f", "framecrc", "-"]
     proc = run_tool(cmd, f"Counting the frames of {path}")
-    return sum(1 for line in proc.stdout.splitlines() if line and not line.startswith("#"))
+    times: list[int | None] = []
+    for line in proc.stdout.splitlines():
+        if line and not line.startswith("#"):
+            fields = [f.strip() for f in line.split(",")]
+            times.append(int(fields[2]) if len(fields) > 2 and fields[2].lstrip("-").isdigit() else None)
+    return times
+
+
+def count_video_packets(tools: FFmpegTools, path: str | os.PathLike, stream: int = 0) -> int:
+    """Number of packets (= coded frames) of video stream ``stream`` of ``path``, read without decoding."""
+    return len(video_packet_times(tools, path, stream))
+
+
+def steady_frame_rate(times: list[int | None]) -> bool:
+    """Whether packet times (any order) are evenly spaced, allowing the rounding of a coarse time unit
+    (33/34 ms for 30 fps in Matroska); False for variable frame rates and for gaps."""
+    known = sorted(t for t in times if t is not None)
+    gaps = [b - a for a, b in zip(known, known[1:])]
+    if len(gaps) < 2:
+        return True
+    return min(gaps) > 0 and max(gaps) - min(gaps) <= max(1, min(gaps) // 16)

@@ -26,9 +26,10 @@ from typing import Protocol
 import torch
 
 from ..errors import ColorizerOutOfMemoryError, InputError, VideoError
-from .binaries import FFmpegTools, count_video_packets, find_tools, run_tool, tail
+from .binaries import (FFmpegTools, check_encoder, count_video_packets, find_tools, run_tool, steady_frame_rate,
+                       tail, video_packet_times)
 from .convert import gray_u8_to_luma, pad_to_even, rgb_to_yuv420p
-from .pipes import FrameReader, FrameWriter
+from .pipes import TIME_UNITS, FrameReader, FrameTimes, FrameWriter, MissingFrameTime
 from .probe import VideoInfo, probe
 from .smoothing import ChromaSmoother
 
@@ -74,10 +75,12 @@ class VideoResult:
     audio_streams: int = 0
     source: str = ""
     warnings: list[str] = field(default_factory=list)
+    seconds_of_video: float | None = None
 
     @property
     def duration(self) -> float:
-        return float(self.frames_out / self.fps)
+        """Length of the output's video in seconds (from the frames' own times)."""
+        return self.seconds_of_video if self.seconds_of_video is not None else float(self.frames_out / self.fps)
 
     @property
     def processing_fps(self) -> float:
@@ -182,15 +185,36 @@ def _atomic_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def _check_render_factor(rf) -> int:
-    """Refuse a bad render factor before any work starts (the Colorizer would only refuse it mid-run)."""
-    from ..colorizer import RENDER_FACTOR_RANGE
-    from ..errors import RenderFactorError
+# Highest quality value (--crf, or -cq for NVENC) each encoder family takes; 51 for H.264/H.265.
+_CRF_MAX = {"libvpx-vp9": 63, "libvpx": 63, "libaom-av1": 63, "libsvtav1": 63, "av1_nvenc": 51}
 
-    low, high = RENDER_FACTOR_RANGE
-    if isinstance(rf, bool) or not isinstance(rf, numbers.Integral) or not low <= rf <= high:
-        raise RenderFactorError(f"render_factor must be an integer from {low} to {high}, got {rf!r}.")
-    return int(rf)
+
+def check_crf(codec: str, crf) -> int:
+    """``crf`` as an int if ``codec`` accepts it (0 to 51 for H.264/H.265, 63 for VP9/AV1), else InputError."""
+    high = _CRF_MAX.get(codec, 51)
+    if isinstance(crf, bool) or not isinstance(crf, numbers.Integral) or not 0 <= crf <= high:
+        raise InputError(f"crf must be a whole number from 0 (lossless) to {high} (worst) for {codec}, got {crf!r}; "
+                         "18 looks like the source, 23 is x264's usual default.")
+    return int(crf)
+
+
+def check_segment_seconds(seconds) -> float | None:
+    """``segment_seconds`` as a float (None: the whole video in one segment), else InputError."""
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or not 0 < seconds < float("inf"):
+        raise InputError(f"the segment length must be a positive number of seconds, "
+                         f"got {seconds!r}.")
+    return float(seconds)
+
+
+def check_batch_size(batch) -> int | None:
+    """``batch_size`` as an int (None: the default for the device), else InputError."""
+    if batch is None:
+        return None
+    if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1:
+        raise InputError(f"batch_size must be a whole number of frames, 1 or more, got {batch!r}.")
+    return int(batch)
 
 
 def default_output(source: str | os.PathLike) -> Path:
@@ -201,20 +225,65 @@ def default_output(source: str | os.PathLike) -> Path:
 
 # --------------------------------------------------------------------------------------------- job
 
+class _Timeline:
+    """Frame times in microseconds, made safe for an encoder: a frame ffmpeg gave no time, or one not
+    after its predecessor (a damaged source), is placed one nominal frame (at least 1 ms) after it.
+    Computed in frame order from frame 0, so a resumed run gets the same times."""
+
+    def __init__(self, times: FrameTimes, fps: Fraction, stop: threading.Event):
+        self.times, self.stop = times, stop
+        self.step = max(1000, round(TIME_UNITS / fps))
+        self.fixed: list[int] = []
+        self.repaired = 0
+
+    def __getitem__(self, index: int) -> int:
+        while len(self.fixed) <= index:
+            i = len(self.fixed)
+            pts = self.times.get(i, self.stop)
+            prev = self.fixed[-1] if self.fixed else None
+            if pts is None or prev is not None and pts <= prev:
+                self.repaired += 1
+                pts = 0 if prev is None else prev + self.step
+            self.fixed.append(pts)
+        return self.fixed[index]
+
+    def end(self, last: int, limit: float | None) -> int:
+        """When frame ``last`` (the final one) stops showing: its time plus its duration (or the
+        typical gap between frames), at most ``limit`` seconds."""
+        dur = self.times.durations[last] if last < len(self.times.durations) else 0
+        if dur <= 0:
+            gaps = sorted(b - a for a, b in zip(self.fixed[max(0, last - 50):last], self.fixed[max(1, last - 49):last + 1]))
+            dur = gaps[len(gaps) // 2] if gaps else self.step
+        end = self[last] + dur
+        return min(end, round(limit * TIME_UNITS)) if limit is not None and limit * TIME_UNITS > self[last] else end
+
+
 class _SegmentSink:
-    """Splits the frame stream into segment files, verifies and records each one as it finishes."""
+    """Splits the frame stream into segment files, verifies and records each one as it finishes.
+
+    Each segment starts at time 0 with its frames at their source times relative to its first frame;
+    the manifest records where it starts (``start``, microseconds), so assembling them keeps every
+    frame's time."""
 
     def __init__(self, tools: FFmpegTools, work_dir: Path, manifest: dict, size: tuple[int, int],
-                 fps: Fraction, sar: Fraction, encode: EncodeSettings, frames_per_segment: int):
+                 timeline: _Timeline, time_base: Fraction, sar: Fraction, encode: EncodeSettings,
+                 frames_per_segment: int, b_frames: bool = True):
         self.tools, self.work_dir, self.manifest = tools, work_dir, manifest
-        self.size, self.fps, self.sar, self.encode = size, fps, sar, encode
-        self.frames_per_segment = frames_per_segment
+        self.size, self.timeline, self.time_base, self.sar, self.encode = size, timeline, time_base, sar, encode
+        self.frames_per_segment, self.b_frames = frames_per_segment, b_frames
         self.writer: FrameWriter | None = None
         self.tmp_path: Path | None = None
+        self.segment_start = 0
 
     @property
     def next_index(self) -> int:
         return len(self.manifest["segments"])
+
+    @property
+    def next_frame(self) -> int:
+        """Index (from the first decoded frame) of the next frame to write."""
+        done = sum(seg["frames"] for seg in self.manifest["segments"])
+        return done + (self.writer.frames_written if self.writer is not None else 0)
 
     def write(self, data) -> None:
         frame_bytes = self.size[0] * self.size[1] * 3 // 2
@@ -224,17 +293,27 @@ class _SegmentSink:
             if self.writer is None:
                 self._open()
             take = min(n - pos, self.frames_per_segment - self.writer.frames_written)
-            self.writer.write(data[pos:pos + take])
+            first = self.next_frame
+            times: list[int] = []
+            try:
+                for i in range(first, first + take):
+                    times.append(self.timeline[i] - self.segment_start)
+            except MissingFrameTime:
+                self.writer.write(data[pos:pos + len(times)], times)  # keep the frames whose time is known
+                raise
+            self.writer.write(data[pos:pos + take], times)
             pos += take
             if self.writer.frames_written == self.frames_per_segment:
                 self.close_segment()
 
     def _open(self) -> None:
         name = f"seg_{self.next_index:05d}.mp4"
+        self.segment_start = self.timeline[self.next_frame]
         self.tmp_path = self.work_dir / f"{name}.tmp"
-        self.writer = FrameWriter(self.tools, self.tmp_path, *self.size, fps=self.fps, codec=self.encode.codec,
-                                  crf=self.encode.crf, preset=self.encode.preset, sample_aspect_ratio=self.sar,
-                                  fmt="mp4", threads=self.encode.threads)
+        self.writer = FrameWriter(self.tools, self.tmp_path, *self.size, time_base=self.time_base,
+                                  codec=self.encode.codec, crf=self.encode.crf, preset=self.encode.preset,
+                                  sample_aspect_ratio=self.sar, fmt="mp4", threads=self.encode.threads,
+                                  b_frames=self.b_frames)
 
     def close_segment(self) -> None:
         """Finish the open segment: wait for the encoder, check its frame count, rename, record."""
@@ -242,6 +321,10 @@ class _SegmentSink:
             return
         writer, tmp = self.writer, self.tmp_path
         self.writer = None
+        if writer.frames_written == 0:  # stopped before its first frame: nothing to keep
+            writer.abort()
+            tmp.unlink(missing_ok=True)
+            return
         frames = writer.finish()
         try:
             packets = count_video_packets(self.tools, tmp)
@@ -257,7 +340,7 @@ class _SegmentSink:
             raise VideoError(f"Segment {tmp.name} holds {packets} frames but {frames} were encoded.")
         final = tmp.with_suffix("")
         os.replace(tmp, final)
-        self.manifest["segments"].append({"file": final.name, "frames": frames})
+        self.manifest["segments"].append({"file": final.name, "frames": frames, "start": self.segment_start})
         _atomic_json(self.work_dir / MANIFEST, self.manifest)
 
     def abort(self) -> None:
@@ -326,24 +409,28 @@ def colorize_video(
     Raises :class:`InputError` for unusable input, :class:`VideoError` when decoding, encoding,
     muxing or the final frame-count check fails; the output name then holds no file.
     """
+    from ..colorizer import check_render_factor
+
     t0 = time.perf_counter()
+    rf = check_render_factor(render_factor if render_factor is not None else colorizer.default_render_factor)
+    smoother = ChromaSmoother(smoothing) if smoothing else None
+    batch_size = check_batch_size(batch_size)
+    segment_seconds = check_segment_seconds(segment_seconds)
+    check_crf(encode.codec, encode.crf)
+    if start is not None and start < 0 or duration is not None and duration <= 0:
+        raise InputError("start must be >= 0 and duration > 0 (seconds).")
     tools = tools or find_tools()
+    check_encoder(tools.ffmpeg, encode.codec)
     src = Path(source)
     info = probe(src, tools)
     out = Path(output) if output is not None else default_output(src)
     fmt = _output_format(out)
     _prepare_output(src, out)
-    if start is not None and start < 0 or duration is not None and duration <= 0:
-        raise InputError("start must be >= 0 and duration > 0 (seconds).")
     if info.duration is not None and start and start >= info.duration:
         raise InputError(f"start={start}s is past the end of the video ({info.duration:.2f}s).")
-    rf = _check_render_factor(render_factor if render_factor is not None else colorizer.default_render_factor)
-    smoother = ChromaSmoother(smoothing) if smoothing else None
     device = torch.device(colorizer.device)
     cuda = device.type == "cuda"
     batch = batch_size or (16 if cuda else 4)
-    if batch < 1:
-        raise InputError(f"batch_size must be at least 1, got {batch}.")
     width, height = info.width, info.height
     size = (width + width % 2, height + height % 2)
     warnings: list[str] = []
@@ -351,11 +438,14 @@ def colorize_video(
         warnings.append(f"{width}x{height} is odd-sized; yuv420p needs even sizes, so the output is "
                         f"{size[0]}x{size[1]} (last row/column repeated).")
     fps = info.fps
-    if info.variable_frame_rate:
-        warnings.append(f"variable frame rate source: every frame is kept, played at the average rate {fps}.")
     frames_per_segment = max(1, round(segment_seconds * fps)) if segment_seconds else 2**62
+    # Frames keep their source times (variable frame rates included), encoded in the source's time unit.
+    time_base = info.time_base if info.time_base and info.time_base >= Fraction(1, TIME_UNITS) \
+        else Fraction(1, TIME_UNITS)
+    steady = not info.variable_frame_rate and steady_frame_rate(video_packet_times(tools, src))
     settings = {"rf": rf, "smoothing": smoothing, "start": start, "duration": duration, "encode": asdict(encode),
-                "fps": str(fps), "per_segment": frames_per_segment,
+                "fps": str(fps), "per_segment": frames_per_segment, "timing": 2, "time_base": str(time_base),
+                "b_frames": steady,
                 "model": getattr(colorizer, "name", type(colorizer).__name__)}
     # The parts folder is always one Colorizer creates and may delete: never the caller's folder itself.
     wdir = (Path(work_dir) if work_dir is not None else out.parent) / f".{out.name}.parts"
@@ -367,7 +457,7 @@ def colorize_video(
             smoother.reset()
         try:
             _run_frames(tools, info, colorizer, rf, smoother, batch, start, duration, manifest, wdir,
-                        size, encode, frames_per_segment, resumed, progress, cuda)
+                        size, time_base, steady, encode, frames_per_segment, resumed, progress, cuda)
         except BaseException:
             if not manifest["segments"]:  # nothing worth resuming from
                 shutil.rmtree(wdir, ignore_errors=True)
@@ -380,6 +470,9 @@ def colorize_video(
         affected += max(0, count_video_packets(tools, src) - frames)  # packets that gave no picture
     if diag.get("decode_errors"):
         warnings.append(f"the decoder reported {diag['decode_errors']} errors; {affected} frame(s) affected.")
+    if manifest.get("repaired_times"):
+        warnings.append(f"{manifest['repaired_times']} frame(s) had no time or one out of order in the source; "
+                        "each was placed one frame after the frame before it.")
     tmp_out = out.with_name(f".{out.stem}.partial{out.suffix}")
     try:
         warnings += _assemble(tools, wdir, manifest, src, info, tmp_out, fmt, start, duration)
@@ -401,11 +494,12 @@ def colorize_video(
         decode_errors=diag.get("decode_errors", 0), scene_cuts=smoother.scene_cuts if smoother else 0,
         resumed_frames=resumed, segments=len(manifest["segments"]), audio_streams=len(info.audio_codecs),
         source=str(src), warnings=warnings,
+        seconds_of_video=(manifest["end"] - manifest["segments"][0]["start"]) / TIME_UNITS,
     )
 
 
-def _run_frames(tools, info, colorizer, rf, smoother, batch, start, duration, manifest, wdir, size, encode,
-                frames_per_segment, skip, progress, cuda) -> None:
+def _run_frames(tools, info, colorizer, rf, smoother, batch, start, duration, manifest, wdir, size, time_base,
+                b_frames, encode, frames_per_segment, skip, progress, cuda) -> None:
     """Decode, colorize and encode every frame after the first ``skip``; record segments in ``manifest``."""
     from tqdm.auto import tqdm
 
@@ -417,8 +511,10 @@ def _run_frames(tools, info, colorizer, rf, smoother, batch, start, duration, ma
     out_pool = _pool(4, (batch, frame_bytes), cuda)
     q_in: queue.Queue = queue.Queue(maxsize=2)
     q_out: queue.Queue = queue.Queue(maxsize=2)
-    sink = _SegmentSink(tools, wdir, manifest, size, info.fps, info.sample_aspect_ratio, encode, frames_per_segment)
     reader = FrameReader(tools, info.path, width, height, start=start, duration=duration)
+    timeline = _Timeline(reader.times, info.fps, stop)
+    sink = _SegmentSink(tools, wdir, manifest, size, timeline, time_base, info.sample_aspect_ratio, encode,
+                        frames_per_segment, b_frames)
     total = info.estimated_frames
     if duration is not None:
         total = round(duration * info.fps)
@@ -465,6 +561,22 @@ def _run_frames(tools, info, colorizer, rf, smoother, batch, start, duration, ma
             sink.close_segment()
         except _Stop:
             pass
+        except MissingFrameTime as exc:
+            if not stop_read.is_set():
+                errors.append(exc)
+                stop.set()
+                return
+            # Decoding was stopped (interrupted, or the model failed) before ffmpeg told the time of the
+            # last frames: keep those with a time as a finished segment, to resume after; drop the rest.
+            try:
+                sink.close_segment()
+                while _get(q_out, stop) is not None:
+                    pass
+            except _Stop:
+                pass
+            except BaseException as exc2:
+                errors.append(exc2)
+                stop.set()
         except BaseException as exc:
             errors.append(exc)
             stop.set()
@@ -533,6 +645,8 @@ def _run_frames(tools, info, colorizer, rf, smoother, batch, start, duration, ma
         shutil.rmtree(wdir, ignore_errors=True)
         raise InputError(f"{info.path!r} contains no decodable video frames (zero-length or fully corrupt).")
     manifest["decode"] = {k: v for k, v in diagnostics.items() if k != "messages"}
+    manifest["end"] = timeline.end(frames - 1, duration)
+    manifest["repaired_times"] = timeline.repaired
     manifest["complete"] = True
     _atomic_json(wdir / MANIFEST, manifest)
 
@@ -546,10 +660,15 @@ def _assemble(tools: FFmpegTools, wdir: Path, manifest: dict, src: Path, info: V
     pre-roll); subtitles are copied, converted to the container's text format, or dropped with a
     warning. Returns warnings.
     """
+    segments = manifest["segments"]
+    ends = [seg["start"] for seg in segments[1:]] + [manifest["end"]]
     listing = wdir / "segments.txt"
-    listing.write_text("".join(f"file '{s['file']}'\n" for s in manifest["segments"]))
+    # Each segment lasts until the next one starts, so every frame lands at its source time; the first
+    # starts where the source's first frame does (relative to the audio).
+    listing.write_text("".join(f"file '{seg['file']}'\nduration {(end - seg['start']) / TIME_UNITS:.6f}\n"
+                               for seg, end in zip(segments, ends)))
     base = [tools.ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-y",
-            "-f", "concat", "-safe", "0", "-i", str(listing)]
+            "-itsoffset", f"{segments[0]['start'] / TIME_UNITS:.6f}", "-f", "concat", "-safe", "0", "-i", str(listing)]
     has_audio, has_subs = bool(info.audio_codecs), bool(info.subtitle_codecs)
     if has_audio or has_subs:
         if start:

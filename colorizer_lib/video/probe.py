@@ -25,7 +25,8 @@ class VideoInfo:
     ``width``/``height`` are the *display* size, i.e. after ffmpeg's automatic rotation (a phone
     video stored 1920x1080 with a 90 degree display matrix decodes as 1080x1920). ``fps`` is the
     average frame rate as an exact fraction (``30000/1001``), ``variable_frame_rate`` says whether the
-    nominal and average rates differ. ``frame_count`` is the container's count when it states one
+    nominal and average rates differ (each frame's own time is kept either way). ``time_base`` is the
+    video stream's time unit (None when unknown). ``frame_count`` is the container's count when it states one
     (None otherwise); ``estimated_frames`` is that or ``duration * fps``.
     """
 
@@ -44,6 +45,7 @@ class VideoInfo:
     subtitle_codecs: tuple[str, ...] = ()
     format_name: str = ""
     probed_with: str = "ffprobe"
+    time_base: Fraction | None = None
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -102,9 +104,33 @@ def probe(path: str | os.PathLike, tools: FFmpegTools | None = None) -> VideoInf
     """
     src = _check_source(path)
     tools = tools or find_tools()
-    if tools.ffprobe:
-        return _probe_ffprobe(src, tools)
-    return _probe_ffmpeg(src, tools)
+    info = _probe_ffprobe(src, tools) if tools.ffprobe else _probe_ffmpeg(src, tools)
+    return _check_stream(info)
+
+
+# The largest picture side accepted (16K). Anything bigger is a damaged header, and one frame of it
+# would need gigabytes of memory before anything could go wrong more clearly.
+MAX_SIDE = 16384
+
+
+def _check_stream(info: VideoInfo) -> VideoInfo:
+    """Refuse streams no video can have: no picture size, absurd sizes, no frames, no frame rate."""
+    name = repr(info.path)
+    if info.width <= 0 or info.height <= 0:
+        raise InputError(
+            f"{name} has a {info.codec} stream of {info.width}x{info.height} pixels: the file is corrupt or "
+            "not a video (ffmpeg found no picture size). Re-download or re-export it."
+        )
+    if info.width > MAX_SIDE or info.height > MAX_SIDE:
+        raise InputError(
+            f"{name} claims {info.width}x{info.height} pixel frames, more than the {MAX_SIDE} pixels per side "
+            "this tool accepts; the header is probably damaged. Re-export the video at a normal size."
+        )
+    if info.frame_count == 0 or info.duration is not None and info.duration <= 0 and not info.frame_count:
+        raise InputError(f"{name} contains no video frames (its video stream is empty). Give a video with pictures.")
+    if not info.fps or info.fps <= 0:
+        raise InputError(f"{name} states no frame rate; it looks like a still image, not a video.")
+    return info
 
 
 def _no_video_error(src: Path, audio: int) -> InputError:
@@ -152,7 +178,7 @@ def _probe_ffprobe(src: Path, tools: FFmpegTools) -> VideoInfo:
         sample_aspect_ratio=_fraction(v.get("sample_aspect_ratio")) or Fraction(1),
         variable_frame_rate=bool(avg and nominal and avg != nominal),
         audio_codecs=audio, subtitle_codecs=subs, format_name=fmt.get("format_name", ""),
-        probed_with="ffprobe",
+        probed_with="ffprobe", time_base=_fraction(v.get("time_base")),
     )
 
 
@@ -163,6 +189,7 @@ _PIXFMT = re.compile(r"Video: [^,]+, (\w+)")
 _FPS = re.compile(r", (\d+(?:\.\d+)?)(k?) (fps|tbr)")
 _ROTATION = re.compile(r"rotation of (-?\d+(?:\.\d+)?) degrees|rotate\s*:\s*(-?\d+)")
 _INPUT = re.compile(r"Input #0, ([\w,]+), from")
+_TBN = re.compile(r", (\d+(?:\.\d+)?)(k?) tbn")
 
 
 def _probe_ffmpeg(src: Path, tools: FFmpegTools) -> VideoInfo:
@@ -196,10 +223,13 @@ def _probe_ffmpeg(src: Path, tools: FFmpegTools) -> VideoInfo:
     width, height = _display_size(int(size.group(1)), int(size.group(2)), rotation)
     fps = _fps_from_decimal(rate)
     pix = _PIXFMT.search(line)
+    tbn = _TBN.search(line)
+    tbn_den = round(float(tbn.group(1)) * (1000 if tbn.group(2) else 1)) if tbn else 0
     return VideoInfo(
         path=str(src), width=width, height=height, fps=fps, duration=duration, frame_count=None,
         pix_fmt=pix.group(1) if pix else "?", codec=videos[0].group(2), rotation=rotation,
         sample_aspect_ratio=sar or Fraction(1),
         variable_frame_rate="tbr" in rates and "fps" in rates and not math.isclose(rates["fps"], rates["tbr"]),
         audio_codecs=audio, subtitle_codecs=subs, format_name=fmt.group(1), probed_with="ffmpeg",
+        time_base=Fraction(1, tbn_den) if tbn_den > 0 else None,
     )
