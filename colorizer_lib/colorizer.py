@@ -314,7 +314,8 @@ class Colorizer:
         require_onnx_extra("onnx", "onnxruntime")
         if not isinstance(self.model, OnnxCpuModel):
             # not created here: a cache that cannot be written makes the model run with torch (one warning)
-            self.model = OnnxCpuModel(self.model, cache_dir=hub.cache_path(cache_dir), name=self.name, progress=progress)
+            self.model = OnnxCpuModel(self.model, cache_dir=hub.cache_path(cache_dir), name=self.name,
+                                      progress=progress)
 
     def compile(self, mode: str | None = None) -> None:
         """Run the model through ``torch.compile`` from now on (:class:`~colorizer_lib.runtime.CompiledModel`).
@@ -371,7 +372,10 @@ class Colorizer:
             spec, state, source = _load_default(cache_dir=cache_dir, progress=progress)
         else:
             spec, state, source = _load_source(name_or_path, cache_dir=cache_dir, progress=progress)
-        arch = spec.arch if spec is not None else identify_architecture(state, source, hint=_safetensors_arch(Path(source)))
+        if spec is not None:
+            arch = spec.arch
+        else:
+            arch = identify_architecture(state, source, hint=_safetensors_arch(Path(source)))
         with torch.device("meta"):
             model = build_generator(arch)
         model.load_state_dict(state, strict=True, assign=True)
