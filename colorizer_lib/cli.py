@@ -156,7 +156,7 @@ def run_image(args: argparse.Namespace) -> int:
     onnx_pays = args.runtime == "auto" and todo and _onnx_pays(col, len(todo))
     if not compiling and (args.runtime == "onnx" or onnx_pays):
         console.info("using ONNX Runtime (the faster CPU runtime; the first run exports the model once)")
-        col.use_onnx_runtime(args.cache_dir)
+        col.use_onnx_runtime(args.cache_dir, progress=not args.quiet)
     if compiling and todo:
         console.info(compile_message(compiling, col.device))
         col.compile(compiling)
@@ -302,10 +302,11 @@ def run_models(args: argparse.Namespace) -> int:
                 continue
             from .colorizer import expected_state, with_mirrors
 
-            path = hub.resolve_weights(with_mirrors(spec), cache_dir=args.cache_dir, progress=not args.quiet)
-
-            hub.load_state_dict(path, expected_state(spec.arch, spec.dtype), sha256=spec.sha256, record_hash=True)
-            print(f"{spec.name}: verified {path}")
+            # verified before it takes its name in the cache; a cached file that fails is moved aside and
+            # downloaded again
+            hub.load_weights(with_mirrors(spec), expected_state(spec.arch, spec.dtype), cache_dir=args.cache_dir,
+                             progress=not args.quiet)
+            print(f"{spec.name}: verified {hub.cache_dir(args.cache_dir) / spec.filename}")
         return EXIT_OK
     rows = models_table(args.cache_dir)
     cols = ["name", "render factor", "size", "status"]
@@ -416,6 +417,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ColorizerOutOfMemoryError as exc:
         console.error(str(exc))
         return EXIT_OOM
+    except InputError as exc:  # before WeightsError: an unknown model name or a text file as --model is bad usage
+        console.error(str(exc))
+        return EXIT_USAGE
     except WeightsError as exc:
         console.error(str(exc))
         return EXIT_WEIGHTS

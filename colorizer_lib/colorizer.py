@@ -27,7 +27,8 @@ from torch import nn
 
 from . import __version__
 from .color import compose_luma_chroma, denormalize_imagenet, grey_to_rgb, normalize_imagenet, rgb_to_chroma
-from .errors import ColorizerOutOfMemoryError, RenderFactorError, VerificationError, WeightsError
+from .errors import (ColorizerOutOfMemoryError, InputError, ModelArgumentError, NonFiniteOutputError, RenderFactorError,
+                     VerificationError, WeightsError)
 from .models import available_architectures, build_generator
 from .models.fold import fold_for_inference
 from .registry import WeightSpec, get_spec, list_specs
@@ -49,12 +50,32 @@ _STRIP_ROWS = 512
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` -> CUDA when available, else CPU; strings such as ``"cuda:1"`` are checked."""
+    """``None`` -> CUDA when available, else CPU; strings such as ``"cuda:1"`` are checked.
+
+    Raises:
+        InputError: a name that is no device (``"tpu9"``, ``"bogus"``), or a device this machine
+            does not have (a ValueError too); the message lists what can be used here.
+    """
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    here = ["cpu"]
+    if torch.cuda.is_available():
+        here += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        here.append("mps")
+    usable = f"use one of: {', '.join(here)}"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(f"unknown device {str(device)!r}; {usable}.") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was requested but no CUDA GPU is available; use device='cpu'.")
+        raise InputError(f"device {str(device)!r} was requested but no CUDA GPU is available; use device='cpu'.")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InputError(f"device {str(device)!r} does not exist: this machine has "
+                         f"{torch.cuda.device_count()} CUDA GPU(s); {usable}.")
+    if dev.type not in ("cpu", "cuda") and dev.type not in here:
+        raise InputError(f"device {str(device)!r} is not available on this machine; {usable}.")
     return dev
 
 
@@ -255,6 +276,7 @@ class Colorizer:
         self.dtype = resolve_dtype(dtype, self.device)
         self.name = name
         self.spec = spec
+        self.weights_source: str | None = None  # the weights file, named in errors (from_pretrained sets it)
         self.default_render_factor = check_render_factor(default_render_factor)
         model = model.eval()
         if fold:
@@ -272,27 +294,28 @@ class Colorizer:
         self.model = model
         self._chunk_cache: dict = {}  # per input shape: the largest batch one forward may take (runtime.call_in_chunks)
 
-    def use_onnx_runtime(self, cache_dir: str | Path | None = None) -> None:
+    def use_onnx_runtime(self, cache_dir: str | Path | None = None, *, progress: bool = True) -> None:
         """Run the model with ONNX Runtime (CPU, float32): measured 1.2-2.3x faster than torch on a
         2-core CPU (BENCHMARKS.md). Each render factor is exported once, verified against torch, and
-        cached under ``<cache_dir>/onnx/`` for later runs.
+        cached under ``<cache_dir>/onnx/`` for later runs (:class:`~colorizer_lib.runtime.OnnxCpuModel`: a
+        shared, checked cache; torch with one warning when it cannot be written). ``progress=False``
+        silences the notice shown while another process exports the same file.
 
         Raises:
             ValueError: the colorizer is not on the CPU in float32.
             DependencyError: onnxruntime is not installed (``pip install "colorizer[onnx]"``).
         """
-        import importlib.util
-
         from . import hub
-        from .errors import DependencyError
+        from .export import require_onnx_extra
         from .runtime import OnnxCpuModel
 
         if self.device.type != "cpu" or self.dtype != torch.float32:
             raise ValueError("the ONNX runtime is for CPU float32 colorizers; build one with device='cpu'.")
-        if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None:
-            raise DependencyError('ONNX Runtime is not installed: pip install "colorizer[onnx]"')
+        require_onnx_extra("onnx", "onnxruntime")
         if not isinstance(self.model, OnnxCpuModel):
-            self.model = OnnxCpuModel(self.model, cache_dir=hub.cache_dir(cache_dir), name=self.name)
+            # not created here: a cache that cannot be written makes the model run with torch (one warning)
+            self.model = OnnxCpuModel(self.model, cache_dir=hub.cache_path(cache_dir), name=self.name,
+                                      progress=progress)
 
     def compile(self, mode: str | None = None) -> None:
         """Run the model through ``torch.compile`` from now on (:class:`~colorizer_lib.runtime.CompiledModel`).
@@ -334,30 +357,26 @@ class Colorizer:
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path | None = None, *, device: str | torch.device | None = None,
                         dtype: str | torch.dtype | None = None, cache_dir: str | Path | None = None,
-                        progress: bool = True) -> "Colorizer":
+                        progress: bool = True, prefer: Sequence[str] = ("artistic", "stable")) -> "Colorizer":
         """Load a registered model (``"artistic"``, ``"stable"``, ``"video"``, ``"compact"``...) or a weights file.
 
-        ``None`` picks the best available model (see :func:`default_model_name`). Weights are
+        ``None`` picks the best available model: the first of ``prefer`` that is cached or can be
+        downloaded, else the embedded one (see :func:`_load_default`). Weights are
         downloaded into the cache on first use and always verified before use.
 
         Raises:
             WeightsError: unknown name, download failure or a file that fails verification; the
                 message names the file or URL and what to do.
         """
-        from . import hub
-
+        resolve_dtype(dtype, resolve_device(device))  # a bad device or dtype is said before any download
         if name_or_path is None:
-            name_or_path = default_model_name(cache_dir=cache_dir, progress=progress)
-        spec, path = _resolve_source(name_or_path, cache_dir=cache_dir, progress=progress)
-        source = str(path)
+            spec, state, source = _load_default(cache_dir=cache_dir, progress=progress, prefer=prefer)
+        else:
+            spec, state, source = _load_source(name_or_path, cache_dir=cache_dir, progress=progress)
         if spec is not None:
-            # Checksum (known, or recorded after the first verified load of a download), keys and shapes.
-            state = hub.load_state_dict(path, expected_state(spec.arch, spec.dtype), sha256=spec.sha256,
-                                        record_hash=spec.bundled is None)
             arch = spec.arch
         else:
-            state = hub.load_state_dict(path)
-            arch = identify_architecture(state, source, hint=_safetensors_arch(path))
+            arch = identify_architecture(state, source, hint=_safetensors_arch(Path(source)))
         with torch.device("meta"):
             model = build_generator(arch)
         model.load_state_dict(state, strict=True, assign=True)
@@ -366,7 +385,9 @@ class Colorizer:
         else:
             match = next((s for s in list_specs() if s.arch == arch), None)
             name, rf = Path(source).stem, (match.default_render_factor if match else 35)
-        return cls(model, name=name, default_render_factor=rf, spec=spec, device=device, dtype=dtype)
+        colorizer = cls(model, name=name, default_render_factor=rf, spec=spec, device=device, dtype=dtype)
+        colorizer.weights_source = source
+        return colorizer
 
     # -- the two stages ----------------------------------------------------------------------------
 
@@ -388,8 +409,26 @@ class Colorizer:
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         with out_of_memory_guard(render_factor, x.shape[0]), torch.inference_mode():
             out = call_in_chunks(self.model, x.to(self.dtype).contiguous(memory_format=memory_format), self._chunk_cache)
-            rgb = denormalize_imagenet(out.float()).clamp_(0.0, 1.0)
+            out = out.float()
+            self._check_finite(out)
+            rgb = denormalize_imagenet(out).clamp_(0.0, 1.0)
             return rgb_to_chroma(rgb)
+
+    def _check_finite(self, out: torch.Tensor) -> None:
+        """Raise :class:`NonFiniteOutputError` naming the weights when an image's model output holds NaN
+        or infinity (broken weights, or an overflow in float16), which would come out black. One
+        reduction per image (NaN and infinity propagate into a sum; finite outputs are bounded far below
+        float32's range) and one small copy to the host."""
+        finite = torch.isfinite(out.sum(dim=tuple(range(1, out.dim()))))
+        if bool(finite.all()):
+            return
+        bad = tuple(int(i) for i in (~finite).nonzero().flatten().tolist())
+        weights = f"'{self.name}' ({self.weights_source})" if self.weights_source else f"'{self.name}'"
+        raise NonFiniteOutputError(
+            f"the model {weights} produced NaN or infinite values for {len(bad)} of {len(finite)} image(s) in "
+            f"this batch, which would come out black: its weights are broken (delete or re-download them, or "
+            f"pass other weights)" + (" or it overflows in float16 (try --dtype float32)" if self.dtype ==
+                                      torch.float16 else "") + ".", bad)
 
     def predict_chroma(self, luma: torch.Tensor, render_factor: int | None = None) -> torch.Tensor:
         """Predict low-resolution chroma for a batch of grey images.
@@ -570,8 +609,11 @@ def _progress_bar(total: int | None, enabled: bool, desc: str):
 # choosing weights
 
 
-def _resolve_source(name_or_path: str | Path, *, cache_dir, progress: bool) -> tuple[WeightSpec | None, Path]:
-    """Map a registered name or a file path to ``(spec or None, local weights path)``."""
+def _load_source(name_or_path: str | Path, *, cache_dir, progress: bool
+                 ) -> tuple[WeightSpec | None, dict[str, torch.Tensor], str]:
+    """Load and verify the weights of a registered name or a file path: ``(spec or None, state dict, the
+    file's path)``. A download is verified before it takes its name in the cache, and a cached file that
+    fails verification is moved aside and downloaded again (:func:`colorizer_lib.hub.load_weights`)."""
     from . import hub
 
     text = str(name_or_path)
@@ -579,16 +621,21 @@ def _resolve_source(name_or_path: str | Path, *, cache_dir, progress: bool) -> t
         (".pth", ".pt", ".safetensors"))
     if looks_like_path:
         path = Path(text).expanduser()
+        if path.is_dir():
+            raise ModelArgumentError(f"{path} is a folder, not a weights file. Pass the .pth or .safetensors file "
+                                     f"itself, or a model name: {', '.join(s.name for s in list_specs())}.")
         if not path.is_file():
-            raise WeightsError(f"weights file {path} does not exist. Check the path, or use a model name: "
-                               f"{', '.join(s.name for s in list_specs())}.")
-        return None, path
+            raise ModelArgumentError(f"weights file {path} does not exist. Check the path, or use a model name: "
+                                     f"{', '.join(s.name for s in list_specs())}.")
+        return None, hub.load_state_dict(path), str(path)
     spec = get_spec(text)
+    expected = expected_state(spec.arch, spec.dtype)
     if spec.bundled is not None:
         if not spec.bundled.is_file():
             raise WeightsError(f"the bundled weights of {spec.name!r} are missing at {spec.bundled}; reinstall Colorizer.")
-        return spec, spec.bundled
-    return spec, hub.resolve_weights(with_mirrors(spec), cache_dir=cache_dir, progress=progress)
+        return spec, hub.load_state_dict(spec.bundled, expected, sha256=spec.sha256), str(spec.bundled)
+    state = hub.load_weights(with_mirrors(spec), expected, cache_dir=cache_dir, progress=progress)
+    return spec, state, str(hub.cache_dir(cache_dir) / spec.filename)
 
 
 MIRROR_ENV = "COLORIZER_MIRROR"
@@ -610,28 +657,36 @@ def with_mirrors(spec: WeightSpec) -> WeightSpec:
     return dataclasses.replace(spec, urls=mirrors + tuple(spec.urls))
 
 
-def default_model_name(*, cache_dir=None, progress: bool = True, prefer: Sequence[str] = ("artistic", "stable")) -> str:
-    """The model used when none is named: the first of ``prefer`` that is cached or can be downloaded,
-    else the embedded ``compact`` model (saying so in one line on stderr)."""
+def _load_default(*, cache_dir=None, progress: bool = True, prefer: Sequence[str] = ("artistic", "stable")
+                  ) -> tuple[WeightSpec, dict[str, torch.Tensor], str]:
+    """The model used when none is named, loaded as :func:`_load_source` does: the first of ``prefer`` that
+    is cached or can be downloaded and passes verification, else the embedded ``compact`` model, saying so
+    in one line on stderr (with the first reason)."""
     import sys
 
     from . import hub
-    from .errors import DownloadError
 
     specs = [get_spec(n) for n in prefer]
-    for spec in specs:
-        if hub.is_cached(spec, cache_dir=cache_dir):
-            return spec.name
+    specs.sort(key=lambda spec: not hub.is_cached(spec, cache_dir=cache_dir))  # cached ones first
+    reasons = []
     for spec in specs:
         try:
-            hub.resolve_weights(with_mirrors(spec), cache_dir=cache_dir, progress=progress)
-            return spec.name
-        except DownloadError:
-            continue
+            return _load_source(spec.name, cache_dir=cache_dir, progress=progress)
+        except WeightsError as exc:
+            reasons.append(f"{spec.name}: {_summary(exc)}")
     fallback = next((s for s in list_specs() if s.bundled is not None), None)
     if fallback is None:
         raise WeightsError("no model could be downloaded and no embedded model is installed; "
                            "pass the path of a downloaded DeOldify .pth file.")
-    print(f"colorizer: could not download {', '.join(prefer)} weights; using the embedded '{fallback.name}' model. "
-          f"Download them later with `colorize models --download {prefer[0]}` for richer colours.", file=sys.stderr)
-    return fallback.name
+    print(f"colorizer: could not get verified {' or '.join(prefer)} weights ({reasons[0]}); using the embedded "
+          f"'{fallback.name}' model. Download them later with `colorize models --download {prefer[0]}` for "
+          f"richer colours.", file=sys.stderr)
+    return _load_source(fallback.name, cache_dir=cache_dir, progress=progress)
+
+
+def _summary(exc: BaseException, limit: int = 240) -> str:
+    """The first two lines of an error message (a download error's second line is its first mirror's reason),
+    on one line, shortened to ``limit`` characters."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()][:2]
+    text = " ".join(lines) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -27,6 +27,26 @@ class VerificationError(WeightsError):
     """A weights file is corrupt, truncated, of the wrong model, or fails its checksum."""
 
 
+class ModelArgumentError(WeightsError, InputError):
+    """The model asked for does not exist as given: an unknown name, or a weights path that is missing
+    or a folder (bad usage: ``colorize`` exits 2)."""
+
+
+class NotWeightsError(VerificationError, InputError):
+    """A file given as weights is something else altogether (text, a web page, a plain Python pickle);
+    for a path the user gave, bad usage (``colorize`` exits 2)."""
+
+
+class NonFiniteOutputError(WeightsError):
+    """The model produced NaN or infinite values (broken weights, or an overflow in float16).
+
+    ``indices``: the positions in the batch whose output is not finite."""
+
+    def __init__(self, message: str, indices: tuple[int, ...] = ()):
+        super().__init__(message)
+        self.indices = tuple(indices)
+
+
 class ColorizerOutOfMemoryError(ColorizerError, MemoryError):
     """The device ran out of memory. Lower the render factor or the batch size."""
 

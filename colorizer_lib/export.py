@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .errors import InputError, VerificationError
+from .errors import DependencyError, InputError, VerificationError
 
 ONNX_TOLERANCE = 2e-3
 """Largest allowed |ONNX Runtime - torch| on the normalised output (range (-3, 3)); 2e-3 there is about
@@ -55,14 +56,32 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, render_factor: int
     model = model.eval().to("cpu", torch.float32)
     size = 16 * rf
     example = torch.zeros(1, 3, size, size)
-    tmp = path.with_name(f".{path.name}.part")
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-        warnings.simplefilter("ignore")  # tracer warnings about shape checks (static here by design)
-        torch.onnx.export(model, (example,), str(tmp), dynamo=False, opset_version=opset,
-                          input_names=["input"], output_names=["output"],
-                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
-    os.replace(tmp, path)
+    require_onnx_extra("onnx")
+    # a name of its own per export, removed on any failure: two exports never write one file
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.part")  # the umask's file mode
+    try:
+        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer warnings about shape checks (static here by design)
+            torch.onnx.export(model, (example,), str(tmp), dynamo=False, opset_version=opset,
+                              input_names=["input"], output_names=["output"],
+                              dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def require_onnx_extra(*modules: str) -> None:
+    """Raise :class:`DependencyError` naming the install command unless ``modules`` (of the ``onnx``
+    extra: ``onnx`` exports, ``onnxruntime`` runs and verifies) are importable."""
+    import importlib.util
+
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise DependencyError(
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed: ONNX export and ONNX "
+            f"Runtime need Colorizer's onnx extra. Install it with `pip install \"colorizer[onnx]\"` (from a "
+            f"clone: `pip install -e \".[onnx]\"`).")
 
 
 @dataclass
@@ -141,6 +160,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     if args.render_factor is not None:
         check_render_factor(args.render_factor)
+    require_onnx_extra("onnx", *(() if args.no_verify else ("onnxruntime",)))  # before any download
     if args.random_weights:
         from .bench import calibrated_random_model, resolve_arch
 

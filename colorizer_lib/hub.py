@@ -7,11 +7,16 @@ an explicit local file, else the cache, else a download from each mirror in turn
 
 Files this module writes in the cache directory, for a weights file ``<name>``:
 
-- ``<name>``: the finished, verified download (renamed into place atomically);
+- ``<name>``: the finished, verified download (renamed into place atomically, and only after it
+  loaded with ``weights_only=True`` and matched its manifest when the record has one);
 - ``<name>.part``: an unfinished download, resumed with an HTTP ``Range`` request by the next
   attempt. It is kept after network failures and deleted when its content is known to be wrong
   (checksum or size mismatch, web page instead of weights);
-- ``<name>.lock``: the inter-process lock held while a download runs;
+- ``<name>.rejected``: the last file that failed verification (a download that is not these
+  weights, or a cached file that stopped verifying), moved aside for inspection and named in the
+  message; the next one replaces it, so at most one per weights file;
+- ``<name>.lock``: the inter-process lock held while a download runs (:func:`cache_lock`); it is
+  removed when released, so none stays behind after a failed download;
 - ``<name>.sha256``: a small JSON record of the file's sha256, written after the first
   successful verified load of a file that has no published checksum, and checked on later loads.
 
@@ -21,6 +26,8 @@ imported only when such a link is used.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import http.client
 import json
@@ -33,8 +40,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -43,7 +51,18 @@ import filelock
 from tqdm.auto import tqdm
 
 from colorizer_lib import __version__
-from colorizer_lib.errors import DownloadError, VerificationError, WeightsError
+from colorizer_lib.errors import (
+    DownloadError,
+    ModelArgumentError,
+    NotWeightsError,
+    VerificationError,
+    WeightsError,
+)
+
+try:  # POSIX: locks whose file is removed on release (see cache_lock)
+    import fcntl
+except ImportError:  # Windows: filelock, which removes its file on release there
+    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:  # torch is imported where tensors are loaded, so downloads start fast
     import torch
@@ -52,6 +71,7 @@ __all__ = [
     "CACHE_ENV_VAR",
     "WeightSource",
     "cache_dir",
+    "cache_path",
     "default_cache_dir",
     "normalize_url",
     "google_drive_file_id",
@@ -68,6 +88,8 @@ __all__ = [
     "verify_state_dict",
     "load_state_dict",
     "load_weights",
+    "cache_lock",
+    "quarantine",
 ]
 
 CACHE_ENV_VAR = "COLORIZER_CACHE"
@@ -152,6 +174,11 @@ def _resolve_cache_dir(explicit: str | os.PathLike | None) -> Path:
             f"another folder with {CACHE_ENV_VAR} or the cache_dir argument."
         )
     return path
+
+
+def cache_path(cache_dir: str | os.PathLike | None = None) -> Path:
+    """The weights cache directory that :func:`cache_dir` would use, without creating it."""
+    return _cache_path(cache_dir)
 
 
 def cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -446,6 +473,25 @@ def _existing_matches(dest: Path, expected_size: int | None, expected_sha256: st
     return expected_sha256 is None or file_sha256(dest) == expected_sha256.lower()
 
 
+Verifier = Callable[[Path], Any]
+"""Checks a finished file before it takes its final name: returns what it loaded, raises
+``VerificationError`` when the file is not what was asked for."""
+
+
+def quarantine(path: str | os.PathLike) -> Path:
+    """Move a file that failed verification aside to ``<name>.rejected`` and return that path.
+
+    One such file is kept per name (a later one replaces it), so repeated failures never fill the
+    disk; the file's ``.sha256`` record, now stale, is removed. Raises ``OSError`` when the folder
+    is not writable.
+    """
+    path = Path(path)
+    aside = path.with_name(path.name.removesuffix(".part") + ".rejected")
+    os.replace(path, aside)
+    hash_record_path(path).unlink(missing_ok=True)
+    return aside
+
+
 def _download_locked(
     url: str,
     dest: Path,
@@ -455,58 +501,182 @@ def _download_locked(
     timeout: float,
     progress: bool,
     retries: int,
-) -> Path:
-    """The body of :func:`download`; raises ``_Failure`` (the caller words the DownloadError)."""
+    verify: Verifier | None = None,
+) -> tuple[Path, Any]:
+    """The body of :func:`download`; raises ``_Failure`` (the caller words the DownloadError).
+
+    Returns ``(dest, what verify returned)``. With ``verify``, an existing ``dest`` is checked
+    first (another process may have fetched it meanwhile; a broken one is moved aside with
+    :func:`quarantine`), and a fetched file is checked before it takes the name ``dest``: one that
+    fails is moved aside instead, and the failure names where it went.
+    """
     url = normalize_url(url)
     dest = Path(dest).expanduser()
     part = _part_path(dest)
+    held = contextlib.ExitStack()
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        lock = _acquire_lock(dest, progress)
+        held.enter_context(cache_lock(dest, progress=progress, waiting=f"downloading {dest}"))
     except OSError as exc:
         raise _Failure(
             f"cannot create {dest.parent} or the lock file in it: {exc}",
             hint=f"Make the folder writable, or choose another one with {CACHE_ENV_VAR}.",
         ) from exc
-    try:
-        if _existing_matches(dest, expected_size, expected_sha256):
-            return dest  # finished meanwhile by another process, or already there
-        _fetch_with_retries(url, part, timeout=timeout, progress=progress, retries=retries,
-                            expected_size=expected_size)
-        _check_part(part, expected_size, expected_sha256)
-        os.replace(part, dest)
-        hash_record_path(dest).unlink(missing_ok=True)  # a record of an older file is stale
-        return dest
-    except OSError as exc:  # network errors are _Failures already: this is the local disk
-        raise _Failure(
-            f"cannot write {part}: {exc}",
-            hint=(
-                "Check the free disk space and the folder's permissions, or choose another "
-                f"folder with {CACHE_ENV_VAR}."
-            ),
-        ) from exc
-    finally:
-        lock.release()
-
-
-def _acquire_lock(dest: Path, progress: bool) -> filelock.BaseFileLock:
-    """Take the inter-process lock of ``dest`` (waiting, with a notice, while another holds it).
-
-    Folders without OS-level locking (some network and FUSE mounts, where older filelock
-    releases raise NotImplementedError) get a lock-file lock (``SoftFileLock``) instead.
-    """
-    lock: filelock.BaseFileLock = filelock.FileLock(str(_lock_path(dest)))
-    try:
+    with held:
         try:
-            lock.acquire(timeout=0.05)
-        except NotImplementedError:
-            lock = filelock.SoftFileLock(str(dest.with_name(dest.name + ".softlock")))
-            lock.acquire(timeout=0.05)
+            if verify is not None and dest.is_file():
+                try:  # finished meanwhile by another process, or a cached file that failed outside the lock
+                    size = dest.stat().st_size
+                    if expected_size is not None and size != expected_size:
+                        raise VerificationError(f"{dest} has {size} bytes, not the {expected_size} of the weights.")
+                    verified_file_hash(dest, expected_sha256)
+                    return dest, verify(dest)
+                except VerificationError as exc:
+                    aside = quarantine(dest)
+                    if progress:
+                        print(f"{dest} failed verification ({_first_sentence(exc, dest, aside)}); moved it "
+                              f"aside to {aside} and downloading it again ...", file=sys.stderr)
+            elif verify is None and _existing_matches(dest, expected_size, expected_sha256):
+                return dest, None  # finished meanwhile by another process, or already there
+            _fetch_with_retries(url, part, timeout=timeout, progress=progress, retries=retries,
+                                expected_size=expected_size)
+            _check_part(part, expected_size, expected_sha256)
+            loaded = None
+            if verify is not None:
+                try:
+                    loaded = verify(part)
+                except VerificationError as exc:
+                    aside = quarantine(part)
+                    raise _Failure(
+                        f"what the server sent is not these weights ({_first_sentence(exc, part, aside)}); "
+                        f"it was kept as {aside} for inspection",
+                        hint=(
+                            "A server answering with an error message (rate limit, login or quota "
+                            "page) or with an incomplete or different file looks like this; try "
+                            "again later or use another mirror."
+                        ),
+                    ) from exc
+            os.replace(part, dest)
+            hash_record_path(dest).unlink(missing_ok=True)  # a record of an older file is stale
+            return dest, loaded
+        except OSError as exc:  # network errors are _Failures already: this is the local disk
+            raise _Failure(
+                f"cannot write {part}: {exc}",
+                hint=(
+                    "Check the free disk space and the folder's permissions, or choose another "
+                    f"folder with {CACHE_ENV_VAR}."
+                ),
+            ) from exc
+
+
+def _first_sentence(exc: BaseException, old: Path, new: Path) -> str:
+    """The first sentence of ``exc``'s message (what is wrong, not the advice that follows), with
+    ``old`` (a file that has been moved) called ``new``."""
+    text = str(exc).replace(str(old), str(new)).strip()
+    cut = re.search(r"\.(\s|$)", text)
+    return text[: cut.start()] if cut else text
+
+
+# Errors by which a folder says it cannot do flock (network and FUSE mounts): use a lock file there.
+_NO_FLOCK = frozenset({errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL})
+
+
+class _FlockLock:
+    """An exclusive ``flock`` on a lock file that is deleted on release.
+
+    Deleting a lock file is safe only with a check on acquiring: a waiter may have opened the file
+    just before the holder deleted it, and would then lock a file nobody else can see. So after
+    locking, the descriptor must still be the file at the path; otherwise acquiring starts again.
+    The holder deletes the file *before* unlocking, so whoever locks a deleted file sees it.
+    Threads of one process exclude each other too (each opens its own descriptor).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+
+    def acquire(self, blocking: bool) -> bool:
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK) and not blocking:
+                    return False
+                if exc.errno in _NO_FLOCK:  # no process can flock it here: the file is of no use
+                    with contextlib.suppress(OSError):
+                        os.unlink(self.path)
+                raise
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                current = os.stat(self.path)
+            except FileNotFoundError:
+                current = None
+            if current is not None and os.path.samestat(os.fstat(fd), current):
+                self.fd = fd
+                return True
+            os.close(fd)  # the holder before us deleted this file: lock the current one
+
+    def release(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is None:
+            return
+        try:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)  # while still holding it (see acquire)
+        finally:
+            os.close(fd)  # closing the only descriptor releases the flock
+
+
+@contextlib.contextmanager
+def cache_lock(target: str | os.PathLike, *, progress: bool = True, waiting: str = "") -> Iterator[Path]:
+    """Hold the inter-process lock of ``target`` (the file ``<target>.lock``) for the block.
+
+    The one lock of the cache: downloads and ONNX exports take it, so two processes never write
+    the same file; the second waits (printing ``Waiting for another process <waiting> ...`` when
+    ``progress``), then finds the first one's result. The lock file is removed on release (on
+    POSIX by :class:`_FlockLock`; on Windows filelock does it), so no empty ``.lock`` files pile
+    up. Folders without OS-level locking (some network and FUSE mounts) get a lock-file lock
+    (``<target>.softlock``, filelock's ``SoftFileLock``). Raises ``OSError`` when the lock file
+    cannot be created (read-only folder). Yields the lock file's path.
+    """
+    target = Path(target)
+    lock_path = _lock_path(target)
+    notice = f"Waiting for another process {waiting or 'using ' + str(target)} ..."
+    if fcntl is not None:
+        native: _FlockLock | None = _FlockLock(lock_path)
+        try:
+            got = native.acquire(blocking=False)
+        except OSError as exc:
+            if exc.errno not in _NO_FLOCK:
+                raise
+            native = None
+        if native is not None:
+            if not got:
+                if progress:
+                    print(notice, file=sys.stderr)
+                native.acquire(blocking=True)
+            try:
+                yield lock_path
+            finally:
+                native.release()
+            return
+        lock: filelock.BaseFileLock = filelock.SoftFileLock(str(target.with_name(target.name + ".softlock")))
+    else:
+        lock = filelock.FileLock(str(lock_path))
+    try:
+        lock.acquire(timeout=0.05)
     except filelock.Timeout:
         if progress:
-            print(f"Waiting for another process downloading {dest} ...", file=sys.stderr)
+            print(notice, file=sys.stderr)
         lock.acquire()
-    return lock
+    try:
+        yield lock_path
+    finally:
+        lock.release()
 
 
 def _fetch_with_retries(
@@ -598,8 +768,9 @@ def download(
     - An HTML page (by ``Content-Type`` or by its first bytes), a size other than
       ``Content-Length`` / ``expected_size``, or a sha256 other than ``expected_sha256`` is an
       error; only a complete, checked file is renamed to ``dest`` (``os.replace``).
-    - A file lock (``<dest>.lock``) covers the whole download: a second process waits, then
-      finds the finished file. An existing ``dest`` matching the expectations is returned as is.
+    - A file lock (``<dest>.lock``, :func:`cache_lock`) covers the whole download: a second
+      process waits, then finds the finished file. An existing ``dest`` matching the
+      expectations is returned as is.
     - ``timeout`` (seconds) bounds each connect and each read.
 
     Raises ``DownloadError`` naming the URL, the reason and the manual fix (download by hand,
@@ -615,7 +786,7 @@ def download(
             timeout=timeout,
             progress=progress,
             retries=retries,
-        )
+        )[0]
     except _Failure as failure:
         raise _download_error(url, dest, failure) from failure.__cause__
 
@@ -639,16 +810,16 @@ def _local_file(path_like: str | os.PathLike) -> Path:
     if path.is_file():
         return path
     if path.is_dir():
-        raise WeightsError(
+        raise ModelArgumentError(
             f"{path} is a directory, not a weights file. Pass the path of the .pth or "
             f".safetensors file itself."
         )
     if isinstance(path_like, os.PathLike) or _looks_like_path(text):
-        raise WeightsError(
+        raise ModelArgumentError(
             f"Weights file not found: {path} (absolute: {path.absolute()}). Check the path, or "
             f"pass a model name to download the weights."
         )
-    raise WeightsError(
+    raise ModelArgumentError(
         f"{text!r} is neither an existing weights file nor a weights record. Pass the path of a "
         f"weights file, or a model name to Colorizer.from_pretrained / `colorize models`."
     )
@@ -674,6 +845,7 @@ def resolve_weights(
     spec_or_path: WeightSource | str | os.PathLike,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    expected: Mapping[str, Any] | str | os.PathLike | None = None,
 ) -> Path:
     """Return the local path of a weights file, downloading it into the cache when needed.
 
@@ -683,9 +855,30 @@ def resolve_weights(
     ``<cache_dir>/<filename>`` is used when present with the right size, else each URL is tried
     in turn (mirrors). When all fail, ``DownloadError`` lists every URL with its reason and the
     manual fix.
+
+    With a manifest (``expected``, else the record's ``manifest`` attribute when it has one, as
+    ``registry.WeightSpec`` does), the file is verified too: a download must load with
+    ``weights_only=True`` and match the manifest before it takes its final name, and a cached
+    file that fails (a server's error message stored by an older version, a file damaged on
+    disk) is moved aside (:func:`quarantine`, named on stderr) and downloaded again. That loads
+    the file; :func:`load_weights` does the same and keeps what it loaded.
     """
+    return _obtain(spec_or_path, cache_dir, progress, expected, keep=False)[0]
+
+
+def _obtain(
+    spec_or_path: WeightSource | str | os.PathLike,
+    cache_dir: str | os.PathLike | None,
+    progress: bool,
+    expected: Mapping[str, Any] | str | os.PathLike | None,
+    *,
+    keep: bool,
+) -> tuple[Path, dict[str, torch.Tensor] | None]:
+    """:func:`resolve_weights`, returning ``(path, state dict)``: the state dict is the verified
+    load when there was one (always with ``keep``), else None."""
     if isinstance(spec_or_path, (str, os.PathLike)):
-        return _local_file(spec_or_path)
+        path = _local_file(spec_or_path)
+        return path, (load_state_dict(path, expected) if keep else None)
     fields = ("name", "filename", "urls", "size", "sha256")
     missing = [name for name in fields if not hasattr(spec_or_path, name)]
     if missing:
@@ -694,14 +887,30 @@ def resolve_weights(
             f"and sha256; got {type(spec_or_path).__name__} without {', '.join(missing)}."
         )
     spec = spec_or_path
+    if expected is None:
+        expected = getattr(spec, "manifest", None)
+    manifest = read_manifest(expected) if isinstance(expected, (str, os.PathLike)) else expected
     target = _resolve_cache_dir(cache_dir) / spec.filename
+    verify: Verifier | None = None
+    if manifest is not None or keep:
+
+        def verify(path: Path) -> dict[str, torch.Tensor]:
+            # a download's checksum was checked by _check_part; the cached file's is checked here
+            return load_state_dict(path, manifest, sha256=spec.sha256 if path == target else None)
+
+    cached_failure: VerificationError | None = None
     if is_cached(spec, target.parent):
-        return target
+        if verify is None:
+            return target, None
+        try:
+            return target, _loaded_and_recorded(target, verify(target), spec.sha256)
+        except VerificationError as exc:
+            cached_failure = exc  # moved aside and downloaded again below, under the lock
     urls = _spec_urls(spec)
     failures: list[tuple[str, _Failure]] = []
     for url in urls:
         try:
-            return _download_locked(
+            path, state = _download_locked(
                 url,
                 target,
                 expected_size=spec.size,
@@ -709,12 +918,16 @@ def resolve_weights(
                 timeout=DEFAULT_TIMEOUT_S,
                 progress=progress,
                 retries=DEFAULT_RETRIES,
+                verify=verify,
             )
+            return path, (None if state is None else _loaded_and_recorded(path, state, spec.sha256))
         except _Failure as failure:
             failures.append((url, failure))
             if progress and len(failures) < len(urls):
                 print(f"{url}: {failure.reason}; trying the next mirror ...", file=sys.stderr)
     if not urls:
+        if cached_failure is not None:
+            raise cached_failure
         raise DownloadError(
             f"No download address is known for the weights {spec.name!r} ({spec.filename}). "
             f"Put the file at {target} or pass its local path."
@@ -723,13 +936,31 @@ def resolve_weights(
         f"  - {url}: {failure.reason}." + (f" {failure.hint}" if failure.hint else "")
         for url, failure in failures
     )
+    before = ""
+    if cached_failure is not None:
+        aside = target.with_name(target.name + ".rejected")
+        before = (
+            f"The cached file failed verification ({_first_sentence(cached_failure, target, aside)}) "
+            f"and was moved aside to {aside}. "
+        )
     raise DownloadError(
-        f"Could not download the weights {spec.name!r} ({spec.filename}) from any of its "
+        f"{before}Could not download the weights {spec.name!r} ({spec.filename}) from any of its "
         f"{len(urls)} address(es):\n{lines}\n"
         f"Fix: download {spec.filename} by hand from one of these addresses (for example in a "
         f"browser) and pass its local path instead of the model name, or save it as {target} "
         f"(weights cache directory: {target.parent}; set {CACHE_ENV_VAR} to use another)."
     )
+
+
+def _loaded_and_recorded(
+    path: Path, state: dict[str, torch.Tensor], known_sha256: str | None
+) -> dict[str, torch.Tensor]:
+    """``state`` (just verified from ``path``), after writing ``path``'s sha256 record when it has
+    no published checksum and no record yet (later loads then detect changes on disk)."""
+    if known_sha256 is None and not hash_record_path(path).exists():
+        with contextlib.suppress(OSError):  # a read-only cache still works, unrecorded
+            record_file_hash(path, file_sha256(path))
+    return state
 
 
 # --------------------------------------------------------------------------------------------
@@ -822,10 +1053,48 @@ def verified_file_hash(path: str | os.PathLike, known_sha256: str | None = None)
 
 def _corrupt(path: Path, exc: BaseException) -> VerificationError:
     lines = str(exc).strip().splitlines()
-    detail = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    if "weights_only" in str(exc):  # torch's advice to load unsafely: never passed on
+        detail = f"{type(exc).__name__}: torch's safe loader cannot read it"
+    else:
+        detail = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
     return VerificationError(
         f"The weights file {path} is truncated or corrupt ({detail}). Delete it and download it "
         f"again (an interrupted download or a full disk are the usual causes)."
+    )
+
+
+def _text_start(head: bytes) -> str | None:
+    """The first line of ``head`` when the file is text (UTF-8, no control characters but
+    whitespace), else None. Weights files (zip, pickle, safetensors) never are."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # a character cut at the end of the head is still text
+            return None
+        text = head[: exc.start].decode("utf-8")
+    if not text.strip() or any(ord(c) < 32 and c not in "\t\r\n\f" for c in text):
+        return None
+    first = text.strip().splitlines()[0]
+    return first if len(first) <= 80 else first[:77] + "..."
+
+
+def _not_weights_text(path: Path, first_line: str) -> NotWeightsError:
+    return NotWeightsError(
+        f"{path} is a text file, not a weights file (it begins {first_line!r}). A server's error "
+        f"message saved in place of the weights looks like this, or the wrong file was given. "
+        f"Pass the path of a .pth or .safetensors weights file, or a model name; delete the file "
+        f"if it is a broken download."
+    )
+
+
+def _old_pickle(path: Path) -> NotWeightsError:
+    return NotWeightsError(
+        f"{path} is a plain Python pickle (an old format, not torch's tensor format), which "
+        f"Colorizer refuses to load: unpickling it could run code hidden in it. If you trust its "
+        f"source, convert it once where running code can do no harm (a throwaway container or "
+        f"virtual machine): load it there with the tool that wrote it and save its tensors with "
+        f"torch.save(state_dict, 'model.pth') or safetensors' save_file; the converted file "
+        f"loads here safely."
     )
 
 
@@ -859,7 +1128,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             f"Delete it and download it again."
         )
     if _looks_like_html(head):
-        raise VerificationError(
+        raise NotWeightsError(
             f"{path} is a web page (HTML), not a weights file: the download link returned a page "
             f"(an expired Dropbox/Google Drive link, a login or an error page) instead of the "
             f"file. Delete it and download the weights again from a working link."
@@ -873,19 +1142,28 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
             raise _corrupt(path, exc) from exc
     else:
+        first_line = _text_start(head)
+        if first_line is not None:
+            raise _not_weights_text(path, first_line)
         try:
-            with torch.serialization.safe_globals([slice]):
+            with torch.serialization.safe_globals([slice]), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Detected pickle protocol")  # we say what it is
                 loaded = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
             text = str(exc).lower()
             if "weights only load failed" in text and "unsupported global" in text:
-                raise VerificationError(
+                raise NotWeightsError(
                     f"{path} holds pickled Python objects, not just tensors (for example a whole "
                     f"model or fastai Learner), and loading it could run arbitrary code. Save the "
                     f"model's state_dict() instead (torch.save(model.state_dict(), path))."
                 ) from exc
+            if "weights only load failed" in text and head[:1] == b"\x80":
+                raise _old_pickle(path) from exc  # a pickle stream the safe loader refuses
             raise _corrupt(path, exc) from exc
-        except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure of the safe loader: not loadable weights
+            # (zip and EOF errors for truncated files; IndexError, KeyError... for other bytes)
             raise _corrupt(path, exc) from exc
     if isinstance(loaded, Mapping) and set(loaded.keys()) == {"model", "opt"}:
         loaded = loaded["model"]
@@ -1052,11 +1330,10 @@ def load_weights(
     ``expected`` defaults to the record's ``manifest`` attribute (a manifest path or mapping)
     when it has one. The record's ``sha256`` is checked when known; otherwise a file in the
     cache gets a ``.sha256`` record after its first verified load and is checked against it on
-    later loads. Explicit local files are verified but never get a record written next to them.
+    later loads. A download is verified before it takes its final name, and a cached file that
+    fails verification is moved aside and downloaded again (:func:`resolve_weights`); the file is
+    loaded once. Explicit local files are verified but never get a record written next to them.
     """
-    path = resolve_weights(spec_or_path, cache_dir=cache_dir, progress=progress)
-    is_spec = not isinstance(spec_or_path, (str, os.PathLike))
-    if expected is None and is_spec:
-        expected = getattr(spec_or_path, "manifest", None)
-    known = spec_or_path.sha256 if is_spec else None
-    return load_state_dict(path, expected, sha256=known, record_hash=is_spec)
+    state = _obtain(spec_or_path, cache_dir, progress, expected, keep=True)[1]
+    assert state is not None
+    return state

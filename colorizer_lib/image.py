@@ -17,6 +17,7 @@ Tensor helpers convert between PIL and the library's `(B, C, H, W)` float32 `[0,
 from __future__ import annotations
 
 import contextlib
+import http.client
 import io
 import json
 import logging
@@ -650,6 +651,9 @@ def _download(url: str, *, timeout: float, max_bytes: int) -> bytes:
         raise InputError(f"Timed out after {timeout:g} s downloading {url}. Retry, or raise the timeout.") from None
     except OSError as exc:  # connection reset, SSL failures...
         raise InputError(f"Download of {url} failed: {exc}. Check the address and your network.") from None
+    except http.client.HTTPException as exc:  # IncompleteRead: the body was cut off (a chunked one, too)
+        raise InputError(f"Download of {url} was cut off ({type(exc).__name__}). Retry, or check the address "
+                         "in a browser.") from None
     data = b"".join(chunks)
     if not data:
         raise InputError(f"{url} returned an empty body (0 bytes). Check that the URL points at an image.")

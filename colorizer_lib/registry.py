@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import WeightsError
+from .errors import ModelArgumentError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -49,6 +49,15 @@ class WeightSpec:
     approx_download_mb: int | None = None
     dtype: str = "float32"
     tags: tuple[str, ...] = field(default=())
+
+    @property
+    def manifest(self) -> dict[str, dict]:
+        """What the file must hold: ``{key: {"shape": [...], "dtype": ...}}`` for :attr:`arch`
+        stored as :attr:`dtype`. :mod:`colorizer_lib.hub` checks every download against it before
+        the file takes its final name, and every cached file before use."""
+        from .colorizer import expected_state
+
+        return expected_state(self.arch, self.dtype)
 
 
 _DEOLDIFY_LICENSE = "MIT (DeOldify's released weights, by Jason Antic and Dana Kelley)"
@@ -145,14 +154,15 @@ def get_spec(name: str) -> WeightSpec:
     """The record whose name or alias is ``name`` (case-insensitive).
 
     Raises:
-        WeightsError: unknown name (the message lists the known ones).
+        ModelArgumentError: unknown name (bad usage; the message lists the known ones).
     """
     key = name.strip().lower()
     for spec in _SPECS:
         if key == spec.name or key in spec.aliases:
             return spec
     known = ", ".join(s.name for s in _SPECS)
-    raise WeightsError(f"unknown model {name!r}. Known models: {known}; or pass the path of a .pth/.safetensors file.")
+    raise ModelArgumentError(f"unknown model {name!r}. Known models: {known}; or pass the path of a .pth/.safetensors "
+                             f"file.")
 
 
 def register(spec: WeightSpec) -> None:

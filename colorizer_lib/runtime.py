@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -286,11 +287,10 @@ class OnnxRunner:
 
     def __init__(self, model_path: str | os.PathLike | bytes, *, threads: int | None = None,
                  providers: Sequence[str] = ("CPUExecutionProvider",)):
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise DependencyError("onnxruntime is not installed; install it with `pip install onnxruntime` "
-                                  "(or `pip install colorizer[onnx]`).") from exc
+        from .export import require_onnx_extra
+
+        require_onnx_extra("onnxruntime")
+        import onnxruntime as ort
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
@@ -332,27 +332,43 @@ class OnnxCpuModel(nn.Module):
 
     The first input of a given size ``S = 16 * render_factor`` exports the (folded, float32) model to
     ``<cache_dir>/onnx/<name>-<fingerprint>-rf<N>.onnx`` (once per machine: later processes reuse the
-    file), verifies it against torch when ``verify`` (one extra forward of each), and opens a
-    session. Measured on the 2-core development VM: ONNX Runtime 15.5-32.7 s against torch's
-    20.8-39.5 s per Artistic rf 35 forward, round-robin under the same load (docs/PERF_NOTES.md).
+    file), verifies it against torch when ``verify`` (one extra forward of each), records its sha256
+    (``<file>.sha256``) and opens a session. Measured on the 2-core development VM: ONNX Runtime
+    15.5-32.7 s against torch's 20.8-39.5 s per Artistic rf 35 forward, round-robin under the same load
+    (docs/PERF_NOTES.md).
+
+    The cache is shared safely: the export runs under the cache's file lock
+    (:func:`colorizer_lib.hub.cache_lock`), so a second process exporting the same file waits and then
+    reuses it; a cached file is used only when it matches its recorded sha256 and opens in ONNX Runtime,
+    and is exported again otherwise (a truncated or foreign file); and when the cache cannot be written
+    (a read-only folder, a full disk) the model runs with torch instead, with one warning on stderr
+    (the same results, slower), rather than failing the job.
 
     Args:
         model: the folded generator (CPU, float32).
         cache_dir: folder for the exported files (the weights cache is a good place).
         name: a readable prefix for the file names.
         verify: check each new export with :func:`colorizer_lib.export.verify_onnx`.
+        progress: say when waiting for another process's export (warnings are always shown).
+
+    Attributes:
+        exported: the files this object exported (the others it used were already cached).
+        fallback_reason: why the model runs with torch (the cache could not be written), else None.
     """
 
     def __init__(self, model: nn.Module, *, cache_dir: str | os.PathLike, name: str = "model", verify: bool = True,
-                 threads: int | None = None):
+                 threads: int | None = None, progress: bool = True):
         super().__init__()
+        self.progress = progress
         self.model = model.eval()
         self.folder = Path(cache_dir) / "onnx"
         self.name = name
         self.verify = verify
         self.threads = threads
         self.fingerprint = weights_fingerprint(model)
-        self.runners: dict[int, OnnxRunner] = {}
+        self.runners: dict[int, Callable[[torch.Tensor], torch.Tensor]] = {}
+        self.exported: list[Path] = []
+        self.fallback_reason: str | None = None
 
     def path_for(self, render_factor: int) -> Path:
         return self.folder / f"{self.name}-{self.fingerprint}-rf{render_factor}.onnx"
@@ -366,19 +382,64 @@ class OnnxCpuModel(nn.Module):
             runner = self.runners[size] = self._open(size)
         return runner(x)
 
-    def _open(self, size: int) -> OnnxRunner:
-        from .export import export_onnx, verify_onnx
+    def _open(self, size: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        from . import hub
 
         path = self.path_for(size // 16)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with hub.cache_lock(path, progress=self.progress, waiting=f"exporting {path.name}"):
+                runner = self._cached(path)
+                if runner is None:
+                    self._export(path, size // 16)
+                    runner = OnnxRunner(path, threads=self.threads)
+            return runner
+        except OSError as exc:  # a read-only folder, a full disk: torch computes the same
+            return self._torch_instead(f"cannot write the ONNX Runtime cache in {self.folder} ({exc})")
+
+    def _cached(self, path: Path) -> OnnxRunner | None:
+        """A session on the cached file when it is intact (its recorded sha256, and ONNX Runtime opens
+        it); None when there is none, or it was broken and has been removed to be exported again."""
+        from . import hub
+        from .errors import VerificationError
+
         if not path.is_file():
-            export_onnx(self.model, path, render_factor=size // 16)
+            return None
+        try:
+            if hub.verified_file_hash(path) is None:
+                raise VerificationError(f"{path} has no checksum record (an export that did not finish)")
+            return OnnxRunner(path, threads=self.threads)
+        except DependencyError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - VerificationError, or ONNX Runtime's InvalidProtobuf, Fail...
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            print(f"colorizer: the cached ONNX model {path} is unusable ({type(exc).__name__}: {first[:200]}); "
+                  f"exporting it again", file=sys.stderr)
+            path.unlink(missing_ok=True)
+            hub.hash_record_path(path).unlink(missing_ok=True)
+            return None
+
+    def _export(self, path: Path, render_factor: int) -> None:
+        from . import hub
+        from .export import export_onnx, verify_onnx
+
+        export_onnx(self.model, path, render_factor=render_factor)
+        try:
             if self.verify:
-                try:
-                    verify_onnx(path, self.model, batches=(1,))
-                except Exception:
-                    path.unlink(missing_ok=True)  # never leave an unverified file to be reused
-                    raise
-        return OnnxRunner(path, threads=self.threads)
+                verify_onnx(path, self.model, batches=(1,))
+            hub.record_file_hash(path, hub.file_sha256(path))
+        except BaseException:
+            path.unlink(missing_ok=True)  # never leave an unverified file to be reused
+            raise
+        self.exported.append(path)
+
+    def _torch_instead(self, reason: str) -> nn.Module:
+        if self.fallback_reason is None:
+            print(f"colorizer: warning: {reason}; running the model with torch instead (the same results, slower "
+                  f"on a CPU). Free disk space or make the folder writable (or set COLORIZER_CACHE) to use ONNX "
+                  f"Runtime.", file=sys.stderr)
+            self.fallback_reason = reason
+        return self.model
 
 
 def prefer_onnx_on_cpu(device: torch.device | str, expected_images: int, *, min_images: int = 4) -> bool:
@@ -388,7 +449,8 @@ def prefer_onnx_on_cpu(device: torch.device | str, expected_images: int, *, min_
         return False
     import importlib.util
 
-    return importlib.util.find_spec("onnxruntime") is not None
+    # both halves of the extra: onnx exports the model, onnxruntime runs it
+    return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -121,10 +121,10 @@ def add_video_parser(subparsers) -> argparse.ArgumentParser:
 def _load_colorizer(args):
     """``--model``, or by default the video model, falling back (with one warning line) to the embedded
     compact model when it can be neither found in the cache nor downloaded, as ``colorize image`` does."""
-    from .colorizer import Colorizer, default_model_name
+    from .colorizer import Colorizer
 
-    name = args.model or default_model_name(prefer=("video",), progress=not args.no_progress)
-    return Colorizer.from_pretrained(name, device=args.device, dtype=args.dtype, progress=not args.no_progress)
+    return Colorizer.from_pretrained(args.model, device=args.device, dtype=args.dtype, progress=not args.no_progress,
+                                     prefer=("video",))
 
 
 def run_video(args: argparse.Namespace) -> int:

@@ -22,6 +22,11 @@ Faults are chosen per URL with query parameters (they combine):
 - ``status=CODE``: answer this HTTP status with a short text body.
 - ``content_type=TYPE``: override the ``Content-Type`` (default: guessed from the name).
 - ``chunk_delay=S``: sleep S seconds before each 64 KiB chunk (a slow download).
+- ``chunked=1``: send the body with ``Transfer-Encoding: chunked`` (no ``Content-Length``).
+- ``cut_chunked=N`` (with ``chunked=1``): the FIRST request for this URL sends N body bytes, then
+  half a chunk-size line, then closes (Python reports ``IncompleteRead``, requests/urllib3
+  ``invalid literal for int() with base 16``); later requests are served normally. With
+  ``truncate=N`` every chunked body is cut that way.
 
 Files are served with ``Content-Length`` and single-range ``Range: bytes=A-[B]`` support (206,
 or 416 with ``Content-Range: bytes */size`` past the end). Also: :func:`silent_server` (accepts
@@ -150,9 +155,13 @@ class _Handler(BaseHTTPRequestHandler):
         content_type = query.get("content_type") or (
             mimetypes.guess_type(file.name)[0] or "application/octet-stream"
         )
+        chunked = query.get("chunked") == "1"
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(end - start + 1))
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(end - start + 1))
         self.send_header("Accept-Ranges", "bytes")
         if status == HTTPStatus.PARTIAL_CONTENT:
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
@@ -164,7 +173,7 @@ class _Handler(BaseHTTPRequestHandler):
         if "truncate" in query:
             stop = min(stop, int(query["truncate"]))
         first = earlier == 0
-        for fault in ("drop_after", "stall_after"):
+        for fault in ("drop_after", "stall_after") + (("cut_chunked",) if chunked else ()):
             if fault in query and first:
                 stop = min(stop, start + int(query[fault]))
         delay = float(query.get("chunk_delay", 0))
@@ -173,7 +182,11 @@ class _Handler(BaseHTTPRequestHandler):
             for offset in range(start, stop, CHUNK):
                 if delay:
                     time.sleep(delay)
-                self.wfile.write(source.read(min(CHUNK, stop - offset)))
+                data = source.read(min(CHUNK, stop - offset))
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+        if chunked:  # the last chunk, or half a chunk-size line where the body is cut
+            cut = ("cut_chunked" in query and first) or "truncate" in query
+            self.wfile.write(b"4" if cut else b"0\r\n\r\n")
         self.wfile.flush()  # then the connection closes (HTTP/1.0), short of Content-Length
         if "stall_after" in query and first:
             self.site.stopping.wait(timeout=30)

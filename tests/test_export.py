@@ -109,11 +109,13 @@ def test_onnx_cpu_model_exports_once_per_size_and_matches_torch(tmp_path):
     with torch.inference_mode():
         torch.testing.assert_close(fast(x), reference(x), rtol=0, atol=ONNX_TOLERANCE)
     path = fast.path_for(4)
-    assert path.is_file() and list((tmp_path / "onnx").iterdir()) == [path]
+    # the file and its sha256 record (checked before each reuse); no lock or partial file left
+    assert path.is_file() and sorted((tmp_path / "onnx").iterdir()) == [path, path.with_name(path.name + ".sha256")]
+    assert fast.exported == [path]
     mtime = path.stat().st_mtime_ns
     again = OnnxCpuModel(col.model, cache_dir=tmp_path, name="tiny")  # a new process would reuse the file
     again(x)
-    assert path.stat().st_mtime_ns == mtime
+    assert path.stat().st_mtime_ns == mtime and again.exported == []
     # as the Colorizer's model: same chroma as the torch path
     col.model = fast
     luma = torch.rand(1, 1, 50, 70, generator=torch.Generator().manual_seed(1))

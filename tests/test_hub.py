@@ -19,9 +19,9 @@ from safetensors.torch import save_file
 
 from colorizer_lib import hub
 from colorizer_lib.errors import DownloadError, VerificationError, WeightsError
+from tests.conftest import FIXTURES  # one place says where the fixtures are (no absolute path here)
 from tests.http_server import closed_port_url, local_http_server, serve_directory, silent_server
 
-FIXTURES = Path("/work/shared/fixtures")
 WRAPPED_DEEP = FIXTURES / "deoldify_tiny_wrapped_deep.pth"
 ARTISTIC_MANIFEST = FIXTURES / "deoldify_manifest_artistic.json"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -407,16 +407,18 @@ def test_concurrent_download_from_another_process_waits_for_it(server, payload, 
     assert len(server.requests_for("weights.bin")) == 1
 
 
+@pytest.mark.skipif(hub.fcntl is None, reason="POSIX flock")
 def test_folders_without_os_locks_fall_back_to_a_lock_file(server, payload, tmp_path, monkeypatch):
-    class NoFlock(hub.filelock.FileLock):  # what filelock < 4 raises where flock is ENOSYS
-        def acquire(self, *args, **kwargs):
-            raise NotImplementedError("flock not supported")
+    import errno
 
-    monkeypatch.setattr(hub.filelock, "FileLock", NoFlock)
-    dest = tmp_path / "weights.bin"
+    def no_flock(fd, operation):  # what flock says on mounts without it (some NFS and FUSE)
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(hub.fcntl, "flock", no_flock)
+    dest = tmp_path / "cache" / "weights.bin"
     assert hub.download(server.url("weights.bin"), dest, progress=False) == dest
     assert dest.read_bytes() == payload
-    assert not dest.with_name("weights.bin.softlock").exists()  # released and removed
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["weights.bin"]  # the .softlock released and removed
 
 
 # ------------------------------------------------------------------------------- Google Drive
@@ -727,25 +729,31 @@ def test_sha256_is_recorded_after_first_verified_load_then_checked(server, tmp_p
     data[len(data) // 2] ^= 0xFF  # same size, one byte changed
     path.write_bytes(bytes(data))
     with pytest.raises(VerificationError, match="changed on disk since it was verified") as info:
-        hub.load_weights(spec, cache_dir=cache, progress=False)
+        hub.load_state_dict(path, sha256=None)
     assert str(path) in str(info.value) and "Delete it" in str(info.value)
+    # through the cache: moved aside for inspection, downloaded again, recorded again
+    assert len(hub.load_weights(spec, cache_dir=cache, progress=False)) == 234
+    assert path.read_bytes() == WRAPPED_DEEP.read_bytes()
+    assert (cache / "tiny.pth.rejected").read_bytes() == bytes(data)
+    assert json.loads(hub.hash_record_path(path).read_text())["sha256"] == record["sha256"]
 
     path.write_bytes(bytes(data[:-10]))  # a different size is caught without hashing
     with pytest.raises(VerificationError, match="changed on disk"):
-        hub.load_weights(spec, cache_dir=cache, progress=False)
-
-    path.unlink()  # the fix the error gives: delete, and the next call downloads again
+        hub.load_state_dict(path)
     assert len(hub.load_weights(spec, cache_dir=cache, progress=False)) == 234
-    assert json.loads(hub.hash_record_path(path).read_text())["sha256"] == record["sha256"]
+    assert (cache / "tiny.pth.rejected").read_bytes() == bytes(data[:-10])  # one kept per name, the last
+    assert sorted(p.name for p in cache.iterdir()) == ["tiny.pth", "tiny.pth.rejected", "tiny.pth.sha256"]
 
 
-def test_failed_verification_writes_no_record(server, tmp_path):
+def test_a_download_of_another_model_never_takes_the_final_name(server, tmp_path):
     cache = tmp_path / "cache"
     spec = spec_for("tiny.pth", [server.url("tiny.pth")], manifest=str(ARTISTIC_MANIFEST))
-    with pytest.raises(VerificationError, match="different model"):
+    with pytest.raises(DownloadError, match="different model") as info:
         hub.load_weights(spec, cache_dir=cache, progress=False)
-    assert (cache / "tiny.pth").exists()
+    assert not (cache / "tiny.pth").exists()
     assert not hub.hash_record_path(cache / "tiny.pth").exists()
+    assert (cache / "tiny.pth.rejected").read_bytes() == WRAPPED_DEEP.read_bytes()
+    assert str(cache / "tiny.pth.rejected") in str(info.value)
 
 
 def test_published_sha256_is_checked_on_every_load(server, tmp_path):
@@ -762,8 +770,12 @@ def test_published_sha256_is_checked_on_every_load(server, tmp_path):
     path.write_bytes(bytes(data))
     assert hub.is_cached(good, cache)  # right size, so the cache is used and the hash catches it
     with pytest.raises(VerificationError, match="published sha256") as info:
-        hub.load_weights(good, cache_dir=cache, progress=False)
+        hub.load_state_dict(path, sha256=digest)
     assert str(path) in str(info.value)
+    assert len(hub.load_weights(good, cache_dir=cache, progress=False)) == 234  # moved aside, downloaded again
+    assert path.read_bytes() == WRAPPED_DEEP.read_bytes()
+    assert (cache / "tiny.pth.rejected").read_bytes() == bytes(data)
+    assert len(server.requests_for("tiny.pth")) == 2
 
 
 def test_explicit_local_files_get_no_record(tmp_path):
