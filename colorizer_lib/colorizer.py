@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -490,8 +491,6 @@ class Colorizer:
                        ) -> Iterator[ColorizeResult | InputError]:
         """:meth:`iter_colorize`; with ``keep_going``, a picture that cannot be loaded yields its
         ``InputError`` in its place and the others go on."""
-        from .image import load_image
-
         rf = self.render_factor_or_default(render_factor)
         bs = batch_size or (8 if self.device.type == "cuda" else 1)
         if bs < 1:
@@ -512,7 +511,7 @@ class Colorizer:
         try:
             for source in sources:
                 try:
-                    batch.append(load_image(source))
+                    batch.append(_load_identified(source))
                 except InputError as exc:
                     if not keep_going:
                         raise
@@ -541,7 +540,7 @@ class Colorizer:
                 image = apply_watermark(image)
             yield ColorizeResult(image=image, original=_original_for_display(item), render_factor=rf,
                                  model_name=self.name, source=item.source, watermarked=watermark,
-                                 icc_profile=item.icc_profile, exif=item.exif)
+                                 icc_profile=item.icc_profile, exif=item.exif, source_identity=item.source_identity)
 
     def _compose_to_uint8(self, item: Any, chroma: torch.Tensor) -> np.ndarray:
         """Merge ``chroma (1, 2, S, S)`` with the full-resolution luma of ``item``: ``(H, W, 3)`` uint8.
@@ -594,6 +593,20 @@ def _vertical_bilinear(rows: torch.Tensor, y0: int, y1: int, out_height: int) ->
     hi = (lo + 1).clamp_(max=h - 1)
     w = (src - lo.double()).to(rows.dtype).reshape(1, 1, -1, 1)
     return rows[:, :, lo] * (1 - w) + rows[:, :, hi] * w
+
+
+def _load_identified(source: Any):
+    """``load_image(source)``; for a file path or URL, with what identifies it in saved files'
+    provenance (:func:`colorizer_lib.jobs.source_identity`), so that ``colorize image`` can later
+    tell which input a saved result was made from."""
+    from .image import load_image
+    from .jobs import is_url, source_identity
+
+    loaded = load_image(source)
+    if isinstance(source, (str, os.PathLike)) and loaded.source_identity is None:
+        text = str(source)
+        loaded.source_identity = source_identity(text if is_url(text) else str(Path(text).expanduser()))
+    return loaded
 
 
 def _describe(source: Any) -> str:

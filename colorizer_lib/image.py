@@ -148,6 +148,8 @@ class LoadedImage:
     original_mode: str
     name: str
     luma16: np.ndarray | None = None
+    #: what identifies the input in outputs' provenance (``colorizer_lib.jobs.source_identity``), if known
+    source_identity: dict[str, str] | None = None
 
     @property
     def size(self) -> tuple[int, int]:

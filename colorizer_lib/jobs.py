@@ -6,8 +6,8 @@ render factor and the input it was made from (size and SHA-256 of the file, or i
 
 * same input, same model and render factor, and the comparison picture there when one is asked
   for: the job is finished and skipped (an interrupted run resumes);
-* made from another input, or with other settings, or by an older Colorizer that did not record
-  its input: the file is kept and the job refused (reported, exit code 1), because redoing it would
+* made from another input, or with other settings, or without a record of its input (an older
+  Colorizer, or the Python API given bytes or an image object): the file is kept and the job refused (reported, exit code 1), because redoing it would
   destroy a result the user may want; ``--overwrite`` replaces it, comparison picture included;
 * any other existing file (not written by Colorizer, or unreadable): always refused and left alone,
   ``--overwrite`` or not. An input is never written either (see ``plan_jobs``).
@@ -79,7 +79,7 @@ def _recorded_input(meta: dict[str, str]) -> str:
         return meta[SOURCE_URL]
     if SOURCE_SHA256 in meta:
         return f"a file of {meta.get(SOURCE_SIZE, '?')} bytes, SHA-256 {meta[SOURCE_SHA256][:12]}..."
-    return "an input it did not record (made by an older Colorizer)"
+    return "an input it did not record"
 
 
 def _same_input(meta: dict[str, str], identity: dict[str, str]) -> bool:
@@ -124,7 +124,8 @@ def decide(job: FileJob, model_name: str, render_factor: int, *, overwrite: bool
     identity = job.identity()
     for target, meta in found.items():
         if not (SOURCE_URL in meta or SOURCE_SHA256 in meta):
-            why = "was made by an older Colorizer that did not record its input"
+            why = ("does not record which input it was made from (an older Colorizer, or a picture given to the "
+                   "Python API as bytes or an image object)")
         elif not _same_input(meta, identity):
             why = f"was colorized from {_recorded_input(meta)}, not from {job.source}"
         elif meta.get(MODEL) != model_name or meta.get(RENDER_FACTOR) != str(render_factor):

@@ -33,6 +33,11 @@ def pipeline(request) -> list[str]:
     return ["--pipeline", request.param]
 
 
+@pytest.fixture(scope="module")
+def compact():
+    return Colorizer.from_pretrained("compact", device="cpu")
+
+
 def _run(*args: str) -> int:
     return main(["image", *args, *COLORIZE])
 
@@ -63,6 +68,34 @@ def test_resume_refuses_an_output_made_from_another_photo_of_the_same_name(tmp_p
 
     assert _run(str(b), "-o", str(out), "-r", "8", "--overwrite", *pipeline) == EXIT_OK
     assert read_provenance(out / "photo.jpg")[jobs.SOURCE_SHA256] == jobs.source_identity(str(b))[jobs.SOURCE_SHA256]
+
+
+def test_a_result_saved_from_python_is_recognised_by_the_command(tmp_path, compact, capsys):
+    photo = _photo(tmp_path / "photo.jpg", 11)
+    out = tmp_path / "out"
+    compact.colorize(str(photo), render_factor=8).save(out / "photo.jpg")
+    assert read_provenance(out / "photo.jpg")[jobs.SOURCE_SHA256] == jobs.source_identity(str(photo))[jobs.SOURCE_SHA256]
+    assert _run(str(photo), "-o", str(out), "-r", "8") == EXIT_OK
+    assert "1 skipped" in capsys.readouterr().err
+    # from bytes there is no file to identify: the command keeps it and says why
+    compact.colorize(photo.read_bytes(), render_factor=8).save(out / "photo.jpg")
+    assert _run(str(photo), "-o", str(out), "-r", "8") == EXIT_PARTIAL
+    assert "does not record which input" in capsys.readouterr().err
+
+
+def test_device_codecs_record_the_input_too(tmp_path, compact):
+    """The pipelined path's device JPEG codecs (torchvision's, here on the CPU) write the same
+    input record as the other writers."""
+    pytest.importorskip("torchvision")
+    from colorizer_lib.runtime import FileJob, colorize_jobs_pipelined
+
+    photo = _photo(tmp_path / "photo.jpg", 12)
+    job = FileJob(str(photo), tmp_path / "out" / "photo.jpg")
+    stats = colorize_jobs_pipelined(compact, [job], render_factor=8, encoder="torchvision", decoder="torchvision")
+    assert stats.failures == [] and stats.outputs == [job.output.resolve()]
+    meta = read_provenance(job.output)
+    assert meta[jobs.SOURCE_SIZE] == str(photo.stat().st_size)
+    assert meta[jobs.SOURCE_SHA256] == jobs.source_identity(str(photo))[jobs.SOURCE_SHA256]
 
 
 def test_an_unrelated_existing_file_is_never_replaced(tmp_path, pipeline, capsys):
@@ -264,11 +297,6 @@ def test_provenance_of_a_very_large_output_is_read_from_its_headers(tmp_path):
     path.write_bytes(png)
     assert side * side > 2 * Image.MAX_IMAGE_PIXELS
     assert read_provenance(path)["colorizer:model"] == "compact"
-
-
-@pytest.fixture(scope="module")
-def compact():
-    return Colorizer.from_pretrained("compact", device="cpu")
 
 
 def test_colorize_batch_gives_per_item_results_when_one_url_is_unreachable(tmp_path, compact):
