@@ -33,7 +33,7 @@ def _colorize(folder: Path, out: Path, pipeline: str) -> subprocess.CompletedPro
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
         [sys.executable, "-m", "colorizer_lib.cli", "image", str(folder), "-o", str(out), "--model", "compact",
-         "--device", "cpu", "--runtime", "torch", "-r", "8", "--pipeline", pipeline, "--batch-size", "4"],
+         "--device", "cpu", "--runtime", "torch", "-r", "4", "--pipeline", pipeline, "--batch-size", "8"],
         capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
 
 
