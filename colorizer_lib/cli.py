@@ -12,6 +12,7 @@ Exit codes: 0 everything done; 1 some inputs failed (the others were done); 2 ba
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -42,7 +43,17 @@ class _Console:
 
     def info(self, message: str) -> None:
         if not self.quiet:
+            self._write(message)
+
+    @staticmethod
+    def _write(message: str) -> None:
+        """On its own line, also while a progress bar is drawn (tqdm moves the bar below it)."""
+        try:
+            from tqdm import tqdm
+        except ImportError:  # pragma: no cover - tqdm is a dependency
             print(message, file=sys.stderr)
+        else:
+            tqdm.write(message, file=sys.stderr)
 
     def error(self, message: str) -> None:
         print(f"colorize: error: {message}", file=sys.stderr)
@@ -88,9 +99,9 @@ def plan_jobs(inputs: Sequence[str], output: str | None, *, out_format: str | No
     out_root = Path(output or "colorized")
     jobs: list[FileJob] = []
 
-    def add(source: str, target: Path) -> None:
+    def add(source: str, target: Path, problem: str | None = None) -> None:
         cmp = target.with_name(f"{target.stem}.compare.jpg") if compare else None
-        jobs.append(FileJob(source, target, cmp))
+        jobs.append(FileJob(source, target, cmp, problem=problem))
 
     for item in inputs:
         if _is_url(item):
@@ -104,13 +115,18 @@ def plan_jobs(inputs: Sequence[str], output: str | None, *, out_format: str | No
             base = out_root / path.resolve().name
             skip = base.resolve()
             for file in iter_image_files(path):
-                if skip in file.resolve().parents:
-                    continue  # never read our own earlier outputs back as inputs
                 rel = file.relative_to(path)
-                add(str(file), base / rel.parent / _output_name(rel.stem, rel.suffix, out_format))
+                target = base / rel.parent / _output_name(rel.stem, rel.suffix, out_format)
+                try:
+                    if skip in file.resolve().parents:
+                        continue  # never read our own earlier outputs back as inputs
+                except (OSError, RuntimeError) as exc:  # a symbolic link that loops (3.11: RuntimeError)
+                    add(str(file), target, f"is a symbolic link that cannot be followed ({exc}); fix or remove it")
+                    continue
+                add(str(file), target)
         else:
             raise InputError(f"input {item} does not exist (give image files, folders or http(s) URLs).")
-    inputs_resolved = {Path(j.source).resolve() for j in jobs if not _is_url(j.source)}
+    inputs_resolved = {Path(j.source).resolve() for j in jobs if not _is_url(j.source) and j.problem is None}
     claimed: dict[Path, str] = {}
     for job in jobs:
         target = job.output.resolve()
@@ -123,32 +139,44 @@ def plan_jobs(inputs: Sequence[str], output: str | None, *, out_format: str | No
     return jobs
 
 
-def _is_finished(job: FileJob, model_name: str, render_factor: int) -> bool:
-    """True when ``job.output`` was written by an earlier run with the same model and render factor."""
-    from .image import read_provenance
-
-    if not job.output.is_file():
-        return False
-    try:
-        meta = read_provenance(job.output)
-    except ColorizerError:
-        return False
-    return meta.get("colorizer:model") == model_name and meta.get("colorizer:render_factor") == str(render_factor)
-
-
 def run_image(args: argparse.Namespace) -> int:
-    from .colorizer import Colorizer, check_render_factor
-
     console = _Console(args.quiet)
+    with _one_line_warnings(console):
+        return _run_image(args, console)
+
+
+def _run_image(args: argparse.Namespace, console: _Console) -> int:
+    from .colorizer import Colorizer, check_render_factor
+    from .jobs import check_writable, decide, output_folders, remove_stale_temp_files
+
     if args.render_factor is not None:
         check_render_factor(args.render_factor)
     jobs = plan_jobs(args.inputs, args.output, out_format=args.format, compare=args.compare)
     if not jobs:
         raise InputError("no images found in the given inputs (supported: jpg, png, webp, tif, bmp...).")
+    removed = remove_stale_temp_files(jobs)
+    if removed:
+        console.info(f"removed {len(removed)} unfinished temporary file(s) that an interrupted run left behind")
+    for folder in output_folders(jobs):
+        check_writable(folder)  # before any model is loaded or picture colorized
     col = Colorizer.from_pretrained(args.model, device=args.device, dtype=args.dtype, cache_dir=args.cache_dir,
                                     progress=not args.quiet)
     rf = col.render_factor_or_default(args.render_factor)
-    todo = [j for j in jobs if args.overwrite or not _is_finished(j, col.name, rf)]
+    failures: list[tuple[str, str]] = [(j.source, j.problem) for j in jobs if j.problem]
+    todo, skipped = [], 0
+    for job in (j for j in jobs if j.problem is None):
+        try:
+            verdict = decide(job, col.name, rf, overwrite=args.overwrite)
+        except InputError as exc:
+            failures.append((job.source, str(exc)))
+            continue
+        if verdict.action == "skip":
+            skipped += 1
+        elif verdict.action == "refuse":
+            failures.append((job.source, verdict.message))
+        else:
+            job.stale = verdict.stale
+            todo.append(job)
     compiling = compile_mode(args.compile, col, len(todo))
     if compiling and args.runtime == "onnx":
         raise InputError("--compile and --runtime onnx exclude each other (ONNX Runtime does not compile); "
@@ -160,21 +188,53 @@ def run_image(args: argparse.Namespace) -> int:
     if compiling and todo:
         console.info(compile_message(compiling, col.device))
         col.compile(compiling)
-    if len(todo) < len(jobs):
-        console.info(f"skipping {len(jobs) - len(todo)} image(s) already colorized with {col.name} at render factor {rf}")
+    if skipped:
+        console.info(f"skipping {skipped} image(s) already colorized with {col.name} at render factor {rf} "
+                     "from the same input")
     console.info(f"colorizing {len(todo)} image(s) with '{col.name}' at render factor {rf} on {col.device}")
-    forbid = [Path(j.source) for j in jobs if not _is_url(j.source)]
+    forbid = [Path(j.source) for j in jobs if not _is_url(j.source) and j.problem is None]
     bar = _progress(len(todo), enabled=not args.quiet)
+
+    def colour_note(job: FileJob) -> None:
+        console.info(f"note: {job.source} is already in colour; its colours are replaced by the "
+                     "model's. The input file is not changed.")
+
     batch_size = args.batch_size or (8 if col.device.type == "cuda" else 1)
     colorize = _colorize_pipelined if _use_pipeline(args.pipeline, col, len(todo)) else _colorize_in_batches
-    failures = colorize(col, todo, rf, batch_size=batch_size, watermark=args.watermark, forbid=forbid, bar=bar)
+    failures += colorize(col, todo, rf, batch_size=batch_size, watermark=args.watermark, forbid=forbid, bar=bar,
+                         on_colour=colour_note)
     bar.close()
-    done = len(todo) - len(failures)
-    out_desc = jobs[0].output if len(jobs) == 1 else (args.output or "colorized")
-    console.info(f"done: {done} colorized, {len(jobs) - len(todo)} skipped, {len(failures)} failed -> {out_desc}")
+    failed_sources = {source for source, _ in failures}
+    done = sum(job.source not in failed_sources for job in todo)
+    if len(jobs) == 1:
+        out_desc = jobs[0].output if done or skipped else "nothing written"
+    else:
+        out_desc = args.output or "colorized"
+    console.info(f"done: {done} colorized, {skipped} skipped, {len(failures)} failed -> {out_desc}")
     for source, message in failures:
         console.error(f"{source}: {message}")
     return EXIT_PARTIAL if failures else EXIT_OK
+
+
+@contextlib.contextmanager
+def _one_line_warnings(console: _Console):
+    """Python warnings (an animated GIF's "only the first frame", a damaged file's "corrupt EXIF")
+    printed as one ``colorize: warning:`` line each, without the source line Python adds."""
+    import warnings
+
+    from .image import source_being_loaded
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = str(message).strip()
+        source = source_being_loaded()
+        if source and source not in text:
+            text = f"{source}: {text}"
+        console.info(f"colorize: warning: {text}")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = show
+        yield
 
 
 # `--pipeline auto` takes the pipelined path on CUDA from this many photos on. There it overlaps
@@ -213,10 +273,10 @@ def compile_message(mode: str, device) -> str:
 
 
 def _colorize_in_batches(col, jobs: list[FileJob], rf: int, *, batch_size: int, watermark: bool, forbid: list[Path],
-                         bar) -> list[tuple[str, str]]:
+                         bar, on_colour: Callable[[FileJob], None]) -> list[tuple[str, str]]:
     """The simple path: load a batch, colorize it, save each result, one step after the other.
     Returns ``(source, message)`` for each picture that could not be read or written."""
-    from .image import load_image
+    from .image import has_colour, load_image
     from .runtime import resolved_paths
 
     protected = resolved_paths(forbid)
@@ -226,10 +286,15 @@ def _colorize_in_batches(col, jobs: list[FileJob], rf: int, *, batch_size: int, 
         loaded = []
         for job in batch:
             try:
-                loaded.append((job, load_image(job.source)))
+                item = load_image(job.source)
+                job.identity()
             except InputError as exc:
                 failures.append((job.source, str(exc)))
                 bar.update(1)
+                continue
+            if has_colour(item.rgb):
+                on_colour(job)
+            loaded.append((job, item))
         if not loaded:
             continue
         results = col.colorize_batch([item for _, item in loaded], rf, batch_size=len(loaded), watermark=watermark)
@@ -243,13 +308,13 @@ def _colorize_in_batches(col, jobs: list[FileJob], rf: int, *, batch_size: int, 
 
 
 def _colorize_pipelined(col, jobs: list[FileJob], rf: int, *, batch_size: int, watermark: bool, forbid: list[Path],
-                        bar) -> list[tuple[str, str]]:
+                        bar, on_colour: Callable[[FileJob], None]) -> list[tuple[str, str]]:
     """The pipelined path (:func:`~colorizer_lib.runtime.colorize_jobs_pipelined`): the same outputs,
     metadata and failures as :func:`_colorize_in_batches`, with reading and writing overlapped with the model."""
     from .runtime import colorize_jobs_pipelined
 
     stats = colorize_jobs_pipelined(col, jobs, render_factor=rf, batch_size=batch_size, watermark=watermark,
-                                    forbid=forbid, on_done=lambda job: bar.update(1))
+                                    forbid=forbid, on_done=lambda job: bar.update(1), on_colour=on_colour)
     return stats.failures
 
 
@@ -340,6 +405,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _default_render_factors() -> str:
+    """``"artistic 35, stable 35, ..."``: each registered model's default render factor, from its record."""
+    from .registry import list_specs
+
+    return ", ".join(f"{spec.name} {spec.default_render_factor}" for spec in list_specs())
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: a GPU when there is one)")
     parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"],
@@ -355,19 +427,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     image = sub.add_parser("image", help="colorize photos: files, folders (recursively) and URLs",
                            description="Colorize photos. Folders are processed recursively and their tree is kept; "
-                                       "outputs finished by an earlier run are skipped, so an interrupted run resumes.")
+                                       "outputs finished by an earlier run from the same input with the same model and "
+                                       "render factor are skipped, so an interrupted run resumes; other existing "
+                                       "files are never replaced (see --overwrite).")
     image.add_argument("inputs", nargs="+", metavar="IN", help="image files, folders or http(s) URLs")
     image.add_argument("-o", "--output", help="output file (one input) or folder (default: ./colorized)")
     image.add_argument("-m", "--model", default=None,
                        help="artistic, stable, video, compact, or a .pth/.safetensors path "
                             "(default: the best model available)")
     image.add_argument("-r", "--render-factor", type=int, default=None,
-                       help="model resolution is 16 x this; default: the model's own (35 for photos)")
+                       help=f"model resolution is 16 x this; default: each model's own ({_default_render_factors()})")
     image.add_argument("--compare", action="store_true", help="also write <name>.compare.jpg, original beside result")
     image.add_argument("--batch-size", type=_positive_int, default=None, help="images per forward pass (default 8 on GPU, 1 on CPU)")
     image.add_argument("--format", choices=["png", "jpg", "webp", "tif"], help="output format (default: the input's)")
     image.add_argument("--watermark", action="store_true", help="add DeOldify's small palette mark (off by default)")
-    image.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
+    image.add_argument("--overwrite", action="store_true",
+                       help="replace outputs that Colorizer wrote earlier from another input or with other settings "
+                            "(they are kept otherwise); files Colorizer did not write are never replaced")
     image.add_argument("--runtime", choices=["auto", "torch", "onnx"], default="auto",
                        help="CPU runtime: auto picks ONNX Runtime (faster) when installed and there are 4+ images")
     image.add_argument("--pipeline", choices=["auto", "on", "off"], default="auto",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -27,8 +28,8 @@ from torch import nn
 
 from . import __version__
 from .color import compose_luma_chroma, denormalize_imagenet, grey_to_rgb, normalize_imagenet, rgb_to_chroma
-from .errors import (ColorizerOutOfMemoryError, InputError, ModelArgumentError, NonFiniteOutputError, RenderFactorError,
-                     VerificationError, WeightsError)
+from .errors import (BatchError, ColorizerOutOfMemoryError, InputError, ModelArgumentError, NonFiniteOutputError,
+                     RenderFactorError, VerificationError, WeightsError)
 from .models import available_architectures, build_generator
 from .models.fold import fold_for_inference
 from .registry import WeightSpec, get_spec, list_specs
@@ -196,15 +197,17 @@ def _safetensors_arch(path: Path) -> str | None:
 # results
 
 
-def provenance_metadata(model_name: str, render_factor: int) -> dict[str, str]:
-    """Metadata written into saved files: that the picture was colorized, by what and how (also what
-    ``colorize image`` reads back to skip finished outputs)."""
+def provenance_metadata(model_name: str, render_factor: int, source: dict[str, str] | None = None) -> dict[str, str]:
+    """Metadata written into saved files: that the picture was colorized, by what and how, and (when
+    ``source`` is given, see :func:`colorizer_lib.jobs.source_identity`) from which input: what
+    ``colorize image`` reads back to skip finished outputs."""
     return {
         "Software": f"Colorizer {__version__}",
         "Description": f"Colorized by Colorizer {__version__} with model '{model_name}' "
                        f"at render factor {render_factor}",
         "colorizer:model": model_name,
         "colorizer:render_factor": str(render_factor),
+        **(source or {}),
     }
 
 
@@ -219,6 +222,8 @@ class ColorizeResult:
         model_name: the model used.
         source: where the input came from (path, URL or a description), if known.
         watermarked: whether the palette mark was added.
+        source_identity: what identifies the input (its size and SHA-256, or its URL) in the saved
+            files' provenance; ``colorize image`` fills it (:func:`colorizer_lib.jobs.source_identity`).
     """
 
     image: Image.Image
@@ -229,11 +234,12 @@ class ColorizeResult:
     watermarked: bool = False
     icc_profile: bytes | None = field(default=None, repr=False)
     exif: bytes | None = field(default=None, repr=False)
+    source_identity: dict[str, str] | None = field(default=None, repr=False)
 
     @property
     def provenance(self) -> dict[str, str]:
         """Metadata written into saved files (:func:`provenance_metadata`)."""
-        return provenance_metadata(self.model_name, self.render_factor)
+        return provenance_metadata(self.model_name, self.render_factor, self.source_identity)
 
     def save(self, path: str | Path, *, quality: int = 95, forbid: Iterable[str | Path] = ()) -> Path:
         """Write ``image`` to ``path`` (format from the extension) with provenance, the input's ICC
@@ -466,28 +472,63 @@ class Colorizer:
         Args:
             source: a path, an http(s) URL, bytes, a PIL image or a numpy array (see
                 :func:`colorizer_lib.image.load_image`).
-            render_factor: ``None`` for the model's default (35 for photos models, 21 for video).
+            render_factor: ``None`` for the model's default (its record's, shown by ``colorize models``).
             watermark: add DeOldify's small palette mark in the bottom-left corner.
 
         Returns:
             a :class:`ColorizeResult`; the image has the input's size (RGBA if the input had alpha).
         """
-        return self.colorize_batch([source], render_factor, watermark=watermark)[0]
+        result = self.colorize_batch([source], render_factor, watermark=watermark, errors="return")[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def colorize_batch(self, sources: Sequence[Any], render_factor: int | None = None, *, batch_size: int | None = None,
-                       watermark: bool = False, progress: bool = False) -> list[ColorizeResult]:
-        """Colorize many pictures, ``batch_size`` of them per forward pass (default: 8 on GPU, 1 on CPU)."""
-        return list(self.iter_colorize(sources, render_factor, batch_size=batch_size, watermark=watermark,
-                                       progress=progress))
+                       watermark: bool = False, progress: bool = False, errors: str = "raise"
+                       ) -> list[ColorizeResult] | list[ColorizeResult | InputError]:
+        """Colorize many pictures, ``batch_size`` of them per forward pass (default: 8 on GPU, 1 on CPU).
+
+        A picture that cannot be loaded (a missing file, an unreachable URL, a corrupt image: an
+        :class:`~colorizer_lib.errors.InputError`) does not stop the others: every item is tried.
+
+        Args:
+            errors: ``"raise"`` (the default): return ``list[ColorizeResult]`` when every picture was
+                colorized, else raise :class:`~colorizer_lib.errors.BatchError` (an ``InputError``)
+                naming each failed item, whose ``results`` still hold the good ones.
+                ``"return"``: return one entry per source, in order: the ``ColorizeResult``, or the
+                ``InputError`` that says why that picture failed (``isinstance(r, Exception)``).
+
+        Out of memory and other errors that are not about one picture propagate at once.
+        """
+        if errors not in ("raise", "return"):
+            raise ValueError(f"errors must be 'raise' or 'return', got {errors!r}")
+        sources = list(sources)
+        results: list[ColorizeResult | InputError] = list(
+            self._iter_colorize(sources, render_factor, batch_size=batch_size, watermark=watermark,
+                                progress=progress, total=len(sources), keep_going=True))
+        failed = [(i, r) for i, r in enumerate(results) if isinstance(r, InputError)]
+        if failed and errors == "raise":
+            lines = "\n".join(f"  item {i} ({_describe(sources[i])}): {r}" for i, r in failed)
+            raise BatchError(f"{len(failed)} of {len(sources)} picture(s) could not be colorized "
+                             f"(the others were; see .results, or pass errors='return'):\n{lines}", results)
+        return results
 
     def iter_colorize(self, sources: Iterable[Any], render_factor: int | None = None, *, batch_size: int | None = None,
                       watermark: bool = False, progress: bool = False, total: int | None = None
                       ) -> Iterator[ColorizeResult]:
         """Like :meth:`colorize_batch`, yielding each result as soon as its batch is done.
 
-        ``total`` sizes the progress bar when ``sources`` is an iterator of unknown length."""
-        from .image import load_image
+        ``total`` sizes the progress bar when ``sources`` is an iterator of unknown length. The first
+        picture that cannot be loaded raises its :class:`~colorizer_lib.errors.InputError` (the results
+        before it were already yielded)."""
+        yield from self._iter_colorize(sources, render_factor, batch_size=batch_size, watermark=watermark,
+                                       progress=progress, total=total, keep_going=False)
 
+    def _iter_colorize(self, sources: Iterable[Any], render_factor: int | None, *, batch_size: int | None,
+                       watermark: bool, progress: bool, total: int | None, keep_going: bool
+                       ) -> Iterator[ColorizeResult | InputError]:
+        """:meth:`iter_colorize`; with ``keep_going``, a picture that cannot be loaded yields its
+        ``InputError`` in its place and the others go on."""
         rf = self.render_factor_or_default(render_factor)
         bs = batch_size or (8 if self.device.type == "cuda" else 1)
         if bs < 1:
@@ -497,16 +538,27 @@ class Colorizer:
             total = len(sources)
         bar = _progress_bar(total, progress, desc=f"colorizing ({self.name})")
         batch: list = []
+
+        def flush() -> Iterator[ColorizeResult | InputError]:
+            loaded = [item for item in batch if not isinstance(item, InputError)]
+            results = iter(self._colorize_loaded(loaded, rf, watermark) if loaded else ())
+            for item in batch:
+                yield item if isinstance(item, InputError) else next(results)
+            bar.update(len(batch))
+
         try:
             for source in sources:
-                batch.append(load_image(source))
-                if len(batch) == bs:
-                    yield from self._colorize_loaded(batch, rf, watermark)
-                    bar.update(len(batch))
+                try:
+                    batch.append(_load_identified(source))
+                except InputError as exc:
+                    if not keep_going:
+                        raise
+                    batch.append(exc)
+                if sum(not isinstance(item, InputError) for item in batch) == bs:
+                    yield from flush()
                     batch = []
             if batch:
-                yield from self._colorize_loaded(batch, rf, watermark)
-                bar.update(len(batch))
+                yield from flush()
         finally:
             bar.close()
 
@@ -526,7 +578,7 @@ class Colorizer:
                 image = apply_watermark(image)
             yield ColorizeResult(image=image, original=_original_for_display(item), render_factor=rf,
                                  model_name=self.name, source=item.source, watermarked=watermark,
-                                 icc_profile=item.icc_profile, exif=item.exif)
+                                 icc_profile=item.icc_profile, exif=item.exif, source_identity=item.source_identity)
 
     def _compose_to_uint8(self, item: Any, chroma: torch.Tensor) -> np.ndarray:
         """Merge ``chroma (1, 2, S, S)`` with the full-resolution luma of ``item``: ``(H, W, 3)`` uint8.
@@ -579,6 +631,27 @@ def _vertical_bilinear(rows: torch.Tensor, y0: int, y1: int, out_height: int) ->
     hi = (lo + 1).clamp_(max=h - 1)
     w = (src - lo.double()).to(rows.dtype).reshape(1, 1, -1, 1)
     return rows[:, :, lo] * (1 - w) + rows[:, :, hi] * w
+
+
+def _load_identified(source: Any):
+    """``load_image(source)``; for a file path or URL, with what identifies it in saved files'
+    provenance (:func:`colorizer_lib.jobs.source_identity`), so that ``colorize image`` can later
+    tell which input a saved result was made from."""
+    from .image import load_image
+    from .jobs import is_url, source_identity
+
+    loaded = load_image(source)
+    if isinstance(source, (str, os.PathLike)) and loaded.source_identity is None:
+        text = str(source)
+        loaded.source_identity = source_identity(text if is_url(text) else str(Path(text).expanduser()))
+    return loaded
+
+
+def _describe(source: Any) -> str:
+    """A short name for a source in messages."""
+    if isinstance(source, (str, Path)):
+        return str(source)
+    return f"<{type(source).__name__}>"
 
 
 def _original_for_display(item: Any) -> Image.Image:

@@ -57,3 +57,18 @@ class VideoError(ColorizerError):
 
 class DependencyError(ColorizerError):
     """A required external program or optional package is missing."""
+
+
+class BatchError(InputError):
+    """Some pictures of a :meth:`Colorizer.colorize_batch <colorizer_lib.colorizer.Colorizer.colorize_batch>`
+    call failed. ``results`` holds every item's outcome in input order: a ``ColorizeResult`` for each
+    picture that was colorized, the :class:`InputError` for each one that was not."""
+
+    def __init__(self, message: str, results: list):
+        super().__init__(message)
+        self.results = results
+
+    @property
+    def errors(self) -> list[tuple[int, InputError]]:
+        """``(index, error)`` of each failed item."""
+        return [(i, r) for i, r in enumerate(self.results) if isinstance(r, BaseException)]

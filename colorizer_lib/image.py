@@ -56,6 +56,8 @@ __all__ = [
     "carried_metadata",
     "save_image",
     "read_provenance",
+    "remove_stale_temp_files",
+    "has_colour",
     "apply_watermark",
     "side_by_side",
     "iter_image_files",
@@ -147,6 +149,8 @@ class LoadedImage:
     original_mode: str
     name: str
     luma16: np.ndarray | None = None
+    #: what identifies the input in outputs' provenance (``colorizer_lib.jobs.source_identity``), if known
+    source_identity: dict[str, str] | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -275,14 +279,44 @@ def _pil_limit_lifted() -> Iterator[None]:
             Image.MAX_IMAGE_PIXELS = saved_limit
 
 
+_LOADING = threading.local()
+
+
+def source_being_loaded() -> str | None:
+    """The source that `load_image` is decoding in this thread, or None: lets a warning that a
+    decoder issues (Pillow's "Corrupt EXIF data" names no file) be reported with the file's name."""
+    return getattr(_LOADING, "source", None)
+
+
 def _open_and_load(fp, source_desc: str, name: str, max_pixels: int) -> LoadedImage:
-    """Open with PIL, check the pixel count, decode fully, and normalise."""
-    with _pil_limit_lifted():
-        img = _open_fully(fp, source_desc, max_pixels)
+    """Open with PIL, check the pixel count, decode fully, and normalise.
+
+    A damaged file can make Pillow's decoders raise almost anything (``KeyError: 256`` for a TIFF
+    page without a width, ``TypeError``, ``struct.error``, ``IndexError`` from a broken EXIF block...):
+    every such error is turned into an :class:`InputError` naming the file, so that one bad file
+    in a folder is reported and the others are done."""
+    _LOADING.source = source_desc
     try:
-        return _from_pil(img, source_desc=source_desc, name=name)
+        with _pil_limit_lifted():
+            img = _open_fully(fp, source_desc, max_pixels)
+        try:
+            return _from_pil(img, source_desc=source_desc, name=name)
+        finally:
+            img.close()
+    except (InputError, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - see the docstring: a decoder's error is the file's problem
+        raise _corrupt_error(source_desc, exc) from exc
     finally:
-        img.close()
+        _LOADING.source = None
+
+
+def _corrupt_error(source_desc: str, exc: BaseException) -> InputError:
+    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return InputError(
+        f"{source_desc} could not be decoded ({detail}). The file is truncated or corrupt; "
+        "re-download or re-export it."
+    )
 
 
 def _open_checked(fp, source_desc: str, max_pixels: int) -> Image.Image:
@@ -319,12 +353,9 @@ def _open_fully(fp, source_desc: str, max_pixels: int) -> Image.Image:
     except InputError:
         img.close()
         raise
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+    except Exception:
         img.close()
-        raise InputError(
-            f"{source_desc} could not be decoded ({exc}). The file is truncated or corrupt; "
-            "re-download or re-export it."
-        ) from exc
+        raise
     return img
 
 
@@ -343,11 +374,8 @@ def _load_pil(img: Image.Image, source_desc: str, max_pixels: int) -> None:
     _check_pixels(img, source_desc, max_pixels)
     try:
         img.load()
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise InputError(
-            f"{source_desc} could not be decoded ({exc}). The file is truncated or corrupt; "
-            "re-download or re-export it."
-        ) from exc
+    except (OSError, ValueError, SyntaxError, EOFError, KeyError, IndexError, TypeError) as exc:
+        raise _corrupt_error(source_desc, exc) from exc
 
 
 def _from_pil(img: Image.Image, *, source_desc: str, name: str) -> LoadedImage:
@@ -480,6 +508,39 @@ def _convert_mode(img: Image.Image, icc: bytes | None, source_desc: str):
             f"{source_desc} uses the colour mode {mode!r}, which cannot be converted to RGB ({exc}). "
             "Export it as an RGB or greyscale PNG/JPEG."
         ) from exc
+
+
+#: A picture "has colour" when more than COLOUR_SHARE of its pixels have a hue that differs from the
+#: usual one at their brightness by more than COLOUR_SPREAD levels (of 255). A toned print (sepia,
+#: cyanotype, a yellowed scan: one tint per brightness) and JPEG noise stay below: the nine historical
+#: examples reach at most 0.6% of pixels; colour photos are far above (a colorized street scene: 17%).
+COLOUR_SPREAD = 8
+COLOUR_SHARE = 0.05
+
+
+def has_colour(img: Image.Image) -> bool:
+    """Whether ``img`` (opened or loaded) is already a colour picture, as opposed to a grey or a
+    toned monochrome one, judged on a copy at most 256 pixels across.
+
+    The chroma of each pixel (B - Y, R - Y) is compared with the mean chroma of the pixels of the
+    same brightness (32 bins of luma): a tint that depends on brightness alone is monochrome."""
+    if img.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"):
+        return False
+    if img.format == "JPEG":
+        img.draft("RGB", (256, 256))  # not yet decoded: decode at 1/2..1/8 of the size (else a no-op)
+    scale = max(img.size) / 256
+    if scale > 1:  # a small copy straight away (no full-size one)
+        img = img.resize((max(1, round(img.width / scale)), max(1, round(img.height / scale))),
+                         Image.Resampling.NEAREST)
+    rgb = np.asarray(img.convert("RGB"), dtype=np.float32).reshape(-1, 3)
+    luma = rgb @ np.asarray(LUMA_WEIGHTS, dtype=np.float32)
+    u, v = rgb[:, 2] - luma, rgb[:, 0] - luma
+    bins = np.minimum(luma // 8, 31).astype(np.intp)
+    counts = np.maximum(np.bincount(bins, minlength=32), 1)
+    mean_u = np.bincount(bins, u, 32) / counts
+    mean_v = np.bincount(bins, v, 32) / counts
+    spread = np.hypot(u - mean_u[bins], v - mean_v[bins])
+    return bool((spread > COLOUR_SPREAD).mean() > COLOUR_SHARE)
 
 
 def _palette_has_alpha(img: Image.Image) -> bool:
@@ -800,10 +861,61 @@ def _refuse_forbidden(path: Path, target: Path, forbid) -> None:
             )
 
 
+# Temporary files of `_write_atomically`: ".<output name>.<pid>-<random>.part" beside the output.
+# Older versions wrote ".<output name>.<random>.part" (no process id).
+_TEMP_NAME = re.compile(
+    r"^\.(?P<name>.+\.(?:%s))\.(?:(?P<pid>\d+)-)?[a-z0-9_]{8}\.part$"
+    % "|".join(sorted(ext.lstrip(".") for ext in OUTPUT_FORMATS)),
+    re.IGNORECASE,
+)
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that an interrupted save (``kill -9``, power loss) left in
+    ``folder``: only names of our own pattern (``.<output name>.<pid>-<random>.part``, or the older
+    ``.<output name>.<random>.part``) whose writing process is gone. Returns what was removed.
+
+    A temporary file of a process that is still running (another ``colorize`` writing into the same
+    folder) is left alone; so is everything else."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if match is None or not entry.is_file(follow_symlinks=False):
+            continue
+        pid = match.group("pid")
+        if pid is not None and _process_alive(int(pid)):
+            continue
+        try:
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    return removed
+
+
 def _write_atomically(target: Path, path: Path, fmt: str, write) -> None:
     """Run ``write(handle)`` on a temporary file next to `target`, fsync it, rename it over `target`."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}-", suffix=".part")
+    except OSError as exc:
+        raise InputError(_write_error(path, fmt, exc)) from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -817,8 +929,17 @@ def _write_atomically(target: Path, path: Path, fmt: str, write) -> None:
         except FileNotFoundError:
             pass
         if isinstance(exc, (OSError, ValueError, KeyError)) and not isinstance(exc, InputError):
-            raise InputError(f"Could not write {str(path)!r} as {fmt}: {exc}.") from exc
+            raise InputError(_write_error(path, fmt, exc)) from exc
         raise
+
+
+def _write_error(path: Path, fmt: str, exc: BaseException) -> str:
+    """A failed write, said with the output's name and folder (never our temporary file's)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        folder = Path(path).expanduser().parent
+        return (f"Could not write {str(path)!r} as {fmt}: {exc.strerror}. Check that the folder {str(folder)!r} "
+                "exists, is writable and has free space, or choose another -o.")
+    return f"Could not write {str(path)!r} as {fmt}: {exc}."
 
 
 def _save_options(fmt: str, provenance: dict, icc_profile: bytes | None, exif: bytes | None, quality: int) -> dict:
@@ -877,12 +998,18 @@ def read_provenance(path: str | os.PathLike) -> dict[str, str]:
     path = Path(path).expanduser()
     _check_file(path)
     try:
-        with Image.open(path) as img:
+        # Only the headers are read, so the decompression-bomb limit does not apply: an earlier
+        # output of a very large photo must be readable here.
+        with _pil_limit_lifted(), Image.open(path) as img:
             if img.format == "PNG":
-                return {str(k): str(v) for k, v in getattr(img, "text", {}).items()}
+                # The text chunks before the pixel data (where save_image puts them), which Pillow has
+                # read with the headers; `img.text` would decode the whole picture for later ones.
+                return {str(k): str(v) for k, v in img.info.items() if isinstance(v, str)}
             tags = img.getexif()
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"Cannot read metadata of {str(path)!r}: {exc}.") from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged file: Pillow raises many kinds of errors
+        raise InputError(f"Cannot read metadata of {str(path)!r}: {type(exc).__name__}: {exc}.") from exc
     found: dict[str, str] = {}
     description = tags.get(_IMAGE_DESCRIPTION_TAG)
     if isinstance(description, bytes):

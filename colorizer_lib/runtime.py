@@ -27,6 +27,7 @@ is installed and falls back to PIL otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -507,26 +508,53 @@ class FileJob:
         output: the result's path; its extension picks the format (any of
             :data:`~colorizer_lib.image.OUTPUT_FORMATS`).
         compare: where to write the original beside the result, or None.
+        problem: why this input cannot be colorized, found while planning (a symbolic link that
+            loops or points nowhere); such a job is reported, never run.
+        stale: files of an earlier run to delete once this job's output is written (a comparison
+            picture of replaced settings, see :func:`colorizer_lib.jobs.decide`).
     """
 
     source: str
     output: Path
     compare: Path | None = None
+    problem: str | None = None
+    stale: tuple[Path, ...] = ()
+    _identity: dict[str, str] | None = field(default=None, repr=False, compare=False)
+
+    def identity(self) -> dict[str, str]:
+        """The input's identity recorded in the outputs' provenance (size and SHA-256, or the URL;
+        :func:`colorizer_lib.jobs.source_identity`), computed once."""
+        if self._identity is None:
+            from .jobs import source_identity
+
+            self._identity = source_identity(self.source)
+        return self._identity
 
     def save(self, result, *, quality: int = 95, forbid: Iterable[str | os.PathLike] = ()) -> Path:
         """Write a :class:`~colorizer_lib.colorizer.ColorizeResult` to :attr:`output` (with its
-        provenance, ICC profile and EXIF) and, when :attr:`compare` is set, the side-by-side picture
-        there. Paths in ``forbid`` are never written. Returns the output's path.
+        provenance, which records this job's input (:meth:`identity`), ICC profile and EXIF) and,
+        when :attr:`compare` is set, the side-by-side picture there. Paths in ``forbid`` are never
+        written. Returns the output's path.
 
         Raises:
             InputError: a forbidden path, a format that cannot hold the picture (alpha to JPEG) or a failed write.
         """
+        import dataclasses
+
         from .image import save_image
 
+        result = dataclasses.replace(result, source_identity=self.identity())
         path = result.save(self.output, quality=quality, forbid=forbid)
         if self.compare is not None:
             save_image(result.compare().convert("RGB"), self.compare, provenance=result.provenance, forbid=forbid)
+        self.remove_stale()
         return path
+
+    def remove_stale(self) -> None:
+        """Delete :attr:`stale` (once the new output is written)."""
+        for path in self.stale:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
     def guarded(self, protected: frozenset[Path]) -> tuple[Path, ...]:
         """This job's targets (output, comparison) that are among ``protected`` (resolved paths, see
@@ -597,6 +625,7 @@ def colorize_files_pipelined(colorizer, paths: Sequence[str | os.PathLike], out_
     jobs = [FileJob(str(path), out_dir / f"{Path(path).stem}.{out_format}") for path in paths]
 
     def decode(job: FileJob, device_may_decode: bool) -> _Decoded:
+        job.identity()  # recorded in the provenance; hashed here, in the worker threads
         if device_may_decode and stats.decoder == "torchvision":
             jpeg = _read_plain_jpeg(job.source)
             if jpeg is not None:
@@ -604,9 +633,10 @@ def colorize_files_pipelined(colorizer, paths: Sequence[str | os.PathLike], out_
         return _Decoded(_staged(reader(job.source), cuda), device_jpeg=device_jpeg)
 
     def finish(job: FileJob, decoded: _Decoded, host: torch.Tensor) -> Path:
+        recorded = {**provenance, **job.identity()}
         if decoded.device_jpeg:  # already a JPEG stream
-            return save_jpeg_bytes(host.numpy().tobytes(), job.output, provenance=provenance)
-        return save_image(Image.fromarray(host.numpy(), "RGB"), job.output, provenance=provenance, quality=quality)
+            return save_jpeg_bytes(host.numpy().tobytes(), job.output, provenance=recorded)
+        return save_image(Image.fromarray(host.numpy(), "RGB"), job.output, provenance=recorded, quality=quality)
 
     _run_pipeline(colorizer, jobs, decode, finish, stats, rf=rf, batch_size=batch_size, workers=workers,
                   max_batches_in_flight=max_batches_in_flight, jpeg_quality=quality)
@@ -617,7 +647,8 @@ def colorize_jobs_pipelined(colorizer, jobs: Sequence[FileJob], *, render_factor
                             batch_size: int = 8, workers: int | None = None, quality: int = 95,
                             max_batches_in_flight: int = 3, encoder: str = "auto", decoder: str = "auto",
                             watermark: bool = False, forbid: Iterable[str | os.PathLike] = (),
-                            on_done: Callable[[FileJob], None] | None = None) -> PipelineStats:
+                            on_done: Callable[[FileJob], None] | None = None,
+                            on_colour: Callable[[FileJob], None] | None = None) -> PipelineStats:
     """Colorize ``jobs`` with the pipeline of :func:`colorize_files_pipelined`, writing what
     :meth:`Colorizer.colorize <colorizer_lib.colorizer.Colorizer.colorize>` and :meth:`FileJob.save`
     write: ``colorize image``'s fast path.
@@ -650,6 +681,8 @@ def colorize_jobs_pipelined(colorizer, jobs: Sequence[FileJob], *, render_factor
         forbid: paths never written (``colorize image`` passes its inputs).
         on_done: called with each job once it is written or has failed, from the thread that
             finished it, one call at a time (a progress bar).
+        on_colour: called with each job whose input is already in colour
+            (:func:`~colorizer_lib.image.has_colour`), from a worker thread, before it is colorized.
         render_factor, batch_size, workers, quality, max_batches_in_flight: as in
             :func:`colorize_files_pipelined`.
         encoder, decoder: as in :func:`colorize_files_pipelined`; ``"auto"`` picks torchvision's
@@ -661,7 +694,7 @@ def colorize_jobs_pipelined(colorizer, jobs: Sequence[FileJob], *, render_factor
     from PIL import Image
 
     from .colorizer import ColorizeResult, _original_for_display, provenance_metadata
-    from .image import OUTPUT_FORMATS, apply_watermark, load_image, save_jpeg_bytes, to_luma_tensor
+    from .image import OUTPUT_FORMATS, apply_watermark, has_colour, load_image, save_jpeg_bytes, to_luma_tensor
 
     _check_pipeline_arguments(batch_size, max_batches_in_flight)
     rf = colorizer.render_factor_or_default(render_factor)
@@ -676,12 +709,22 @@ def colorize_jobs_pipelined(colorizer, jobs: Sequence[FileJob], *, render_factor
         return (stats.encoder == "torchvision" and OUTPUT_FORMATS.get(job.output.suffix.lower()) == "JPEG"
                 and not watermark and job.compare is None and alpha is None)
 
+    def colour_noted(job: FileJob, coloured: bool) -> None:
+        if coloured and on_colour is not None:
+            with colour_lock:
+                on_colour(job)
+
+    colour_lock = threading.Lock()
+
     def decode(job: FileJob, device_may_decode: bool) -> _Decoded:
+        job.identity()  # hashed here, in the worker threads
         if device_may_decode and stats.decoder == "torchvision" and job.compare is None:
             jpeg = _read_plain_jpeg(job.source)
             if jpeg is not None:
+                colour_noted(job, jpeg.has_colour)
                 return _Decoded(jpeg, icc_profile=jpeg.icc_profile, exif=jpeg.exif, device_jpeg=device_jpeg(job, None))
         loaded = load_image(job.source)
+        colour_noted(job, has_colour(loaded.rgb))
         return _Decoded(_staged(to_luma_tensor(loaded)[0, 0].numpy(), cuda), alpha=loaded.alpha,
                         original=_original_for_display(loaded) if job.compare is not None else None,
                         icc_profile=loaded.icc_profile, exif=loaded.exif, device_jpeg=device_jpeg(job, loaded.alpha))
@@ -690,7 +733,10 @@ def colorize_jobs_pipelined(colorizer, jobs: Sequence[FileJob], *, render_factor
         metadata = {"icc_profile": decoded.icc_profile, "exif": decoded.exif}
         forbid = job.guarded(protected)
         if decoded.device_jpeg:
-            return save_jpeg_bytes(host.numpy().tobytes(), job.output, provenance=provenance, forbid=forbid, **metadata)
+            path = save_jpeg_bytes(host.numpy().tobytes(), job.output, provenance={**provenance, **job.identity()},
+                                   forbid=forbid, **metadata)
+            job.remove_stale()
+            return path
         image = Image.fromarray(host.numpy(), "RGB")
         if decoded.alpha is not None:
             image.putalpha(decoded.alpha)
@@ -720,6 +766,7 @@ class _JpegFile:
     orientation: int
     icc_profile: bytes | None = None
     exif: bytes | None = None
+    has_colour: bool = False
 
 
 @dataclass
@@ -856,7 +903,7 @@ def _read_plain_jpeg(path) -> _JpegFile | None:
     nvJPEG decodes, within ``load_image``'s pixel limit; ``None`` for anything else, including what
     is no readable local file or ends early (the caller decodes those on the CPU, which says what is
     wrong with them)."""
-    from .image import carried_metadata, open_header
+    from .image import carried_metadata, has_colour, open_header
 
     try:
         img = open_header(path)
@@ -868,11 +915,15 @@ def _read_plain_jpeg(path) -> _JpegFile | None:
             return None
         orientation = int(img.getexif().get(0x0112, 1) or 1)
         icc_profile, exif = carried_metadata(img, str(path))
-    data = Path(path).read_bytes()
-    if not data.rstrip(b"\0").endswith(b"\xff\xd9"):  # truncated: PIL refuses it, nvJPEG may not
-        return None
+        data = Path(path).read_bytes()
+        if not data.rstrip(b"\0").endswith(b"\xff\xd9"):  # truncated: PIL refuses it, nvJPEG may not
+            return None
+        try:
+            coloured = has_colour(img)  # a small decode of the chroma (the device decodes luma only)
+        except Exception:  # noqa: BLE001 - damaged data: the CPU decoder says what is wrong with it
+            return None
     return _JpegFile(torch.frombuffer(bytearray(data), dtype=torch.uint8), orientation if 1 <= orientation <= 8 else 1,
-                     icc_profile, exif)
+                     icc_profile, exif, coloured)
 
 
 def orient(grey: torch.Tensor, orientation: int) -> torch.Tensor:

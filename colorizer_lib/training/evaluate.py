@@ -92,18 +92,26 @@ def evaluate_paths(colorizer, paths: Sequence[str | Path], render_factor: int | 
     """End-to-end metrics of a :class:`~colorizer_lib.colorizer.Colorizer` on colour photos.
 
     Each photo -> luma -> ``colorizer.predict_chroma`` + ``colorizer.compose`` -> compared with the photo.
-    Returns ``{"model": {...}, "grey": {...}, "count": n}`` (means over photos).
+    Returns ``{"model": {...}, "grey": {...}, "count": n}`` (means over photos). The metrics of each
+    photo are computed as soon as it is colorized (so ``progress`` counts whole photos, and only one
+    photo is held in memory at a time).
     """
-    preds, baselines, targets = [], [], []
+    from .. import metrics
+
+    per_photo: dict[str, list[dict[str, float]]] = {"model": [], "grey": []}
     iterator = paths
     if progress:
         from tqdm.auto import tqdm
-        iterator = tqdm(paths, desc="bench-quality")
+        iterator = tqdm(paths, desc="bench-quality", unit="photo")
     for p in iterator:
         rgb = load_rgb(p, max_side)
         luma = rgb_to_luma(rgb)
         chroma = colorizer.predict_chroma(luma, render_factor)
-        preds.append(colorizer.compose(luma, chroma).float().cpu())
-        baselines.append(grey_baseline(rgb))
-        targets.append(rgb)
-    return {"model": _report(preds, targets), "grey": _report(baselines, targets), "count": len(targets)}
+        pred = colorizer.compose(luma, chroma).float().cpu()
+        per_photo["model"].append(metrics.quality_report(pred, rgb))
+        per_photo["grey"].append(metrics.quality_report(grey_baseline(rgb), rgb))
+    if not paths:
+        raise ValueError("evaluate_paths needs at least one photo.")
+    means = {kind: {k: float(np.mean([r[k] for r in reports])) for k in METRIC_KEYS} | {"count": len(reports)}
+             for kind, reports in per_photo.items()}
+    return {**means, "count": len(paths)}
