@@ -22,6 +22,7 @@ Design rules:
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import importlib
 import io
@@ -758,13 +759,13 @@ def upload_controls(description: str, accept: str, multiple: bool, colab: bool) 
     if colab:
         button = W.Button(description=description, icon="upload", layout=W.Layout(width="auto"))
         button.add_class("colorizer-upload")
-        note = W.HTML('<span style="font-size:12px;color:#666">Upload opens Colab\'s file picker (any size); '
-                      "files are saved on the runtime's disk and colorized at once.</span>")
+        note = W.HTML('<div style="font-size:12px;color:#666;line-height:1.4">Upload opens Colab\'s file picker '
+                      "(any size); the files are saved on the runtime's disk and used at once.</div>")
         return button, log, note
     upload = W.FileUpload(accept=accept, multiple=multiple, description=description, layout=W.Layout(width="auto"))
     upload.add_class("colorizer-upload")
-    note = W.HTML(f'<span style="font-size:12px;color:#666">Uploads: {UPLOAD_LIMIT_TEXT}; give larger files '
-                  "by path in the box above.</span>")
+    note = W.HTML(f'<div style="font-size:12px;color:#666;line-height:1.4">Uploads: {UPLOAD_LIMIT_TEXT}; give '
+                  "larger files by path in the box above.</div>")
     return upload, log, note
 
 
@@ -860,6 +861,7 @@ class ImageColorizerUI:
         self.outcomes: list[ImageOutcome] = []
         self.batches: list[BatchReport] = []
         self.last_error: str | None = None
+        self._written: dict[Path, str] = {}  # result file -> the source it holds (path, URL or hash)
 
         self.picker = ModelPicker(model, render_factor, self.cache, self.status)
         self.model, self.render_factor = self.picker.model, self.picker.render_factor
@@ -967,12 +969,15 @@ class ImageColorizerUI:
         used: set[Path] = set()
         for index, (stem, source, suffix) in enumerate(singles):
             self.status.info(f"Colorizing {stem} at render factor {rf}...")
+            key = hashlib.sha256(source).hexdigest() if isinstance(source, bytes) else source
             target = self.output_dir / result_filename(stem, rf, suffix)
             n = 2
-            while target in used:  # two inputs with one name: keep both results
+            # Two inputs with one name (in this run, or another file in an earlier one): keep both results.
+            while target in used or self._written.get(target, key) != key:
                 target = self.output_dir / result_filename(f"{stem}_{n}", rf, suffix)
                 n += 1
             used.add(target)
+            self._written[target] = key
             try:
                 result = colorizer.colorize(source, render_factor=rf)
                 path = Path(result.save(target))

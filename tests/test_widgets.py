@@ -408,6 +408,9 @@ def test_colab_uploads_through_colabs_uploader(tmp_path, colorizer, photo, fake_
                    for p in (tmp_path / "out" / "uploads").rglob("*.png"))
     assert saved == ["upload1/scan.png", "upload2/scan.png"]
     assert ui.outcomes[-1].result.original.size == (40, 30) and ui.urls.value == ""
+    # ...and both results: the second file's does not replace the first's.
+    assert [o.path.name for o in ui.outcomes[1:]] == ["scan_colorized_rf6.png", "scan_2_colorized_rf6.png"]
+    assert Image.open(ui.outcomes[1].path).size == (96, 64)
     fake_colab.choose([])  # the user cancels the picker
     assert ui.upload_and_colorize() == [] and "nothing was uploaded" in ui.status.text
     assert ui.colorize() == [] and "No photo given" in ui.status.text and "10 MB" not in ui.status.text
