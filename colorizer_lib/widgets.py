@@ -672,8 +672,14 @@ class ProgressDisplay:
         self.label = W.Label("")
         self.widget = W.HBox([self.bar, self.label])
         self._start = time.monotonic()
+        self.active = False  # between start() and finish()
+
+    def reset(self) -> None:
+        """An empty bar and no text (a run that stopped before it began: nothing to count)."""
+        self.bar.value, self.bar.bar_style, self.label.value, self.active = 0, "", "", False
 
     def start(self, total: int, text: str = "") -> None:
+        self.active = True
         self.bar.max = max(int(total), 1)
         self.bar.value = 0
         self.bar.bar_style = "info"
@@ -688,6 +694,7 @@ class ProgressDisplay:
 
     def finish(self, ok: bool) -> None:
         """Colour the bar green (``ok``) or red; on success the label gives the count and the time taken."""
+        self.active = False
         self.bar.bar_style = "success" if ok else "danger"
         if ok:
             self.bar.value = self.bar.max
@@ -925,7 +932,10 @@ class ImageColorizerUI:
             return action()
         except Exception as error:  # shown to the user in the widget, not as a traceback
             self.last_error = report_exception(self.status, error)
-            self.progress.finish(False)
+            if self.progress.active:
+                self.progress.finish(False)
+            else:  # stopped before anything was counted: the last run's count would mislead
+                self.progress.reset()
             return []
         finally:
             for button in buttons:

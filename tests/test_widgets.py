@@ -362,6 +362,12 @@ def test_empty_press_says_so_and_never_colorizes_something_else(tmp_path, colori
     assert ui.status.is_error and "No photo given" in ui.status.text and "10 MB" in ui.status.text
     assert "paste its path" in ui.status.text and not (tmp_path / "out").exists()
     assert ui.factory_calls == []
+    ui.urls.value = str(grey_photo(tmp_path / "p.png"))
+    ui.colorize()
+    assert ui.progress.label.value.startswith("1 image in")
+    ui.urls.value = ""
+    assert ui.colorize() == [] and "No photo given" in ui.status.text
+    assert ui.progress.label.value == "" and ui.progress.bar.value == 0  # no stale count from the earlier run
 
 
 def test_truncated_upload_is_refused(tmp_path, colorizer, photo):
