@@ -52,6 +52,8 @@ SLIDER_RANGE = (4, 64)
 MAX_INLINE_BYTES = 64 * 2**20
 #: Longest side of the images shown in the notebook (the saved files keep full resolution).
 DISPLAY_SIZE = 768
+#: Longest model label in the dropdown: what its 560 px show whole (a longer one is cut by the browser).
+MODEL_LABEL_CHARS = 56
 #: Width of the labels left of the controls (all the same, so the controls line up).
 LABEL_STYLE = {"description_width": "100px"}
 #: Where the repository's example photos are published (used on Colab, where the repo is not cloned).
@@ -403,7 +405,8 @@ def model_options(selected: str | None = None) -> list[tuple[str, str]]:
     ``selected`` first when it is not a registered name or alias (e.g. a weights file path)."""
     from colorizer_lib import registry
 
-    options = [(f"{spec.name}: {_first_sentence(spec.description)}", spec.name) for spec in registry.list_specs()]
+    options = [(f"{spec.name}: {_first_sentence(spec.description, MODEL_LABEL_CHARS - len(spec.name) - 2)}",
+                spec.name) for spec in registry.list_specs()]
     if selected and find_spec(selected) is None:
         label = f"{Path(selected).name} (file)" if Path(selected).expanduser().exists() else selected
         options.insert(0, (label, selected))
@@ -411,8 +414,11 @@ def model_options(selected: str | None = None) -> list[tuple[str, str]]:
 
 
 def _first_sentence(text: str, limit: int = 70) -> str:
-    """The part of a description before its first ": " (when long), cut at a word boundary."""
+    """At most ``limit`` characters of a description: the part before its first ": ", without a
+    parenthesis that does not fit, else cut at a word boundary (never inside a word)."""
     text = text.split(": ")[0] if len(text) > limit else text
+    if len(text) > limit and " (" in text:
+        text = text.split(" (")[0]
     if len(text) <= limit:
         return text
     cut = text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,;(")
