@@ -11,13 +11,18 @@ Design rules:
 * Errors never escape a button callback as a traceback: a ``ColorizerError`` is shown in the
   UI's status line with its message (which says what to do next); anything else is shown as an
   unexpected error with its type and message, and the traceback is kept in ``ui.last_error``.
-* Works with ipywidgets 7 and 8 (``parse_upload`` reads both ``FileUpload.value`` shapes) and in
-  Colab (downloads through ``google.colab.files``) and in Jupyter (data-URI download links).
+* Works with ipywidgets 7 and 8 (``upload_files`` reads both ``FileUpload`` formats) and in
+  Colab and in Jupyter. Uploads: on Colab through ``google.colab.files.upload`` (no size limit; the
+  files land on the runtime's disk), in Jupyter through ``FileUpload``, whose files travel in one
+  widget message and silently never arrive above the server's message limit (about 10 MB): a
+  Colorize press with nothing to colorize says so instead of colorizing something else.
+  Downloads: ``google.colab.files`` on Colab, data-URI links in Jupyter.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import importlib
 import io
@@ -35,6 +40,7 @@ from typing import Any, Callable, Iterable, Sequence, Union
 import ipywidgets as W
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from colorizer_lib import project
 from colorizer_lib.errors import ColorizerError, InputError, RenderFactorError
 
 #: Suffixes treated as images inside zip files (folders use ``image.iter_image_files``).
@@ -46,10 +52,12 @@ SLIDER_RANGE = (4, 64)
 MAX_INLINE_BYTES = 64 * 2**20
 #: Longest side of the images shown in the notebook (the saved files keep full resolution).
 DISPLAY_SIZE = 768
+#: Longest model label in the dropdown: what its 560 px show whole (a longer one is cut by the browser).
+MODEL_LABEL_CHARS = 56
 #: Width of the labels left of the controls (all the same, so the controls line up).
 LABEL_STYLE = {"description_width": "100px"}
 #: Where the repository's example photos are published (used on Colab, where the repo is not cloned).
-EXAMPLES_URL = "https://raw.githubusercontent.com/colorizer-project/colorizer/main/examples/"
+EXAMPLES_URL = project.raw_url("examples/")
 DEFAULT_EXAMPLE = "dust-bowl-home.jpg"
 
 ColorizerFactory = Callable[[Union[str, None]], Any]
@@ -105,6 +113,88 @@ def parse_upload(value: Any) -> list[Upload]:
                      "ipywidgets 7 dict or the ipywidgets 8 tuple. Install ipywidgets 7.6+ or 8.")
 
 
+#: What the widget channel lets through, as told to users whose upload did not arrive.
+UPLOAD_LIMIT_TEXT = ("files larger than about 10 MB (in Jupyter; about 1 MB in some hosted notebooks) never "
+                     "reach Python through the upload button")
+
+
+def upload_files(upload: Any) -> list[Upload]:
+    """Every file in a ``FileUpload`` widget of ipywidgets 7 or 8, in upload order.
+
+    ipywidgets 7 keeps the files in its ``metadata`` and ``data`` lists and builds ``value`` as a
+    dict keyed by file name, which drops one of two files with the same name: read the lists.
+    ipywidgets 8 keeps them in ``value`` (a tuple of dicts). An upload the browser could not read
+    (ipywidgets 7's ``error``), or whose bytes arrived incomplete (fewer than its ``size``), raises
+    ``InputError`` naming the file.
+    """
+    error = getattr(upload, "error", "")
+    if error:
+        raise InputError(f"The upload failed in the browser ({error}). Upload the file again; if it is large, "
+                         "put it on this machine's disk and paste its path in the box instead.")
+    data, metadata = getattr(upload, "data", None), getattr(upload, "metadata", None)
+    if isinstance(data, list) and isinstance(metadata, list) and isinstance(upload.value, dict):  # ipywidgets 7
+        if len(data) != len(metadata):
+            raise InputError("The upload arrived incomplete (file names and contents do not match); "
+                             "upload the files again.")
+        entries = [{"name": m.get("name") or f"upload{i}", "size": m.get("size"), "content": d}
+                   for i, (m, d) in enumerate(zip(metadata, data))]
+    else:
+        entries = [{"name": u.name, "size": None, "content": u.content} for u in parse_upload(upload.value)]
+        if isinstance(upload.value, (tuple, list)):
+            for entry, raw in zip(entries, upload.value):
+                entry["size"] = raw.get("size")
+    files = []
+    for entry in entries:
+        content = bytes(entry["content"])
+        size = entry["size"]
+        if isinstance(size, int) and size != len(content):
+            raise InputError(f"{entry['name']} arrived incomplete ({len(content)} of {size} bytes): "
+                             f"{UPLOAD_LIMIT_TEXT}. Put the file on this machine's disk and paste its path.")
+        files.append(Upload(str(entry["name"]), content))
+    return files
+
+
+def save_uploads(uploads: Sequence[Upload], folder: Path | str) -> list[Path]:
+    """Write uploads into ``folder`` (created) under safe names; two files with one name both stay
+    (the second gets ``_2``, and a name already on disk from an earlier upload is never overwritten)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for upload in uploads:
+        suffix = Path(upload.name).suffix.lower()
+        stem = source_stem(upload.name)
+        target, n = folder / f"{stem}{suffix}", 2
+        while target.exists():
+            target, n = folder / f"{stem}_{n}{suffix}", n + 1
+        target.write_bytes(upload.content)
+        paths.append(target)
+    return paths
+
+
+def colab_upload(folder: Path | str) -> list[Path]:
+    """Ask the user for files with Colab's own uploader (``google.colab.files.upload``: no size
+    limit) and return their paths on the runtime's disk, inside a fresh subfolder of ``folder``
+    (so files with a name uploaded earlier are kept). Cancelling gives ``[]``."""
+    files = importlib.import_module("google.colab.files")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while (folder / f"upload{n}").exists():
+        n += 1
+    target = folder / f"upload{n}"
+    target.mkdir()
+    uploaded = files.upload(target_dir=str(target)) or {}
+    paths = []
+    for name, content in uploaded.items():
+        path = target / Path(name).name
+        if not path.is_file() or path.stat().st_size != len(content):  # an uploader that only returns bytes
+            path.write_bytes(content)
+        paths.append(path)
+    if not paths:
+        target.rmdir()
+    return paths
+
+
 def clear_upload(upload: W.FileUpload) -> None:
     """Empty a ``FileUpload`` widget so the same files are not processed twice (ipywidgets 7 and 8)."""
     if isinstance(upload.value, dict):  # ipywidgets 7: value is rebuilt from metadata + data on _counter
@@ -121,19 +211,21 @@ def _is_remote(text: str) -> bool:
 
 
 def parse_sources(text: str) -> list[str]:
-    """Split the URL box into entries (one per line, or separated by spaces) and check each one.
+    """Split the URL box into entries (one per line) and check each one.
 
     Every entry must be an ``http(s)://`` URL or an existing local path (file, folder or ``.zip``;
-    ``~`` is expanded). A whole line that is an existing path is one entry even if it contains
-    spaces. Returns the entries in order; raises ``InputError`` naming the first bad one.
+    ``~`` is expanded). A line is one entry, spaces included (paths may hold spaces), except a line
+    made only of links separated by spaces (a link cannot hold a space), which gives each link.
+    Returns the entries in order; raises ``InputError`` naming the first bad one.
     """
     entries = []
     for line in (text or "").splitlines():
         line = line.strip()
-        if line and not _is_remote(line) and Path(line).expanduser().exists():
+        tokens = line.split()
+        if len(tokens) > 1 and all(_is_remote(token) for token in tokens):
+            entries.extend(tokens)
+        elif line:
             entries.append(line)
-        else:
-            entries.extend(token for token in line.split() if token)
     for entry in entries:
         if _is_remote(entry):
             if not urllib.parse.urlsplit(entry).netloc:
@@ -313,7 +405,8 @@ def model_options(selected: str | None = None) -> list[tuple[str, str]]:
     ``selected`` first when it is not a registered name or alias (e.g. a weights file path)."""
     from colorizer_lib import registry
 
-    options = [(f"{spec.name}: {_first_sentence(spec.description)}", spec.name) for spec in registry.list_specs()]
+    options = [(f"{spec.name}: {_first_sentence(spec.description, MODEL_LABEL_CHARS - len(spec.name) - 2)}",
+                spec.name) for spec in registry.list_specs()]
     if selected and find_spec(selected) is None:
         label = f"{Path(selected).name} (file)" if Path(selected).expanduser().exists() else selected
         options.insert(0, (label, selected))
@@ -321,8 +414,15 @@ def model_options(selected: str | None = None) -> list[tuple[str, str]]:
 
 
 def _first_sentence(text: str, limit: int = 70) -> str:
+    """At most ``limit`` characters of a description: the part before its first ": ", without a
+    parenthesis that does not fit, else cut at a word boundary (never inside a word)."""
     text = text.split(": ")[0] if len(text) > limit else text
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    if len(text) > limit and " (" in text:
+        text = text.split(" (")[0]
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,;(")
+    return cut + "…"
 
 
 def embedded_model_name() -> str | None:
@@ -369,28 +469,35 @@ def encode_image(image: Image.Image, fmt: str = "PNG", quality: int = 90) -> byt
 
 
 def before_after_html(original: Image.Image, colorized: Image.Image, width: int = 640) -> str:
-    """HTML of a before/after view: the colorized image with the original laid over its left part;
-    the divider is the overlay's right edge, dragged with the handle at its bottom-right corner
-    (pure CSS ``resize: horizontal``, so no JavaScript is needed and Jupyter and Colab both render
-    it). Both images are shown at ``width`` pixels (aspect kept), embedded as JPEG data URIs."""
+    """HTML of a before/after view: the colorized image with the original laid over its left part.
+
+    The divider follows the pointer anywhere over the picture, with a mouse, a finger or the arrow
+    keys: a transparent range input covers the whole image and its ``oninput`` attribute sets the
+    overlay's width (an inline handler, which both Jupyter's and Colab's widget front ends run,
+    unlike ``<script>`` elements). Both images are shown at ``width`` pixels (aspect kept),
+    embedded as JPEG data URIs."""
     width = int(min(width, colorized.width))
     height = max(1, round(colorized.height * width / colorized.width))
     after = colorized.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
     before = original.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
     b64_after = base64.b64encode(encode_image(after, "JPEG")).decode("ascii")
     b64_before = base64.b64encode(encode_image(before, "JPEG")).decode("ascii")
+    move = "this.previousElementSibling.style.width=this.value+'%'"
     return (
         f'<div class="colorizer-before-after" style="position:relative;width:{width}px;height:{height}px;'
-        'user-select:none;line-height:0">'
+        'user-select:none;line-height:0;touch-action:pan-y">'
         f'<img alt="colorized" src="data:image/jpeg;base64,{b64_after}" '
         f'style="position:absolute;top:0;left:0;width:{width}px;height:{height}px;max-width:none">'
-        f'<div style="position:absolute;top:0;left:0;width:{width // 2}px;min-width:12px;max-width:{width}px;'
-        f'height:{height}px;overflow:hidden;resize:horizontal;border-right:3px solid #fff;'
-        'box-shadow:2px 0 4px rgba(0,0,0,.6)">'
+        f'<div class="colorizer-divider" style="position:absolute;top:0;left:0;width:50%;height:{height}px;'
+        'overflow:hidden;border-right:3px solid #fff;box-shadow:2px 0 4px rgba(0,0,0,.6);pointer-events:none">'
         f'<img alt="original" src="data:image/jpeg;base64,{b64_before}" '
-        f'style="width:{width}px;height:{height}px;max-width:none"></div></div>'
-        '<div style="font-size:12px;color:#666;margin-top:4px">Drag the handle at the bottom of the '
-        'white divider: left is the original, right is the colorized photo.</div>'
+        f'style="width:{width}px;height:{height}px;max-width:none"></div>'
+        f'<input type="range" min="0" max="100" value="50" step="0.1" aria-label="Before/after divider" '
+        f'oninput="{move}" onchange="{move}" '
+        f'style="position:absolute;top:0;left:0;width:{width}px;height:{height}px;margin:0;padding:0;'
+        'opacity:0;cursor:ew-resize;-webkit-appearance:none;appearance:none"></div>'
+        '<div style="font-size:12px;color:#666;margin-top:4px">Drag across the picture (or swipe): left of the '
+        'white divider is the original, right of it the colorized photo.</div>'
     )
 
 
@@ -422,16 +529,22 @@ def sweep_grid(images: Sequence[Image.Image], labels: Sequence[str], columns: in
     return grid
 
 
-def render_factor_sweep(colorizer, source, factors: Iterable[int]) -> tuple[list, Image.Image]:
+def render_factor_sweep(colorizer, source, factors: Iterable[int],
+                        on_progress: Callable[[int, int], None] | None = None) -> tuple[list, Image.Image]:
     """Colorize ``source`` at each render factor in ``factors`` (in order).
 
     Returns ``(results, grid)``: the ``ColorizeResult`` list and a labelled grid image
     (``"render factor N"`` over each result). Bad factors raise ``RenderFactorError`` from the library.
+    ``on_progress(done, total)`` is called after each factor.
     """
     factors = [int(f) for f in factors]
     if not factors:
         raise InputError("The sweep needs at least one render factor, e.g. [10, 20, 35].")
-    results = [colorizer.colorize(source, render_factor=f) for f in factors]
+    results = []
+    for factor in factors:
+        results.append(colorizer.colorize(source, render_factor=factor))
+        if on_progress:
+            on_progress(len(results), len(factors))
     grid = sweep_grid([r.image for r in results], [f"render factor {r.render_factor}" for r in results])
     return results, grid
 
@@ -565,8 +678,14 @@ class ProgressDisplay:
         self.label = W.Label("")
         self.widget = W.HBox([self.bar, self.label])
         self._start = time.monotonic()
+        self.active = False  # between start() and finish()
+
+    def reset(self) -> None:
+        """An empty bar and no text (a run that stopped before it began: nothing to count)."""
+        self.bar.value, self.bar.bar_style, self.label.value, self.active = 0, "", "", False
 
     def start(self, total: int, text: str = "") -> None:
+        self.active = True
         self.bar.max = max(int(total), 1)
         self.bar.value = 0
         self.bar.bar_style = "info"
@@ -581,6 +700,7 @@ class ProgressDisplay:
 
     def finish(self, ok: bool) -> None:
         """Colour the bar green (``ok``) or red; on success the label gives the count and the time taken."""
+        self.active = False
         self.bar.bar_style = "success" if ok else "danger"
         if ok:
             self.bar.value = self.bar.max
@@ -609,6 +729,12 @@ class StatusLine:
                              f'padding:4px 8px;white-space:pre-wrap">{html.escape(message)}</div>')
 
 
+def clear(output: W.Output) -> None:
+    """Empty an Output widget in the front end (``clear_output``) and in its synced ``outputs``."""
+    output.clear_output()
+    output.outputs = ()
+
+
 def call_in_output(output: W.Output, function: Callable[..., Any], *args, **kwargs) -> Any:
     """``function(*args, **kwargs)`` with what it displays (progress bars) going to ``output``.
 
@@ -634,6 +760,37 @@ def report_exception(status: StatusLine, error: BaseException) -> str:
         status.error(f"Unexpected error ({type(error).__name__}): {error}\nPlease report it; the full "
                      "traceback is in the UI's last_error attribute.")
     return "".join(traceback.format_exception(type(error), error, error.__traceback__))
+
+
+def upload_controls(description: str, accept: str, multiple: bool, colab: bool) -> tuple[W.Widget, W.Output, W.HTML]:
+    """The upload button, an Output for the uploader, and a help line.
+
+    On Colab: a plain button (the UI calls ``colab_upload`` when it is pressed: Colab's own
+    uploader, with no size limit, shows in the Output). Elsewhere: a ``FileUpload``, with a line
+    saying that large files must be given by path."""
+    log = W.Output()
+    if colab:
+        button = W.Button(description=description, icon="upload", layout=W.Layout(width="auto"))
+        button.add_class("colorizer-upload")
+        note = W.HTML('<div style="font-size:12px;color:#666;line-height:1.4">Upload opens Colab\'s file picker '
+                      "(any size); the files are saved on the runtime's disk and used at once.</div>")
+        return button, log, note
+    upload = W.FileUpload(accept=accept, multiple=multiple, description=description, layout=W.Layout(width="auto"))
+    upload.add_class("colorizer-upload")
+    note = W.HTML(f'<div style="font-size:12px;color:#666;line-height:1.4">Uploads: {UPLOAD_LIMIT_TEXT}; give '
+                  "larger files by path in the box above.</div>")
+    return upload, log, note
+
+
+def nothing_given_message(kind: str, colab: bool) -> str:
+    """What a Colorize press with no input says: what to give, and why a chosen upload may be missing."""
+    what = ("Paste a link or the path of a video file, or upload a clip" if kind == "video" else
+            "Paste links or paths (one per line), or upload photos or a .zip")
+    if colab:
+        return f"No {kind} given. {what} with the Upload button."
+    return (f"No {kind} given. {what}. If you chose a file with the upload button and still see this, it did not "
+            f"arrive: {UPLOAD_LIMIT_TEXT}. Put the file on this machine's disk (e.g. the Jupyter file browser's "
+            "upload, which has no such limit) and paste its path in the box.")
 
 
 class ModelPicker:
@@ -666,12 +823,15 @@ class ModelPicker:
 
     def colorizer(self):
         name = self.model.value
+        clear(self.log)  # what an earlier load printed (a mirror failing...) is stale now
         if self.cache.is_loaded(name):
             return self.cache.get(name)
-        self.status.info(f"Loading model {name} (the first time downloads the weights)...")
-        self.log.clear_output()
+        spec = find_spec(name)
+        downloads = spec is not None and not getattr(spec, "bundled", None)
+        self.status.info(f"Loading model {name}" + (" (the first time downloads the weights)..." if downloads
+                                                     else "..."))
         colorizer = call_in_output(self.log, self.cache.get, name)
-        self.log.clear_output()
+        clear(self.log)
         return colorizer
 
 
@@ -714,26 +874,30 @@ class ImageColorizerUI:
         self.outcomes: list[ImageOutcome] = []
         self.batches: list[BatchReport] = []
         self.last_error: str | None = None
+        self._written: dict[Path, str] = {}  # result file -> the source it holds (path, URL or hash)
 
         self.picker = ModelPicker(model, render_factor, self.cache, self.status)
         self.model, self.render_factor = self.picker.model, self.picker.render_factor
         self.urls = W.Textarea(value=sources or "", description="Links / paths", style=LABEL_STYLE,
-                               placeholder="https://.../photo.jpg (one per line), or a folder / .zip path",
+                               placeholder="https://.../photo.jpg or a path, a folder, a .zip (one per line)",
                                layout=W.Layout(width="560px", height="60px"))
-        self.upload = W.FileUpload(accept="image/*,.zip", multiple=True, description="Upload photos or a .zip",
-                                   layout=W.Layout(width="auto"))
+        self.colab = in_colab()
+        self.upload, self.upload_log, upload_help = upload_controls("Upload photos or a .zip", "image/*,.zip",
+                                                                    True, self.colab)
         self.button = W.Button(description="Colorize", button_style="primary", icon="paint-brush")
         self.button.add_class("colorizer-run")
         self.progress = ProgressDisplay("image")
         self.results = W.VBox([])
         self.results.add_class("colorizer-results")
         self.button.on_click(lambda _button: self.colorize())
+        if self.colab:
+            self.upload.on_click(lambda _button: self.upload_and_colorize())
         self.widget = W.VBox([
             W.HTML("<b>Colorize photos</b>: paste links or paths, or upload photos (or a .zip of them), "
                    "then press Colorize. Lower render factors give more vivid colour, higher ones more "
                    "stable colour on detailed photos."),
-            self.model, self.render_factor, self.urls, W.HBox([self.upload, self.button]),
-            self.picker.log, self.progress.widget, self.status.widget, self.results,
+            self.model, self.render_factor, self.urls, W.HBox([self.upload, self.button]), upload_help,
+            self.upload_log, self.picker.log, self.progress.widget, self.status.widget, self.results,
         ])
 
     def _ipython_display_(self):
@@ -744,24 +908,59 @@ class ImageColorizerUI:
     def _colorizer(self):
         return self.picker.colorizer()
 
-    def colorize(self) -> list[ImageOutcome]:
-        """Colorize everything in the URL box and the upload widget (the default example when both
-        are empty), save the results to ``output_dir`` and show them. Errors are shown in the
+    def colorize(self, example_if_empty: bool = False) -> list[ImageOutcome]:
+        """Colorize everything in the links box and the upload widget, save the results to
+        ``output_dir`` and show them. With nothing given: the default example photo when
+        ``example_if_empty`` (what the notebook's Run all does; the box stays empty), else an error
+        saying what to give (and that a large upload may not have arrived). Errors are shown in the
         status line, never raised; returns the outcomes of this run (``[]`` after an error)."""
-        self.button.disabled = True
+        return self._guarded(lambda: self._colorize(example_if_empty))
+
+    def upload_and_colorize(self) -> list[ImageOutcome]:
+        """Colab: ask for photos (or zips) with Colab's uploader, save them under
+        ``output_dir/uploads`` and colorize exactly those (what the Colab upload button does)."""
+        def run():
+            paths = call_in_output(self.upload_log, colab_upload, self.output_dir / "uploads")
+            clear(self.upload_log)
+            if not paths:
+                self.status.info("No file chosen: nothing was uploaded.")
+                return []
+            return self._run([str(path) for path in paths], [])
+
+        return self._guarded(run)
+
+    def _guarded(self, action: Callable[[], list[ImageOutcome]]) -> list[ImageOutcome]:
+        buttons = [self.button] + ([self.upload] if self.colab else [])
+        for button in buttons:
+            button.disabled = True
         self.last_error = None
         try:
-            return self._colorize()
+            return action()
         except Exception as error:  # shown to the user in the widget, not as a traceback
             self.last_error = report_exception(self.status, error)
-            self.progress.finish(False)
+            if self.progress.active:
+                self.progress.finish(False)
+            else:  # stopped before anything was counted: the last run's count would mislead
+                self.progress.reset()
             return []
         finally:
-            self.button.disabled = False
+            for button in buttons:
+                button.disabled = False
 
-    def _colorize(self) -> list[ImageOutcome]:
+    def _colorize(self, example_if_empty: bool) -> list[ImageOutcome]:
         entries = parse_sources(self.urls.value)
-        uploads = parse_upload(self.upload.value)
+        uploads = [] if self.colab else upload_files(self.upload)
+        if not entries and not uploads:
+            if not example_if_empty:
+                raise InputError(nothing_given_message("photo", self.colab))
+            example = example_source()
+            self.status.info(f"No photo given yet: colorizing the example {Path(example).name}.")
+            return self._run([example], [])
+        if not self.colab:
+            clear_upload(self.upload)  # the next press does not redo these files
+        return self._run(entries, uploads)
+
+    def _run(self, entries: list[str], uploads: list[Upload]) -> list[ImageOutcome]:
         singles: list[tuple[str, Any, str]] = []  # (stem, source, suffix)
         batches: list[tuple[str, Any]] = []  # (name, folder path / zip path / zip bytes)
         for entry in entries:
@@ -776,10 +975,6 @@ class ImageColorizerUI:
                 batches.append((Path(upload.name).stem, upload.content))
             else:
                 singles.append((source_stem(upload.name), upload.content, Path(upload.name).suffix))
-        if not singles and not batches:
-            example = example_source()
-            self.urls.value = example
-            singles.append((source_stem(example), example, Path(example).suffix))
 
         colorizer = self._colorizer()
         rf = int(self.render_factor.value)
@@ -790,12 +985,15 @@ class ImageColorizerUI:
         used: set[Path] = set()
         for index, (stem, source, suffix) in enumerate(singles):
             self.status.info(f"Colorizing {stem} at render factor {rf}...")
+            key = hashlib.sha256(source).hexdigest() if isinstance(source, bytes) else source
             target = self.output_dir / result_filename(stem, rf, suffix)
             n = 2
-            while target in used:  # two inputs with one name: keep both results
+            # Two inputs with one name (in this run, or another file in an earlier one): keep both results.
+            while target in used or self._written.get(target, key) != key:
                 target = self.output_dir / result_filename(f"{stem}_{n}", rf, suffix)
                 n += 1
             used.add(target)
+            self._written[target] = key
             try:
                 result = colorizer.colorize(source, render_factor=rf)
                 path = Path(result.save(target))
@@ -811,21 +1009,23 @@ class ImageColorizerUI:
             reports.append(colorize_to_zip(colorizer, source, zip_path, rf, on_progress=self.progress.update))
         self.outcomes.extend(outcomes)
         self.batches.extend(reports)
-        clear_upload(self.upload)
         self._show(outcomes, reports)
         failed += [item for report in reports for item in report.failed]
         done = len(outcomes) + sum(len(r.done) for r in reports)
         message = f"Done: {done} photo{'s' if done != 1 else ''} colorized into {self.output_dir}."
         if failed:
             details = "\n".join(f"{name}: {text}" for name, text in failed)
+            kept = " The results shown are from the earlier run." if not done and self.outcomes else ""
             self.status.error(f"{message} {len(failed)} could not be read and {'was' if len(failed) == 1 else 'were'}"
-                              f" skipped:\n{details}")
+                              f" skipped:\n{details}{kept}")
         else:
             self.status.info(message)
         self.progress.finish(not failed)
         return outcomes
 
     def _show(self, outcomes: list[ImageOutcome], reports: list[BatchReport]) -> None:
+        if not outcomes and not reports:
+            return  # a run where everything failed keeps the earlier results on screen
         children = []
         for outcome in outcomes[: self.max_shown]:
             children.append(result_view(outcome))
@@ -858,9 +1058,22 @@ class ImageColorizerUI:
             source = self.outcomes[-1].result.original if self.outcomes else example_source()
         name = self.outcomes[-1].name if self.outcomes and source is self.outcomes[-1].result.original \
             else source_stem(source) if isinstance(source, str) else "image"
-        _, grid = render_factor_sweep(self._colorizer(), source, parse_factors(factors))
+        factors = parse_factors(factors)
+        colorizer = self._colorizer()
+        self.status.info(f"Sweep: colorizing {name} at render factors {', '.join(map(str, factors))}...")
+        self.progress.unit = "render factor"  # the UI's progress bar counts the factors done
+        try:
+            self.progress.start(len(factors))
+            _, grid = render_factor_sweep(colorizer, source, factors, on_progress=self.progress.update)
+            self.progress.finish(True)
+        except Exception:
+            self.progress.finish(False)
+            raise
+        finally:
+            self.progress.unit = "image"
         self.output_dir.mkdir(parents=True, exist_ok=True)
         grid.save(self.output_dir / f"{name}_sweep.png")
+        self.status.info(f"Sweep saved to {self.output_dir / f'{name}_sweep.png'}.")
         return grid
 
 
@@ -981,8 +1194,10 @@ class VideoColorizerUI:
         self.url = W.Text(value=source or "", description="Link / path", style=LABEL_STYLE,
                           placeholder="https://www.youtube.com/watch?v=... or /path/to/film.mp4",
                           layout=W.Layout(width="560px"))
-        self.upload = W.FileUpload(accept="video/*", multiple=False, description="Upload a clip",
-                                   layout=W.Layout(width="auto"))
+        self.colab = in_colab()
+        self.upload, self.upload_log, upload_help = upload_controls("Upload a clip", "video/*", False, self.colab)
+        if self.colab:
+            self.upload.on_click(lambda _button: self._guarded(self.upload_clip))
         self.preview_button = W.Button(description="Preview frames", icon="images")
         self.render_button = W.Button(description="Colorize video", button_style="primary", icon="film")
         self.preview_button.add_class("colorizer-preview")
@@ -999,7 +1214,7 @@ class VideoColorizerUI:
                    "one on the slider, then <i>Colorize video</i>. An interrupted render resumes where it "
                    "stopped when you press Colorize again."),
             self.model, self.render_factor, self.url,
-            W.HBox([self.upload, self.preview_button, self.render_button]),
+            W.HBox([self.upload, self.preview_button, self.render_button]), upload_help, self.upload_log,
             self.picker.log, self.progress, self.status.widget, self.preview_area, self.result_area,
         ])
 
@@ -1009,7 +1224,7 @@ class VideoColorizerUI:
         display(self.widget)
 
     def _guarded(self, action: Callable[[], Any]):
-        buttons = (self.preview_button, self.render_button)
+        buttons = (self.preview_button, self.render_button) + ((self.upload,) if self.colab else ())
         for button in buttons:
             button.disabled = True
         self.last_error = None
@@ -1022,20 +1237,30 @@ class VideoColorizerUI:
             for button in buttons:
                 button.disabled = False
 
+    def upload_clip(self) -> Path | None:
+        """Colab: ask for a clip with Colab's uploader (no size limit), keep it under
+        ``output_dir/uploads`` and put its path in the box (what the Colab upload button does)."""
+        paths = call_in_output(self.upload_log, colab_upload, self.output_dir / "uploads")
+        clear(self.upload_log)
+        if not paths:
+            self.status.info("No file chosen: nothing was uploaded.")
+            return None
+        self.url.value = str(paths[-1])
+        self.status.info(f"Uploaded {paths[-1].name}. Press Preview frames or Colorize video.")
+        return paths[-1]
+
     def source_path(self) -> Path:
         """The local video file: the uploaded clip (saved under ``output_dir/uploads``), else the
         link (downloaded once, see ``fetch_video``) or path in the box."""
-        uploads = parse_upload(self.upload.value)
+        uploads = [] if self.colab else upload_files(self.upload)
         if uploads:
-            upload = uploads[-1]
-            folder = self.output_dir / "uploads"
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / (source_stem(upload.name) + (Path(upload.name).suffix.lower() or ".mp4"))
-            path.write_bytes(upload.content)
+            [path] = save_uploads(uploads[-1:], self.output_dir / "uploads")
             clear_upload(self.upload)
             self.url.value = str(path)
             return path
-        if self.url.value.strip() and _is_remote(self.url.value.strip()):
+        if not self.url.value.strip():
+            raise InputError(nothing_given_message("video", self.colab))
+        if _is_remote(self.url.value.strip()):
             self.status.info("Downloading the video...")
         return fetch_video(self.url.value, self.output_dir)
 

@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from colorizer_lib import project
 from tests.browser.support import grey_photo, is_tinted, make_clip, tiny_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ["ImageColorizer.ipynb", "VideoColorizer.ipynb"]
-COLAB_URL = "https://colab.research.google.com/github/colorizer-project/colorizer/blob/main/{}"
 
 
 def load(name: str):
@@ -38,13 +38,14 @@ def test_notebook_structure(name):
     assert nb.metadata.kernelspec.name == "python3"
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.outputs == [] and c.execution_count is None for c in code), "outputs must be stripped"
-    assert COLAB_URL.format(name) in nb.cells[0].source and "colab-badge.svg" in nb.cells[0].source
+    assert project.colab_url(name) in nb.cells[0].source and "colab-badge.svg" in nb.cells[0].source
     assert "![" in nb.cells[0].source  # the intro shows a picture
     # One install cell, Colab only, %pip (never !pip), nothing that touches torch.
     installs = [c for c in code if "pip install" in c.source]
     assert len(installs) == 1
     install = installs[0].source
     assert "import google.colab" in install and "\n    %pip install" in install and "!pip" not in install
+    assert f'%pip install -q "{project.pip_requirement("video")}"' in install
     assert not re.search(r"pip install[^\n]*torch", install)  # never fights Colab's own torch
     # Exactly one parameters cell, with Colab form fields.
     params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
@@ -53,6 +54,37 @@ def test_notebook_structure(name):
     # No logic beyond calling the library: no definitions, loops or imports of internals.
     for cell in code:
         assert not re.search(r"^\s*(def|class|for|while|with|lambda)\b", cell.source, re.M), cell.source
+
+
+@pytest.mark.parametrize("name", project.FILES_NAMING_IT)
+def test_every_repository_address_is_the_projects_one(name):
+    """Colab badges, install cells and picture links all name ``project.REPOSITORY`` (a fork changes
+    that one line and runs ``python -m colorizer_lib.project``)."""
+    text = (ROOT / name).read_text(encoding="utf-8")
+    found = project.addresses(text)
+    assert found, f"{name} names no repository address"
+    assert {repo for repo, _ in found} == {project.REPOSITORY}
+    assert {branch for _, branch in found} <= {project.BRANCH, ""}
+    assert project.rewrite(text) == text
+    if name.endswith(".ipynb"):
+        assert project.colab_url(name) in text
+
+
+def test_a_fork_rewrites_every_address(tmp_path, monkeypatch, capsys):
+    for name in project.FILES_NAMING_IT:
+        (tmp_path / name).write_text((ROOT / name).read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setattr(project, "REPOSITORY", "someone/fork")
+    monkeypatch.setattr(project, "BRANCH", "dev")
+    assert project.main(tmp_path) == 0
+    for name in project.FILES_NAMING_IT:
+        text = (tmp_path / name).read_text(encoding="utf-8")
+        assert set(project.addresses(text)) <= {("someone/fork", "dev"), ("someone/fork", "")}
+        assert "colorizer-project" not in text
+    text = (tmp_path / "ImageColorizer.ipynb").read_text(encoding="utf-8")
+    assert "https://colab.research.google.com/github/someone/fork/blob/dev/ImageColorizer.ipynb" in text
+    assert "git+https://github.com/someone/fork" in text
+    nbformat.validate(nbformat.read(tmp_path / "ImageColorizer.ipynb", as_version=4))
+    assert "someone/fork" in capsys.readouterr().out
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +165,16 @@ def test_image_notebook_runs_headless(tmp_path, hermetic_env):
              if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert len(views) >= 2  # the UI and the batch download
     state = widget_values(nb)
-    assert any("Done: 1 photo colorized" in v for v in state)
+    # The status line's last message is the sweep's (it ran after the photo).
+    assert any("Sweep saved to" in v and "dust-bowl-home_sweep.png" in v for v in state)
+    # The kernel ran the ipywidgets this test runs under (.ci/run runs these tests under 7.7.1 and 8.x).
+    import ipywidgets
+
+    controls = {m["model_module_version"] for m in widget_models(nb) if m["model_module"] == "@jupyter-widgets/controls"}
+    assert controls == {"1.5.0" if ipywidgets.__version__.startswith("7.") else "2.0.0"}
+    # The links box stays empty after Run all: the example is not what the user gives next.
+    boxes = [m["state"] for m in widget_models(nb) if m["model_name"] == "TextareaModel"]
+    assert len(boxes) == 1 and boxes[0]["value"] == ""
     assert any('download="dust-bowl-home_colorized_rf8.jpg"' in v for v in state)
     assert any("colorizer-before-after" in v for v in state)
 

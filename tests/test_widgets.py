@@ -60,6 +60,56 @@ def png_bytes(path: Path) -> bytes:
     return path.read_bytes()
 
 
+#: The FileUpload of the installed ipywidgets keeps files in metadata + data lists (7.x) or in value (8.x).
+IPYWIDGETS7 = "data" in W.FileUpload.class_trait_names()
+
+
+def set_upload(upload: W.FileUpload, files: list[tuple[str, bytes]], sizes: list[int] | None = None) -> None:
+    """Put ``files`` into a real FileUpload exactly as the installed ipywidgets' front end does:
+    7.x syncs ``metadata`` and ``data`` and bumps ``_counter`` (which rebuilds ``value``); 8.x sets
+    ``value`` to a tuple of dicts. ``sizes`` overrides the sizes the browser reported."""
+    sizes = sizes or [len(content) for _, content in files]
+    if IPYWIDGETS7:
+        upload.metadata = [{"name": name, "type": "image/png", "size": size, "lastModified": 1700000000000}
+                           for (name, _), size in zip(files, sizes)]
+        upload.data = [content for _, content in files]
+        upload._counter += 1
+    else:
+        upload.value = tuple(dict(v8_value(name, content), size=size) for (name, content), size in zip(files, sizes))
+
+
+def upload_is_empty(upload: W.FileUpload) -> bool:
+    return widgets.upload_files(upload) == [] and len(upload.value) == 0
+
+
+@pytest.fixture
+def fake_colab(monkeypatch, tmp_path):
+    """A stand-in ``google.colab`` package. Its ``files.upload(target_dir)`` behaves as Colab's:
+    it writes each chosen file into ``target_dir`` and returns ``{file name: bytes}``. The test
+    queues what the user would pick with ``fake_colab.choose([(name, bytes), ...])``."""
+    picks: list[list[tuple[str, bytes]]] = []
+    downloaded: list[str] = []
+
+    def upload(target_dir=""):
+        chosen = picks.pop(0)
+        folder = Path(target_dir or ".")
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, content in chosen:
+            (folder / name).write_bytes(content)
+        return {name: content for name, content in chosen}
+
+    files = types.ModuleType("google.colab.files")
+    files.upload, files.download = upload, downloaded.append
+    colab = types.ModuleType("google.colab")
+    colab.files = files
+    google = types.ModuleType("google")
+    google.colab = colab
+    monkeypatch.setitem(sys.modules, "google", google)
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setitem(sys.modules, "google.colab.files", files)
+    return types.SimpleNamespace(choose=picks.append, downloaded=downloaded, picks=picks)
+
+
 # ---------------------------------------------------------------- parsing
 
 
@@ -80,13 +130,15 @@ def test_parse_upload_ipywidgets7_dict(photo):
     assert [(u.name, u.content) for u in uploads] == [("a.png", data), ("c.jpg", b"\xff\xd8")]
 
 
-def test_clear_upload_both_versions(photo):
+def test_clear_upload_installed_version(photo):
     upload = W.FileUpload()
-    upload.value = (v8_value("a.png", png_bytes(photo)),)
+    set_upload(upload, [("a.png", png_bytes(photo))])
+    assert [u.name for u in widgets.upload_files(upload)] == ["a.png"]
     widgets.clear_upload(upload)
-    assert upload.value == ()
+    assert upload_is_empty(upload)
 
 
+def test_clear_upload_ipywidgets7_model_under_any_version():
     class Upload7:
         """ipywidgets 7's FileUpload model: value (read-only) is rebuilt from metadata + data when
         _counter changes (checked against the real ipywidgets 7.8.5 by hand)."""
@@ -120,10 +172,20 @@ def test_parse_upload_rejects_unknown_shapes(junk):
 
 
 def test_parse_sources_accepts_urls_and_existing_paths(photo, tmp_path):
-    text = f"https://example.org/a.jpg\n  http://127.0.0.1:8000/b.png {photo.parent}\n"
+    text = f"https://example.org/a.jpg\n  http://127.0.0.1:8000/b.png https://x.org/c.png \n{photo.parent}\n"
     assert widgets.parse_sources(text) == ["https://example.org/a.jpg", "http://127.0.0.1:8000/b.png",
-                                           str(photo.parent)]
+                                           "https://x.org/c.png", str(photo.parent)]
     assert widgets.parse_sources("   ") == []
+
+
+def test_parse_sources_one_path_per_line_spaces_kept(tmp_path):
+    (tmp_path / "my scans").mkdir()
+    spaced = grey_photo(tmp_path / "my scans" / "grand ma.png")
+    assert widgets.parse_sources(f"  {spaced}  \n\n{spaced.parent}") == [str(spaced), str(spaced.parent)]
+    grey_photo(tmp_path / "a.png")
+    grey_photo(tmp_path / "b.png")  # two paths on one line are one (missing) path, never split
+    with pytest.raises(InputError, match="neither an http"):
+        widgets.parse_sources(f"{tmp_path / 'a.png'} {tmp_path / 'b.png'}")
 
 
 @pytest.mark.parametrize("bad, words", [("not a url", "neither an http"), ("ftp://host/a.jpg", "only http"),
@@ -207,6 +269,18 @@ def test_ui_slider_follows_model_defaults(tmp_path, colorizer):
         make_ui(tmp_path, colorizer, render_factor=1000)
 
 
+def test_model_labels_are_not_cut_mid_word():
+    from colorizer_lib import registry
+
+    for (label, name), spec in zip(widgets.model_options(), registry.list_specs()):
+        text = label.removeprefix(f"{name}: ").removesuffix("…")
+        assert text and spec.description.startswith(text), label
+        following = spec.description[len(text):]
+        assert following == "" or not following[0].isalnum(), f"{label!r} ends inside a word"
+        assert len(label) <= widgets.MODEL_LABEL_CHARS and label.count("(") == label.count(")"), label
+    assert widgets._first_sentence("word " * 30).endswith("word…")
+
+
 def test_model_options_list_registry_and_files(tmp_path):
     from colorizer_lib import registry
 
@@ -238,7 +312,7 @@ def test_colorize_button_colorizes_saves_and_shows(tmp_path, colorizer, photo):
     html_blob = " ".join(c.value for c in view.children if isinstance(c, W.HTML))
     assert "old_photo" in html_blob and "render factor 8" in html_blob
     tabs = view.children[1]
-    assert "resize:horizontal" in tabs.children[0].value
+    assert 'type="range"' in tabs.children[0].value
     assert Image.open(io.BytesIO(tabs.children[1].value)).width > 96  # the side-by-side comparison
     # The slider value is what the next click uses; the model is not reloaded.
     ui.render_factor.value = 12
@@ -255,7 +329,7 @@ def test_upload_both_shapes_and_zip_batch(tmp_path, colorizer, photo):
         zf.write(photo, "album/two.png")
         zf.writestr("album/notes.txt", "not an image")
         zf.writestr("__MACOSX/album/._one.png", "junk")
-    ui.upload.value = (v8_value("single.png", png_bytes(photo)), v8_value("album.zip", archive.getvalue()))
+    set_upload(ui.upload, [("single.png", png_bytes(photo)), ("album.zip", archive.getvalue())])
     ui.button.click()
     assert not ui.status.is_error, ui.status.text
     assert [o.name for o in ui.outcomes] == ["single"]
@@ -264,16 +338,120 @@ def test_upload_both_shapes_and_zip_batch(tmp_path, colorizer, photo):
     with zipfile.ZipFile(report.zip_path) as zf:
         assert sorted(zf.namelist()) == ["album/one_colorized.png", "album/two_colorized.png"]
         assert is_tinted(Image.open(io.BytesIO(zf.read("album/two_colorized.png"))))
-    assert ui.upload.value == ()  # cleared: the next click does not redo the same files
+    assert upload_is_empty(ui.upload)  # cleared: the next click does not redo the same files
     assert "Done: 3 photos" in ui.status.text
 
 
-def test_default_example_when_nothing_given(tmp_path, colorizer):
+def test_default_example_only_on_run_all_and_never_kept(tmp_path, colorizer, photo):
     ui = make_ui(tmp_path, colorizer, render_factor=6)
-    outcomes = ui.colorize()
+    outcomes = ui.colorize(example_if_empty=True)  # what the notebook's Run all does
     assert len(outcomes) == 1 and outcomes[0].name == Path(widgets.DEFAULT_EXAMPLE).stem
-    assert ui.urls.value.endswith(widgets.DEFAULT_EXAMPLE) and Path(ui.urls.value).is_file()
+    assert ui.urls.value == ""  # the box holds only what the user types
     assert is_tinted(Image.open(outcomes[0].path))
+    # The user's first upload colorizes the upload alone, not the example again.
+    set_upload(ui.upload, [("mine.png", png_bytes(photo))])
+    ui.button.click()
+    assert [o.name for o in ui.outcomes] == [outcomes[0].name, "mine"] and not ui.status.is_error
+
+
+def test_empty_press_says_so_and_never_colorizes_something_else(tmp_path, colorizer):
+    """A press with nothing given, e.g. after an upload too large to reach Python (the browser
+    sends nothing), is an error naming the limit: never the example, never 'Done'."""
+    ui = make_ui(tmp_path, colorizer, render_factor=6)
+    assert ui.colorize() == [] and ui.outcomes == []
+    assert ui.status.is_error and "No photo given" in ui.status.text and "10 MB" in ui.status.text
+    assert "paste its path" in ui.status.text and not (tmp_path / "out").exists()
+    assert ui.factory_calls == []
+    ui.urls.value = str(grey_photo(tmp_path / "p.png"))
+    ui.colorize()
+    assert ui.progress.label.value.startswith("1 image in")
+    ui.urls.value = ""
+    assert ui.colorize() == [] and "No photo given" in ui.status.text
+    assert ui.progress.label.value == "" and ui.progress.bar.value == 0  # no stale count from the earlier run
+
+
+def test_truncated_upload_is_refused(tmp_path, colorizer, photo):
+    data = png_bytes(photo)
+    ui = make_ui(tmp_path, colorizer, render_factor=6)
+    set_upload(ui.upload, [("big.tif", data[:100])], sizes=[len(data)])
+    assert ui.colorize() == []
+    assert ui.status.is_error and "big.tif arrived incomplete (100 of" in ui.status.text
+
+
+def test_two_uploads_with_one_name_are_both_kept(tmp_path, colorizer, photo):
+    other = grey_photo(tmp_path / "other.png", size=(40, 30))
+    upload = W.FileUpload(multiple=True)
+    set_upload(upload, [("scan.png", png_bytes(photo)), ("scan.png", png_bytes(other))])
+    assert [(u.name, u.content) for u in widgets.upload_files(upload)] == [
+        ("scan.png", png_bytes(photo)), ("scan.png", png_bytes(other))]
+    ui = make_ui(tmp_path, colorizer, render_factor=6)
+    set_upload(ui.upload, [("scan.png", png_bytes(photo)), ("scan.png", png_bytes(other))])
+    outcomes = ui.colorize()
+    assert sorted(Image.open(o.path).size for o in outcomes) == [(40, 30), (96, 64)]
+    assert len({o.path for o in outcomes}) == 2
+    # Saving uploads never overwrites: same names get _2, _3, also across uploads.
+    paths = widgets.save_uploads(widgets.upload_files(upload), tmp_path / "up")
+    paths += widgets.save_uploads(widgets.upload_files(upload)[:1], tmp_path / "up")
+    assert [p.name for p in paths] == ["scan.png", "scan_2.png", "scan_3.png"]
+    assert paths[1].read_bytes() == png_bytes(other)
+
+
+def test_colab_uploads_through_colabs_uploader(tmp_path, colorizer, photo, fake_colab):
+    other = grey_photo(tmp_path / "other.png", size=(40, 30))
+    ui = make_ui(tmp_path, colorizer, render_factor=6, sources="")
+    assert isinstance(ui.upload, W.Button) and not isinstance(ui.upload, W.FileUpload)
+    assert any("Colab's file picker" in c.value for c in ui.widget.children if isinstance(c, W.HTML))
+    ui.colorize(example_if_empty=True)
+    fake_colab.choose([("scan.png", png_bytes(photo))])
+    ui.upload.click()  # Colab's picker: the chosen files are colorized at once, exactly those
+    assert not ui.status.is_error, ui.status.text
+    assert [o.name for o in ui.outcomes] == [Path(widgets.DEFAULT_EXAMPLE).stem, "scan"]
+    first = ui.outcomes[-1].result
+    assert first.original.size == (96, 64)
+    fake_colab.choose([("scan.png", png_bytes(other))])  # a second file with the same name
+    ui.upload.click()
+    saved = sorted(p.relative_to(tmp_path / "out" / "uploads").as_posix()
+                   for p in (tmp_path / "out" / "uploads").rglob("*.png"))
+    assert saved == ["upload1/scan.png", "upload2/scan.png"]
+    assert ui.outcomes[-1].result.original.size == (40, 30) and ui.urls.value == ""
+    # ...and both results: the second file's does not replace the first's.
+    assert [o.path.name for o in ui.outcomes[1:]] == ["scan_colorized_rf6.png", "scan_2_colorized_rf6.png"]
+    assert Image.open(ui.outcomes[1].path).size == (96, 64)
+    fake_colab.choose([])  # the user cancels the picker
+    assert ui.upload_and_colorize() == [] and "nothing was uploaded" in ui.status.text
+    assert ui.colorize() == [] and "No photo given" in ui.status.text and "10 MB" not in ui.status.text
+    assert not ui.upload.disabled and not ui.button.disabled
+
+
+def test_error_run_keeps_earlier_results(tmp_path, colorizer, photo):
+    ui = make_ui(tmp_path, colorizer, render_factor=6, sources=str(photo))
+    ui.colorize()
+    shown = ui.results.children
+    assert len(shown) == 1
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    ui.urls.value = str(broken)
+    assert ui.colorize() == [] and ui.status.is_error
+    assert ui.results.children == shown and "earlier run" in ui.status.text
+    ui.urls.value = "/no/such/file.jpg"
+    assert ui.colorize() == [] and ui.results.children == shown
+
+
+def test_loading_message_and_stale_log(tmp_path, colorizer, photo):
+    embedded = widgets.embedded_model_name()
+    statuses = []
+    ui = widgets.ImageColorizerUI(model=embedded, sources=str(photo), output_dir=tmp_path, factory=lambda n: colorizer)
+    ui.status.widget.observe(lambda change: statuses.append(ui.status.text), names="value")
+    ui.colorize()
+    loading = [t for t in statuses if t.startswith("Loading model")]
+    assert loading == [f"Loading model {embedded}..."]  # a built-in model downloads nothing
+    ui.model.value = "artistic"
+    ui.colorize()
+    assert any(t == "Loading model artistic (the first time downloads the weights)..." for t in statuses)
+    ui.picker.log.outputs = ({"output_type": "stream", "name": "stderr",
+                              "text": "https://mirror/x.pth: HTTP 503; trying the next mirror ...\n"},)
+    ui.colorize()  # a later successful run clears what an earlier load printed
+    assert ui.picker.log.outputs == ()
 
 
 # ---------------------------------------------------------------- errors shown in the UI
@@ -356,9 +534,13 @@ def test_sweep_grid_and_render_factor_sweep(tmp_path, colorizer, photo):
         widgets.render_factor_sweep(colorizer, str(photo), [1])
     ui = make_ui(tmp_path, colorizer, render_factor=8, sources=str(photo))
     ui.colorize()
+    seen = []
+    ui.progress.bar.observe(lambda change: seen.append((change["new"], ui.progress.bar.max)), names="value")
     sweep = ui.sweep("4, 8")
     assert sweep.size == (2 * 320, 320 + 26)
     assert (tmp_path / "out" / "old_photo_sweep.png").is_file()
+    assert (1, 2) in seen and ui.progress.bar.value == 2  # the sweep shows its progress
+    assert ui.progress.label.value.startswith("2 render factors in") and "Sweep saved" in ui.status.text
 
 
 def test_colorize_to_zip_reports_bad_files(tmp_path, colorizer, photo):
@@ -402,26 +584,24 @@ def test_ui_colorize_batch_from_folder(tmp_path, colorizer):
         ui.colorize_batch(tmp_path / "nope")
 
 
-def test_download_widget_jupyter_link_and_colab_button(tmp_path, monkeypatch):
+def test_download_widget_jupyter_link(tmp_path):
     target = tmp_path / "r.png"
     Image.new("RGB", (4, 4), "red").save(target)
     link = widgets.download_widget(target)
     match = re.search(r'download="r.png" href="data:image/png;base64,([^"]+)"', link.value)
     assert match and base64.b64decode(match.group(1)) == target.read_bytes()
 
-    downloaded = []
-    colab = types.ModuleType("google.colab")
-    colab.files = types.SimpleNamespace(download=downloaded.append)
-    google = types.ModuleType("google")
-    google.colab = colab
-    monkeypatch.setitem(sys.modules, "google", google)
-    monkeypatch.setitem(sys.modules, "google.colab", colab)
-    monkeypatch.setitem(sys.modules, "google.colab.files", colab.files)
+    assert not widgets.in_colab()
+
+
+def test_download_widget_colab_button(tmp_path, fake_colab):
+    target = tmp_path / "r.png"
+    Image.new("RGB", (4, 4), "red").save(target)
     assert widgets.in_colab()
     button = widgets.download_widget(target)
     assert isinstance(button, W.Button)
     button.click()
-    assert downloaded == [str(target)]
+    assert fake_colab.downloaded == [str(target)]
 
 
 def test_drive_folder_refuses_outside_colab():
@@ -438,7 +618,11 @@ def test_before_after_html_embeds_both_images():
     decoded = {alt: Image.open(io.BytesIO(base64.b64decode(data))) for alt, data in images}
     assert decoded["original"].size == decoded["colorized"].size == (100, 50)
     assert is_tinted(decoded["colorized"]) and not is_tinted(decoded["original"])
-    assert "resize:horizontal" in page and "width:50px" in page
+    # The divider follows a range input that covers the whole picture (mouse, touch, keys).
+    slider = re.search(r'<input type="range"[^>]*>', page).group(0)
+    assert "width:100px;height:50px" in slider and "opacity:0" in slider
+    assert "oninput=\"this.previousElementSibling.style.width=this.value+'%'\"" in slider
+    assert re.search(r'class="colorizer-divider" style="[^"]*width:50%', page)
 
 
 def test_ui_displays_itself(tmp_path, colorizer):
@@ -519,13 +703,14 @@ def test_video_ui_upload_and_errors(tmp_path, colorizer, clip):
     ui = widgets.VideoColorizerUI(model="video", render_factor=4, output_dir=tmp_path / "out",
                                   factory=lambda name: colorizer)
     assert ui.preview() is None and ui.status.is_error and "No video given" in ui.status.text
+    assert "10 MB" in ui.status.text  # an upload too large to arrive is named as a likely cause
     ui.url.value = "htp:/broken"
     assert ui.render() is None and "neither a link nor an existing video" in ui.status.text
     assert not ui.preview_button.disabled and not ui.render_button.disabled
-    ui.upload.value = (v8_value("My Clip.MP4", clip.read_bytes()),)
+    set_upload(ui.upload, [("My Clip.MP4", clip.read_bytes())])
     path = ui.source_path()
     assert path == tmp_path / "out" / "uploads" / "My_Clip.mp4" and path.read_bytes() == clip.read_bytes()
-    assert ui.url.value == str(path) and ui.upload.value == ()
+    assert ui.url.value == str(path) and upload_is_empty(ui.upload)
     not_a_video = tmp_path / "notes.mp4"
     not_a_video.write_text("hello")
     ui.url.value = str(not_a_video)
@@ -557,3 +742,16 @@ def test_two_photos_with_one_name_keep_both_results(tmp_path, colorizer):
     outcomes = ui.colorize()
     paths = [o.path for o in outcomes]
     assert len(paths) == 2 and len(set(paths)) == 2 and all(p.is_file() for p in paths)
+
+
+def test_video_ui_colab_upload(tmp_path, colorizer, clip, fake_colab):
+    ui = widgets.VideoColorizerUI(model="video", render_factor=4, output_dir=tmp_path / "out",
+                                  factory=lambda name: colorizer, preview_frames=1, preview_factors="4")
+    assert isinstance(ui.upload, W.Button)
+    assert ui.preview() is None and "No video given" in ui.status.text and "10 MB" not in ui.status.text
+    fake_colab.choose([("reel one.mp4", clip.read_bytes())])
+    ui.upload.click()
+    path = tmp_path / "out" / "uploads" / "upload1" / "reel one.mp4"
+    assert ui.url.value == str(path) and path.read_bytes() == clip.read_bytes()
+    assert "Uploaded reel one.mp4" in ui.status.text
+    assert ui.preview() is not None and not ui.status.is_error, ui.status.text

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 from dataclasses import KW_ONLY, asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -471,7 +472,11 @@ def train_gan(cfg: GanConfig, data: PreparedData, generator: nn.Module, critic: 
         learn.load(state["checkpoint"], with_opt=True)
     if done < cfg.iterations:
         n_epochs = -(-(cfg.iterations - done) // max(1, len(dls.train))) + 1
-        with _distrib(learn, cfg.distributed):
+        # The fit stops after cfg.iterations, inside an epoch: fastai's per-epoch table would stay an empty
+        # header (no logging; the checkpoints' metrics are the record), and its GAN callbacks set attributes
+        # that fastai warns "shadow" the learner's: expected, so not shown.
+        with _distrib(learn, cfg.distributed), learn.no_logging(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="You are shadowing an attribute", category=UserWarning)
             learn.fit(n_epochs, cfg.lr)
         history += ckpt.saved
     gen = learn.model.generator.eval()

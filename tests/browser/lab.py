@@ -76,8 +76,9 @@ class JupyterLab:
     to ``root/.lab.log`` (read it when something fails).
     """
 
-    def __init__(self, root: Path, home: Path):
+    def __init__(self, root: Path, home: Path, env: dict[str, str] | None = None):
         self.root, self.home = Path(root), Path(home)
+        self.extra_env = dict(env or {})  # for the kernels too, e.g. PYTHONPATH entries put first
         self.port = free_port()
         self.token = secrets.token_hex(16)
         self.process: subprocess.Popen | None = None
@@ -87,7 +88,9 @@ class JupyterLab:
         env = dict(os.environ)
         for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR", "MPLCONFIGDIR"):
             env[name] = str(self.home / name.lower())
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [self.extra_env.get("PYTHONPATH"), str(ROOT),
+                                                          env.get("PYTHONPATH")]))
+        env.update({k: v for k, v in self.extra_env.items() if k != "PYTHONPATH"})
         return env
 
     def __enter__(self) -> "JupyterLab":
@@ -136,14 +139,14 @@ class JupyterLab:
 
 
 @contextmanager
-def open_browser(width: int = 1280, height: int = 1000):
-    """A Playwright page in the system Chromium (headless)."""
+def open_browser(width: int = 1280, height: int = 1000, touch: bool = False):
+    """A Playwright page in the system Chromium (headless); ``touch`` gives it a touch screen."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": width, "height": height})
+            page = browser.new_page(viewport={"width": width, "height": height}, has_touch=touch)
             yield page
         finally:
             browser.close()
