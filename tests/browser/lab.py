@@ -24,6 +24,8 @@ from pathlib import Path
 
 import nbformat
 
+from .support import register_test_architectures
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
@@ -97,6 +99,7 @@ class JupyterLab:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(values))
         env = self.environment()
+        register_test_architectures(env["IPYTHONDIR"])  # the kernels load the tiny test model
         # What `jupyter labextension disable` would write, but in our own config folder (that
         # command writes into the virtualenv and takes seconds): no news toast over the screenshots.
         page_config = Path(env["JUPYTER_CONFIG_DIR"]) / "labconfig" / "page_config.json"
