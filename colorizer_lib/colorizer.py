@@ -25,18 +25,16 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from . import __version__
+from . import hub
+from .accel import CompiledModel, call_in_chunks, pad_channels
 from .color import compose_luma_chroma, denormalize_imagenet, grey_to_rgb, normalize_imagenet, rgb_to_chroma
-from .errors import ColorizerOutOfMemoryError, RenderFactorError, VerificationError, WeightsError
+from .constants import RENDER_BASE, RENDER_FACTOR_RANGE, __version__, check_render_factor  # noqa: F401  (public here too)
+from .errors import ColorizerOutOfMemoryError, DependencyError, DownloadError, VerificationError, WeightsError
+from .export import OnnxCpuModel
+from .image import apply_watermark, load_image, save_image, side_by_side, to_luma_tensor
 from .models import available_architectures, build_generator
 from .models.fold import fold_for_inference
 from .registry import WeightSpec, get_spec, list_specs
-from .runtime import call_in_chunks, pad_channels
-
-RENDER_FACTOR_RANGE = (2, 100)
-"""Allowed render factors, inclusive. The model sees a square of ``16 * render_factor`` pixels."""
-
-RENDER_BASE = 16
 
 # Above this many pixels the final merge runs in horizontal strips, so a 100-megapixel photo never
 # needs several full-size float copies at once.
@@ -75,20 +73,19 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     return dtype
 
 
-def check_render_factor(render_factor: Any) -> int:
-    """Return ``render_factor`` as an int, or raise :class:`RenderFactorError` naming the range."""
-    low, high = RENDER_FACTOR_RANGE
-    if isinstance(render_factor, bool) or not isinstance(render_factor, (int, np.integer)) and not (
-        isinstance(render_factor, float) and render_factor.is_integer()
-    ):
-        raise RenderFactorError(f"render factor must be a whole number from {low} to {high}, got {render_factor!r}.")
-    rf = int(render_factor)
-    if not low <= rf <= high:
-        raise RenderFactorError(
-            f"render factor {rf} is outside the allowed range {low}..{high} "
-            f"(the model works on a square of 16 x render factor pixels; 35 is typical for photos, 21 for video)."
-        )
-    return rf
+@contextlib.contextmanager
+def _cudnn_benchmark(on: bool) -> Iterator[None]:
+    """cuDNN's algorithm search switched on for the colorizer's own forwards only (the process-wide
+    setting is restored afterwards): input shapes are fixed per render factor, so the one-off search pays."""
+    if not on:
+        yield
+        return
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -217,15 +214,11 @@ class ColorizeResult:
     def save(self, path: str | Path, *, quality: int = 95, forbid: Iterable[str | Path] = ()) -> Path:
         """Write ``image`` to ``path`` (format from the extension) with provenance, the input's ICC
         profile and EXIF. The write is atomic; paths in ``forbid`` (e.g. the input) are refused."""
-        from .image import save_image
-
         return save_image(self.image, path, provenance=self.provenance, icc_profile=self.icc_profile,
                           exif=self.exif, quality=quality, forbid=tuple(forbid))
 
     def compare(self, *, max_height: int | None = None) -> Image.Image:
         """Original and result side by side in one labelled RGB image."""
-        from .image import side_by_side
-
         return side_by_side(self.original, self.image,
                             labels=("Original", f"{self.model_name}, render factor {self.render_factor}"),
                             max_height=max_height)
@@ -242,10 +235,10 @@ class Colorizer:
     :meth:`from_model` (an ``nn.Module`` in the generators' convention). The model is folded for
     inference (spectral/weight norm into plain weights, conv+BN fused), moved to ``device`` in
     ``dtype``, and always run under ``torch.inference_mode``. ``pad`` zero-pads DeOldify's odd
-    channel counts to multiples of 8 or 32 (:func:`~colorizer_lib.runtime.pad_channels`, the same
+    channel counts to multiples of 8 or 32 (:func:`~colorizer_lib.accel.pad_channels`, the same
     function); the default pads on CUDA, where tensor cores want such counts, and not on CPU.
     Batches too large for some CUDA kernels' 32-bit indexing run in chunks
-    (:func:`~colorizer_lib.runtime.call_in_chunks`).
+    (:func:`~colorizer_lib.accel.call_in_chunks`).
     """
 
     def __init__(self, model: nn.Module, *, name: str, default_render_factor: int = 35, spec: WeightSpec | None = None,
@@ -259,7 +252,7 @@ class Colorizer:
         model = model.eval()
         if fold:
             model = fold_for_inference(model, inplace=True)
-        if pad is None:  # measured on an H100: +9-12 % images/s at batch 8-32 (BENCHMARKS.md)
+        if pad is None:  # a gain on GPUs (BENCHMARKS.md), none on CPUs
             pad = fold and self.device.type == "cuda"
         if pad:
             model = pad_channels(model)
@@ -267,14 +260,11 @@ class Colorizer:
         model = model.to(device=self.device, dtype=self.dtype)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
-            # Input shapes are fixed per render factor, so cuDNN's one-off algorithm search pays.
-            torch.backends.cudnn.benchmark = True
         self.model = model
-        self._chunk_cache: dict = {}  # per input shape: the largest batch one forward may take (runtime.call_in_chunks)
+        self._chunk_cache: dict = {}  # per input shape: the largest batch one forward may take (accel.call_in_chunks)
 
     def use_onnx_runtime(self, cache_dir: str | Path | None = None) -> None:
-        """Run the model with ONNX Runtime (CPU, float32): measured 1.2-2.3x faster than torch on a
-        2-core CPU (BENCHMARKS.md). Each render factor is exported once, verified against torch, and
+        """Run the model with ONNX Runtime (CPU, float32), the faster CPU runtime (numbers in BENCHMARKS.md). Each render factor is exported once, verified against torch, and
         cached under ``<cache_dir>/onnx/`` for later runs.
 
         Raises:
@@ -282,10 +272,6 @@ class Colorizer:
             DependencyError: onnxruntime is not installed (``pip install "colorizer[onnx]"``).
         """
         import importlib.util
-
-        from . import hub
-        from .errors import DependencyError
-        from .runtime import OnnxCpuModel
 
         if self.device.type != "cpu" or self.dtype != torch.float32:
             raise ValueError("the ONNX runtime is for CPU float32 colorizers; build one with device='cpu'.")
@@ -295,19 +281,17 @@ class Colorizer:
             self.model = OnnxCpuModel(self.model, cache_dir=hub.cache_dir(cache_dir), name=self.name)
 
     def compile(self, mode: str | None = None) -> None:
-        """Run the model through ``torch.compile`` from now on (:class:`~colorizer_lib.runtime.CompiledModel`).
+        """Run the model through ``torch.compile`` from now on (:class:`~colorizer_lib.accel.CompiledModel`).
 
-        The first batch of each render factor compiles: on an H100, Artistic at render factor 35
-        takes 40-115 s and then runs 2.3-2.5x faster than eager (183 against 76 images/s at batch 16);
-        ``mode="max-autotune"`` also tunes the kernels, about 400 s for 200 images/s (BENCHMARKS.md).
-        That pays off only for thousands of images (:func:`~colorizer_lib.runtime.should_compile`),
+        The first batch of each render factor compiles (about a minute or two on a GPU), then runs
+        faster than eager; ``mode="max-autotune"`` also tunes the kernels, which takes several times
+        longer for a little more speed (measurements in BENCHMARKS.md and docs/PERF_NOTES.md).
+        That pays off only for thousands of images (:func:`~colorizer_lib.accel.should_compile`),
         so nothing compiles unless asked. Outputs equal the eager model's within bfloat16 rounding.
 
         Raises:
             ValueError: the model already runs through ONNX Runtime, or ``mode`` is unknown.
         """
-        from .runtime import CompiledModel, OnnxCpuModel
-
         modes = {None: None, "default": None, "max-autotune": "max-autotune-no-cudagraphs"}
         if mode not in modes:
             raise ValueError(f"unknown compile mode {mode!r}; use 'default' or 'max-autotune'.")
@@ -344,8 +328,6 @@ class Colorizer:
             WeightsError: unknown name, download failure or a file that fails verification; the
                 message names the file or URL and what to do.
         """
-        from . import hub
-
         if name_or_path is None:
             name_or_path = default_model_name(cache_dir=cache_dir, progress=progress)
         spec, path = _resolve_source(name_or_path, cache_dir=cache_dir, progress=progress)
@@ -386,7 +368,8 @@ class Colorizer:
     def chroma_from_input(self, x: torch.Tensor, render_factor: int) -> torch.Tensor:
         """Run the model on normalised inputs ``(B, 3, S, S)``; returns chroma ``(B, 2, S, S)`` float32."""
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
-        with out_of_memory_guard(render_factor, x.shape[0]), torch.inference_mode():
+        with out_of_memory_guard(render_factor, x.shape[0]), torch.inference_mode(), \
+                _cudnn_benchmark(self.device.type == "cuda"):
             out = call_in_chunks(self.model, x.to(self.dtype).contiguous(memory_format=memory_format), self._chunk_cache)
             rgb = denormalize_imagenet(out.float()).clamp_(0.0, 1.0)
             return rgb_to_chroma(rgb)
@@ -412,7 +395,7 @@ class Colorizer:
         luma = luma.to(self.device, torch.float32)
         # Antialiasing matters only where the chroma shrinks (photos smaller than the model's input);
         # upsampling gives the same values either way (within float rounding), and the antialiased
-        # kernel is much slower on a GPU (12 MP photos end to end on an H100: 32.9 against 40.2 photos/s).
+        # kernel is much slower on a GPU (12 MP photos end to end: BENCHMARKS.md, "compose antialiases only...").
         shrinks = any(out < src for out, src in zip(luma.shape[-2:], chroma.shape[-2:]))
         with torch.inference_mode():
             up = F.interpolate(chroma.to(self.device, torch.float32), size=luma.shape[-2:], mode="bilinear",
@@ -447,8 +430,6 @@ class Colorizer:
         """Like :meth:`colorize_batch`, yielding each result as soon as its batch is done.
 
         ``total`` sizes the progress bar when ``sources`` is an iterator of unknown length."""
-        from .image import load_image
-
         rf = self.render_factor_or_default(render_factor)
         bs = batch_size or (8 if self.device.type == "cuda" else 1)
         if bs < 1:
@@ -472,8 +453,6 @@ class Colorizer:
             bar.close()
 
     def _colorize_loaded(self, loaded: list, rf: int, watermark: bool) -> Iterator[ColorizeResult]:
-        from .image import apply_watermark, to_luma_tensor
-
         with out_of_memory_guard(rf, len(loaded)):
             inputs = torch.cat([self.model_input(to_luma_tensor(item), rf) for item in loaded])
         chroma = self.chroma_from_input(inputs, rf)
@@ -485,7 +464,7 @@ class Colorizer:
                 image.putalpha(item.alpha)
             if watermark:
                 image = apply_watermark(image)
-            yield ColorizeResult(image=image, original=_original_for_display(item), render_factor=rf,
+            yield ColorizeResult(image=image, original=original_for_display(item), render_factor=rf,
                                  model_name=self.name, source=item.source, watermarked=watermark,
                                  icc_profile=item.icc_profile, exif=item.exif)
 
@@ -542,7 +521,8 @@ def _vertical_bilinear(rows: torch.Tensor, y0: int, y1: int, out_height: int) ->
     return rows[:, :, lo] * (1 - w) + rows[:, :, hi] * w
 
 
-def _original_for_display(item: Any) -> Image.Image:
+def original_for_display(item: Any) -> Image.Image:
+    """The loaded picture as a comparison shows it: RGB, or RGBA when the input had alpha."""
     if item.alpha is None:
         return item.rgb
     image = item.rgb.copy()
@@ -572,8 +552,6 @@ def _progress_bar(total: int | None, enabled: bool, desc: str):
 
 def _resolve_source(name_or_path: str | Path, *, cache_dir, progress: bool) -> tuple[WeightSpec | None, Path]:
     """Map a registered name or a file path to ``(spec or None, local weights path)``."""
-    from . import hub
-
     text = str(name_or_path)
     looks_like_path = isinstance(name_or_path, Path) or any(sep in text for sep in ("/", "\\")) or text.endswith(
         (".pth", ".pt", ".safetensors"))
@@ -614,9 +592,6 @@ def default_model_name(*, cache_dir=None, progress: bool = True, prefer: Sequenc
     """The model used when none is named: the first of ``prefer`` that is cached or can be downloaded,
     else the embedded ``compact`` model (saying so in one line on stderr)."""
     import sys
-
-    from . import hub
-    from .errors import DownloadError
 
     specs = [get_spec(n) for n in prefer]
     for spec in specs:

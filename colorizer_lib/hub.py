@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import filelock
 from tqdm.auto import tqdm
 
-from colorizer_lib import __version__
+from .constants import __version__
 from colorizer_lib.errors import DownloadError, VerificationError, WeightsError
 
 if TYPE_CHECKING:  # torch is imported where tensors are loaded, so downloads start fast

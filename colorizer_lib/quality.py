@@ -23,13 +23,17 @@ import sys
 import time
 from pathlib import Path
 
+from .cli_args import add_common_arguments
+from .colorizer import Colorizer
+from .training.evaluate import evaluate_paths
+from .training.split import list_images, split_items
+
 METRICS = ("psnr", "ssim", "colorfulness", "delta_colorfulness", "ciede2000")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add this benchmark's arguments to ``parser`` (used by the script and by ``colorize bench-quality``)."""
     parser.add_argument("folder", type=Path, nargs="+", help="folder(s) of colour photos (searched recursively)")
-    parser.add_argument("--model", default="compact", help="registered model name or weights file (default: compact)")
     parser.add_argument("--render-factor", type=int, default=None, help="render factor (default: the model's)")
     parser.add_argument("--split", choices=("all", "valid"), default="all",
                         help="'valid': only the seeded validation split of the training pipeline")
@@ -37,8 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=42, help="split seed for --split valid (default 42)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate at most this many photos")
     parser.add_argument("--max-side", type=int, default=None, help="shrink photos larger than this first")
-    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: best available)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
+    add_common_arguments(parser, model_default="compact", skip=("quiet",))
     return parser
 
 
@@ -58,8 +62,6 @@ def _run_command(args: argparse.Namespace) -> int:
 
 def collect(folders: list[Path], split: str, n_valid: int, seed: int, limit: int | None) -> list[Path]:
     """The photos to evaluate (all of them, or the training pipeline's validation split)."""
-    from colorizer_lib.training.split import list_images, split_items
-
     paths = list_images(folders)
     if split == "valid":
         paths = split_items(paths, n_valid, seed)[1]
@@ -77,11 +79,8 @@ def format_table(results: dict) -> str:
 
 def run(args: argparse.Namespace) -> dict:
     """Evaluate and print; returns the results dict (``model``, ``grey``, ``count``, settings)."""
-    from colorizer_lib.colorizer import Colorizer
-    from colorizer_lib.training.evaluate import evaluate_paths
-
     paths = collect(list(args.folder), args.split, args.n_valid, args.seed, args.limit)
-    colorizer = Colorizer.from_pretrained(args.model, device=args.device)
+    colorizer = Colorizer.from_pretrained(args.model, device=args.device, dtype=args.dtype, cache_dir=args.cache_dir)
     start = time.perf_counter()
     results = evaluate_paths(colorizer, paths, render_factor=args.render_factor, max_side=args.max_side,
                              progress=sys.stderr.isatty())

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli import comma_separated_ints
+from .cli_args import add_common_arguments, comma_separated_ints
 from .errors import ColorizerError
 
 
@@ -42,7 +42,6 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``colorize video`` options to ``parser``."""
     parser.add_argument("input", help="video file, or a URL (YouTube and other yt-dlp sites, Google Drive, file://)")
     parser.add_argument("-o", "--output", help="output video (.mp4, .mov, .mkv); default <input>_colorized.mp4")
-    parser.add_argument("--model", default="video", help="registered model name or weights file (default: video)")
     parser.add_argument("--render-factor", type=int, default=None,
                         help="model resolution / 16 (default: the model's own, 21 for video)")
     parser.add_argument("--smoothing", type=float, default=0.6,
@@ -68,14 +67,13 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch.compile the model: a one-off wait of 1-2 minutes (max-autotune: about 7) "
                              "for about 2.4x (2.6x) the frame rate of the model on a GPU; auto: only on CUDA "
                              "for videos of 5,000+ frames")
-    parser.add_argument("--device", default=None, help="torch device (default: cuda if available)")
-    parser.add_argument("--dtype", default=None, help="model dtype, e.g. float32, bfloat16 (default: per device)")
     parser.add_argument("--ffmpeg", default=None, help="ffmpeg binary (default $COLORIZER_FFMPEG, PATH, imageio-ffmpeg)")
     parser.add_argument("--download-dir", default=None,
                         help="where URL downloads go and are reused by reruns (default: <weights cache>/videos)")
     parser.add_argument("--max-filesize", type=float, default=4096, help="URL download limit in MB (default 4096)")
     parser.add_argument("--max-duration", type=_seconds, default=None, help="URL download limit in seconds")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", dest="quiet", action="store_true", help="no progress bar (as -q)")
+    add_common_arguments(parser, model_default="video")
 
 
 def add_video_parser(subparsers) -> argparse.ArgumentParser:
@@ -92,8 +90,8 @@ def add_video_parser(subparsers) -> argparse.ArgumentParser:
 def _load_colorizer(args):
     from .colorizer import Colorizer
 
-    return Colorizer.from_pretrained(args.model, device=args.device, dtype=args.dtype,
-                                     progress=not args.no_progress)
+    return Colorizer.from_pretrained(args.model, device=args.device, dtype=args.dtype, cache_dir=args.cache_dir,
+                                     progress=not args.quiet)
 
 
 def run_video(args: argparse.Namespace) -> int:
@@ -113,7 +111,7 @@ def run_video(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, start=args.start, duration=args.duration,
         encode=video.EncodeSettings(codec=args.codec, crf=args.crf, preset=args.preset),
         segment_seconds=args.segment_seconds or None, resume=not args.no_resume,
-        keep_segments=args.keep_segments, progress=not args.no_progress, tools=tools,
+        keep_segments=args.keep_segments, progress=not args.quiet, tools=tools,
     )
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -126,8 +124,8 @@ def run_video(args: argparse.Namespace) -> int:
 
 def _maybe_compile(args: argparse.Namespace, colorizer, source: Path, tools) -> None:
     """``--compile``: compile when asked, or (``auto``) when the video is long enough on CUDA to
-    repay the compile (:func:`~colorizer_lib.runtime.should_compile`)."""
-    from .cli import compile_mode, compile_message
+    repay the compile (:func:`~colorizer_lib.accel.should_compile`)."""
+    from .accel import compile_mode, compile_message
 
     frames = 0
     if args.compile == "auto":
@@ -173,10 +171,10 @@ def _local_source(args: argparse.Namespace, tools) -> Path:
         return Path(args.input)
     from .hub import cache_dir
 
-    dest = Path(args.download_dir) if args.download_dir else cache_dir() / "videos"
+    dest = Path(args.download_dir) if args.download_dir else cache_dir(args.cache_dir) / "videos"
     print(f"downloading {args.input} ...", file=sys.stderr)
     source = video.download_video(args.input, dest, max_filesize=int(args.max_filesize * 1e6),
-                                  max_duration=args.max_duration, tools=tools, quiet=args.no_progress)
+                                  max_duration=args.max_duration, tools=tools, quiet=args.quiet)
     if args.output is None:
         args.output = str(Path.cwd() / f"{source.stem}_colorized.mp4")
     return source

@@ -80,10 +80,10 @@ def test_cli_start_duration_and_times(clip, weights, tmp_path, loaded_model):
 
 def test_cli_compiles_when_asked_and_auto_counts_the_frames(clip, weights, tmp_path, capsys, monkeypatch,
                                                            loaded_model):
-    import colorizer_lib.runtime as runtime
+    import colorizer_lib.accel as accel
 
     frames_asked = []
-    monkeypatch.setattr(runtime, "should_compile", lambda device, n, **kw: frames_asked.append(n) or False)
+    monkeypatch.setattr(accel, "should_compile", lambda device, n, **kw: frames_asked.append(n) or False)
     assert cli(str(clip), "-o", str(tmp_path / "auto.mp4"), "--model", weights, "--start", "0.2",
                "--no-progress") == 0
     assert frames_asked == [20] and "compiling" not in capsys.readouterr().err  # 25 frames, 5 skipped
