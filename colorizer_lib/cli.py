@@ -371,7 +371,8 @@ def _add_external_command(sub, name: str, module_name: str, adder: str, help_tex
         def unavailable(args: argparse.Namespace) -> int:
             raise DependencyError(reason)
 
-        stub = sub.add_parser(name, help=f"{help_text} (unavailable: {exc})", add_help=False)
+        # No options of its own (not even -h), so whatever follows the name reaches `unavailable`.
+        stub = sub.add_parser(name, help=f"{help_text} (unavailable: {exc})", add_help=False, prefix_chars="\0")
         stub.add_argument("rest", nargs=argparse.REMAINDER)
         stub.set_defaults(func=unavailable)
 

@@ -36,10 +36,11 @@ def test_a_command_whose_module_cannot_load_is_listed_and_says_why(monkeypatch, 
     monkeypatch.setitem(sys.modules, "colorizer_lib.video_cli", None)  # importing it raises ImportError
     help_text = cli.build_parser().format_help()
     assert "video" in help_text
-    assert cli.main(["video", "clip.mp4", "-o", "out.mp4"]) == errors.EXIT_PARTIAL
-    err = capsys.readouterr().err
-    assert "`colorize video` cannot run" in err and "colorizer_lib.video_cli" in err and "Install" in err
-    assert "invalid choice" not in err
+    for argv in (["video", "clip.mp4", "-o", "out.mp4"], ["video", "--help"], ["video"]):
+        assert cli.main(argv) == errors.EXIT_PARTIAL, argv
+        err = capsys.readouterr().err
+        assert "`colorize video` cannot run" in err and "colorizer_lib.video_cli" in err and "Install" in err
+        assert "invalid choice" not in err and "unrecognized" not in err
 
 
 def test_only_the_chosen_command_module_is_imported(monkeypatch):
