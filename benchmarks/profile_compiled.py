@@ -4,7 +4,7 @@
 (2026-11-23, H100: 173.3 img/s with multiple 8, 182.8 with 32; H200: 176.9 and 186.2;
 H100, multiple 32: ``--configs max-autotune`` 199.0 and 200.5 in two runs)
 
-For each padding multiple: fold, pad (:func:`colorizer_lib.runtime.pad_channels`), bf16,
+For each padding multiple: fold, pad (:func:`colorizer_lib.accel.pad_channels`), bf16,
 channels-last, ``torch.compile`` (one static shape), then time batches of random grey inputs and
 report images/s and the share of the GPU's measured bf16 matmul rate. Each row's output is compared
 with the unpadded model in float32 (no TF32) and with the first row's (bf16 kernels differ in
@@ -26,8 +26,11 @@ from pathlib import Path
 import torch
 
 from colorizer_lib import bench
+from colorizer_lib.accel import pad_channels
+from colorizer_lib import registry
+from colorizer_lib.models import random_weights
 from colorizer_lib.models.fold import fold_for_inference
-from colorizer_lib.runtime import pad_channels
+
 
 
 # Inductor options per named configuration (``torch.compile(options=...)``). "max-autotune" is what
@@ -79,7 +82,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     torch.backends.cudnn.benchmark = True
     tflops, _ = bench.measure_matmul_tflops(device)
-    base = bench.calibrated_random_model(bench.resolve_arch(args.model), device)
+    base = random_weights.calibrated_random_model(registry.resolve_arch(args.model), device)
     x = bench.random_input(args.batch, 16 * args.render_factor, device, torch.bfloat16, True)
     flops = bench.count_flops(fold_for_inference(copy.deepcopy(base)), x[:1].float())
     results = {"environment": bench.environment(device), "bf16_tflops": tflops, "flops_per_image": flops,

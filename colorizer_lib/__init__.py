@@ -4,7 +4,7 @@
     result = Colorizer.from_pretrained("artistic").colorize("photo.jpg")
 """
 
-__version__ = "0.1.0"
+from .constants import __version__
 
 __all__ = ["Colorizer", "ColorizeResult", "__version__"]
 

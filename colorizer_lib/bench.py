@@ -8,7 +8,7 @@ exactly as fast as trained ones) and render factor:
   share of the device's measured bf16 (GPU) or float32 (CPU) matrix-multiply rate.
   Variants: ``baseline`` (DeOldify-style: unfolded spectral norm, float32, NCHW, batch 1),
   ``eager`` (the Colorizer today: folded, bf16 + channels-last on CUDA), ``eager-pad`` (plus
-  :func:`~colorizer_lib.runtime.pad_channels`), ``compiled-pad`` (plus ``torch.compile``),
+  :func:`~colorizer_lib.accel.pad_channels`), ``compiled-pad`` (plus ``torch.compile``),
   ``onnxruntime`` (CPU).
 * ``head``: the full-resolution residual block alone (where half of the work is), padded or not.
 * ``latency-12mp``: one 4000 x 3000 JPEG from disk to disk, batch 1: the library path
@@ -44,9 +44,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from .cli import comma_separated_ints
+from .accel import CompiledModel, call_in_chunks, pad_channels
+from .cli_args import add_common_arguments, comma_separated_ints
+from .color import IMAGENET_MEAN, IMAGENET_STD, grey_to_rgb, normalize_imagenet
+from .colorizer import Colorizer, check_render_factor, resolve_device, resolve_dtype
 from .errors import InputError
-from .runtime import call_in_chunks
+from .export import ONNX_TOLERANCE, OnnxRunner, export_onnx
+from .models.deoldify import DeOldifyUnet
+from .models.fold import fold_for_inference
+from .models.random_weights import calibrated_random_model
+from .registry import resolve_arch
+from .runtime import colorize_files_pipelined
 
 DEFAULT_MODELS = ("artistic", "stable", "video", "compact")
 MODEL_VARIANTS = ("baseline", "eager", "eager-pad", "compiled-pad", "onnxruntime")
@@ -54,55 +62,12 @@ PHOTO_SIZE = (4000, 3000)  # 12 megapixels
 
 
 # --------------------------------------------------------------------------------------------------
-# models with random weights
-
-
-def resolve_arch(name: str) -> str:
-    """Registered model name (``artistic``...), ``compact`` or an architecture name -> architecture name."""
-    from .errors import WeightsError
-    from .models import ARCHITECTURES, _load_optional_architectures
-    from .registry import get_spec
-
-    _load_optional_architectures()
-    if name in ARCHITECTURES:
-        return name
-    try:
-        return get_spec(name).arch
-    except WeightsError:
-        matches = sorted(a for a in ARCHITECTURES if a.startswith(f"{name}-"))
-        if matches:
-            return matches[0]
-        raise InputError(f"unknown model {name!r} for the benchmark; use artistic, stable, video, compact "
-                         f"or an architecture name ({', '.join(sorted(ARCHITECTURES))}).") from None
-
-
-@torch.no_grad()
-def calibrated_random_model(arch: str, device: torch.device, *, seed: int = 0, size: int = 256) -> nn.Module:
-    """``arch`` with random weights whose BatchNorm running statistics are estimated on random grey
-    inputs (so activations stay finite: untouched random DeOldify weights overflow to NaN). Eval mode,
-    not folded, float32, on ``device``."""
-    from .color import grey_to_rgb, normalize_imagenet
-    from .models import build_generator
-
-    torch.manual_seed(seed)
-    model = build_generator(arch).to(device)
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.reset_running_stats()
-            module.momentum = None  # cumulative average over the calibration batches
-    model.train()
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    for _ in range(2):
-        grey = torch.rand(2, 1, size, size, generator=generator).to(device)
-        model(normalize_imagenet(grey_to_rgb(grey)))
-    return model.eval()
+# inputs
 
 
 def random_input(batch: int, size: int, device: torch.device, dtype: torch.dtype, channels_last: bool,
                  seed: int = 1) -> torch.Tensor:
     """A normalised grey batch ``(batch, 3, size, size)`` as the Colorizer feeds the model."""
-    from .color import grey_to_rgb, normalize_imagenet
-
     g = torch.Generator(device="cpu").manual_seed(seed)
     x = normalize_imagenet(grey_to_rgb(torch.rand(batch, 1, size, size, generator=g))).contiguous()
     x = x.to(device=device, dtype=dtype)
@@ -282,17 +247,11 @@ def environment(device: torch.device) -> dict[str, Any]:
 def build_variant(variant: str, base: nn.Module, device: torch.device, render_factor: int,
                   workdir: Path) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.dtype, bool]:
     """The model callable for ``variant``, its input dtype and whether it wants channels-last input."""
-    from .colorizer import resolve_dtype
-    from .models.fold import fold_for_inference
-    from .runtime import CompiledModel, OnnxRunner, pad_channels
-
     if variant == "baseline":
         return copy.deepcopy(base).float().to(device), torch.float32, False
     dtype = resolve_dtype(None, device)
     channels_last = device.type == "cuda"
     if variant == "onnxruntime":
-        from .export import export_onnx
-
         path = workdir / f"model-rf{render_factor}.onnx"
         export_onnx(fold_for_inference(copy.deepcopy(base).cpu()), path, render_factor=render_factor)
         return OnnxRunner(path), torch.float32, False
@@ -313,9 +272,6 @@ def bench_model_only(report: Report, name: str, base: nn.Module, device: torch.d
                      batch_sizes: Sequence[int], variants: Sequence[str], matmul_tflops: float, workdir: Path,
                      compile_batch_sizes: Sequence[int], min_seconds: float, deadline: float) -> None:
     """Model-only rows for one model: every variant x render factor x batch size (baseline at batch 1)."""
-    from .models.deoldify import DeOldifyUnet
-    from .models.fold import fold_for_inference
-
     if not isinstance(base, DeOldifyUnet):  # nothing to pad: the padded variants equal the plain ones
         variants = [{"eager-pad": "eager", "compiled-pad": "compiled-pad"}.get(v, v) for v in variants]
         variants = list(dict.fromkeys(variants))
@@ -376,8 +332,6 @@ def bench_interleaved(report: Report, name: str, base: nn.Module, device: torch.
     """Batch-1 latency of ``variants`` measured round-robin (A, B, C, A, B, C...), so that on a shared
     machine every variant sees the same background load; one row per variant with the median, and
     the ONNX Runtime output checked against the eager output on the same input."""
-    from .export import ONNX_TOLERANCE
-
     size = 16 * render_factor
     flops = count_flops(fold_for_inference_copy(base), random_input(1, size, device, torch.float32, False))
     built = {v: build_variant(v, base, device, render_factor, workdir) for v in variants}
@@ -414,19 +368,12 @@ def bench_interleaved(report: Report, name: str, base: nn.Module, device: torch.
 
 
 def fold_for_inference_copy(model: nn.Module) -> nn.Module:
-    from .models.fold import fold_for_inference
-
     return fold_for_inference(copy.deepcopy(model))
 
 
 def bench_head(report: Report, name: str, base: nn.Module, device: torch.device, *, render_factor: int,
                batch: int, min_seconds: float) -> None:
     """Time the full-resolution head (``layers.10`` residual block + ``layers.11``) alone, padded or not."""
-    from .colorizer import resolve_dtype
-    from .models.deoldify import DeOldifyUnet
-    from .models.fold import fold_for_inference
-    from .runtime import pad_channels
-
     if not isinstance(base, DeOldifyUnet):
         return
     dtype = resolve_dtype(None, device)
@@ -501,8 +448,6 @@ def deoldify_style_photo(model: nn.Module, device: torch.device, src: Path, dst:
     resize to the square, grey, float32 model at batch 1, PIL resize back, YUV merge on the CPU."""
     from PIL import Image
 
-    from .color import IMAGENET_MEAN, IMAGENET_STD
-
     size = 16 * render_factor
     orig = Image.open(src).convert("RGB")
     small = orig.resize((size, size), resample=Image.BILINEAR).convert("LA").convert("RGB")
@@ -538,10 +483,6 @@ def _yuv_merge_cpu(orig_rgb: np.ndarray, color_rgb: np.ndarray) -> np.ndarray:
 
 
 def _fast_colorizer(base: nn.Module, device: torch.device, name: str, rf: int, compiled: bool):
-    from .colorizer import Colorizer
-    from .models.fold import fold_for_inference
-    from .runtime import CompiledModel, pad_channels
-
     model = pad_channels(fold_for_inference(copy.deepcopy(base)))
     col = Colorizer.from_model(model, name=name, default_render_factor=rf, device=device, fold=False)
     if compiled:
@@ -553,10 +494,6 @@ def bench_photos(report: Report, name: str, base: nn.Module, device: torch.devic
                  workdir: Path, render_factors: Sequence[int], batch_sizes: Sequence[int], baseline_photos: int,
                  library_photos: int, compiled: bool, deadline: float) -> None:
     """12-megapixel rows: latency of one photo and throughput from disk to disk (see module docstring)."""
-    from .colorizer import Colorizer
-    from .models.fold import fold_for_inference
-    from .runtime import colorize_files_pipelined
-
     for rf in render_factors:
         if time.perf_counter() > deadline:
             report.add(Row("e2e", name, rf, None, "all", note="skipped: time budget spent"))
@@ -754,10 +691,6 @@ def profile_table(base: nn.Module, device: torch.device, *, render_factor: int, 
     """Write torch.profiler's top kernels for the padded eager model (where the time goes)."""
     from torch.profiler import ProfilerActivity, profile
 
-    from .colorizer import resolve_dtype
-    from .models.fold import fold_for_inference
-    from .runtime import pad_channels
-
     dtype = resolve_dtype(None, device)
     texts = []
     for label, padded in (("eager", False), ("eager-pad", True)):
@@ -801,7 +734,7 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: a GPU when there is one)")
+    add_common_arguments(parser, skip=("model", "dtype", "cache_dir", "quiet"))  # random weights, its own dtypes
     parser.add_argument("--models", type=_name_list, default=None,
                         help="comma-separated: artistic,stable,video,compact (default: all)")
     parser.add_argument("--render-factors", type=comma_separated_ints, default=None, help="default 21,35")
@@ -832,8 +765,6 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> BenchConfig:
-    from .colorizer import resolve_device
-
     device = resolve_device(args.device)
     cpu = device.type == "cpu"
     if args.threads:
@@ -844,8 +775,6 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
     if unknown:
         raise InputError(f"unknown variant(s) {', '.join(unknown)}; use {', '.join(MODEL_VARIANTS)}.")
     rfs = args.render_factors or [21, 35]
-    from .colorizer import check_render_factor
-
     for rf in rfs:
         check_render_factor(rf)
     models = args.models or list(DEFAULT_MODELS)

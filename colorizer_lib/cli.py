@@ -5,8 +5,12 @@
     colorize models [--download NAME]
     colorize video IN|URL ...          (see ``colorize video --help``)
 
-Exit codes: 0 everything done; 1 some inputs failed (the others were done); 2 bad usage or input;
-3 weights could not be downloaded or verified; 4 out of memory; 130 interrupted.
+Exit codes (the table in :mod:`colorizer_lib.errors`, the same for every sub-command): 0 everything
+done; 1 some inputs failed (the others were done); 2 bad usage or input; 3 weights could not be
+downloaded or verified; 4 out of memory; 130 interrupted.
+
+Flags every sub-command shares (-m/--model, --device, --dtype, --cache-dir, -q/--quiet) come from
+:func:`colorizer_lib.cli_args.add_common_arguments`.
 """
 
 from __future__ import annotations
@@ -17,21 +21,25 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from .errors import ColorizerError, ColorizerOutOfMemoryError, InputError, RenderFactorError, WeightsError
+from .cli_args import add_common_arguments, positive_int
+from .errors import (EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_WEIGHTS, EXIT_OOM,  # noqa: F401  (the table's names)
+                     EXIT_INTERRUPTED, ColorizerError, DependencyError, InputError, exit_code)
 
 if TYPE_CHECKING:  # torch-heavy; imported when a command runs
-    from .runtime import FileJob
+    from .jobs import FileJob
 
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_WEIGHTS, EXIT_OOM, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
-
-# Sub-commands contributed by other modules: name -> (module, function that adds the parser).
-# Each adder takes the subparsers object and sets ``func`` on its parser. Imported lazily so that a
-# heavy or optional dependency never slows down or breaks `colorize image`.
-_EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
-    "video": ("colorizer_lib.video_cli", "add_video_parser"),
-    "bench": ("colorizer_lib.bench", "add_bench_parser"),
-    "bench-quality": ("colorizer_lib.quality", "add_quality_parser"),
-    "export": ("colorizer_lib.export", "add_export_parser"),
+# Sub-commands contributed by other modules: name -> (module, function that adds the parser, help).
+# Each adder takes the subparsers object and sets ``func`` on its parser. A module is imported only
+# when its command runs, so `colorize --help` stays fast and a heavy or optional dependency never
+# slows down or breaks another command; one whose import fails is still listed and says why it
+# cannot run when used.
+_EXTERNAL_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "video": ("colorizer_lib.video_cli", "add_video_parser", "colorize a video file or URL"),
+    "bench": ("colorizer_lib.bench", "add_bench_parser", "measure speed and memory of image inference (random weights)"),
+    "bench-quality": ("colorizer_lib.quality", "add_quality_parser",
+                      "quality metrics vs the grey baseline on colour photos"),
+    "export": ("colorizer_lib.export_cli", "add_export_parser",
+               "export a model to ONNX (verified against torch with ONNX Runtime)"),
 }
 
 
@@ -90,7 +98,7 @@ def plan_jobs(inputs: Sequence[str], output: str | None, *, out_format: str | No
             another input's output.
     """
     from .image import OUTPUT_FORMATS, iter_image_files
-    from .runtime import FileJob
+    from .jobs import FileJob
 
     single_target = (
         output is not None and len(inputs) == 1 and Path(output).suffix.lower() in OUTPUT_FORMATS
@@ -146,6 +154,7 @@ def run_image(args: argparse.Namespace) -> int:
 
 
 def _run_image(args: argparse.Namespace, console: _Console) -> int:
+    from . import accel
     from .colorizer import Colorizer, check_render_factor
     from .jobs import check_writable, decide, output_folders, remove_stale_temp_files
 
@@ -177,7 +186,7 @@ def _run_image(args: argparse.Namespace, console: _Console) -> int:
         else:
             job.stale = verdict.stale
             todo.append(job)
-    compiling = compile_mode(args.compile, col, len(todo))
+    compiling = accel.compile_mode(args.compile, col, len(todo))
     if compiling and args.runtime == "onnx":
         raise InputError("--compile and --runtime onnx exclude each other (ONNX Runtime does not compile); "
                          "choose one.")
@@ -186,7 +195,7 @@ def _run_image(args: argparse.Namespace, console: _Console) -> int:
         console.info("using ONNX Runtime (the faster CPU runtime; the first run exports the model once)")
         col.use_onnx_runtime(args.cache_dir, progress=not args.quiet)
     if compiling and todo:
-        console.info(compile_message(compiling, col.device))
+        console.info(accel.compile_message(compiling, col.device))
         col.compile(compiling)
     if skipped:
         console.info(f"skipping {skipped} image(s) already colorized with {col.name} at render factor {rf} "
@@ -253,25 +262,6 @@ def _use_pipeline(choice: str, col, n_images: int) -> bool:
     return col.device.type == "cuda" and n_images >= PIPELINE_MIN_IMAGES
 
 
-def compile_mode(choice: str, col, n_images: int) -> str | None:
-    """``--compile``: the ``torch.compile`` mode for this job, or None. ``auto`` compiles only where
-    the one-off compile pays for itself (:func:`~colorizer_lib.runtime.should_compile`: CUDA, 5,000+
-    images); ``on`` and ``max-autotune`` always do (the latter tunes kernels: slower to start)."""
-    from .runtime import should_compile
-
-    if choice == "auto":
-        return "default" if should_compile(col.device, n_images) else None
-    return {"off": None, "on": "default"}.get(choice, choice)
-
-
-def compile_message(mode: str, device) -> str:
-    """What the user is told before a compiled job starts (the first batch waits for the compiler)."""
-    wait = "about 7 minutes" if mode == "max-autotune" else "1-2 minutes"
-    where = " on a GPU" if getattr(device, "type", device) == "cuda" else ""
-    return (f"compiling the model with torch.compile ({mode}): the first batch waits {wait}{where}, "
-            "then it runs faster; --compile off skips this")
-
-
 def _colorize_in_batches(col, jobs: list[FileJob], rf: int, *, batch_size: int, watermark: bool, forbid: list[Path],
                          bar, on_colour: Callable[[FileJob], None]) -> list[tuple[str, str]]:
     """The simple path: load a batch, colorize it, save each result, one step after the other.
@@ -322,7 +312,7 @@ def _onnx_pays(col, n_images: int) -> bool:
     """ONNX Runtime for float32 CPU jobs long enough to repay the one-off export."""
     import torch
 
-    from .runtime import prefer_onnx_on_cpu
+    from .export import prefer_onnx_on_cpu
 
     return col.dtype == torch.float32 and prefer_onnx_on_cpu(col.device, n_images)
 
@@ -390,21 +380,6 @@ def run_models(args: argparse.Namespace) -> int:
 # parser and entry point
 
 
-def comma_separated_ints(text: str) -> list[int]:
-    """argparse type for lists such as render factors: ``"14,21,28"`` -> ``[14, 21, 28]``."""
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
-
-
 def _default_render_factors() -> str:
     """``"artistic 35, stable 35, ..."``: each registered model's default render factor, from its record."""
     from .registry import list_specs
@@ -412,16 +387,9 @@ def _default_render_factors() -> str:
     return ", ".join(f"{spec.name} {spec.default_render_factor}" for spec in list_specs())
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: a GPU when there is one)")
-    parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"],
-                        help="compute precision (default: bfloat16/float16 on GPU, float32 on CPU)")
-    parser.add_argument("--cache-dir", help="where downloaded weights are kept (default: $COLORIZER_CACHE or "
-                                            "the platform's cache folder)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages, only errors")
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``colorize`` parser. ``command`` names the sub-command about to run: of the commands other
+    modules contribute, only its module is imported (``None``: none, as ``colorize --help`` needs)."""
     parser = argparse.ArgumentParser(prog="colorize", description="Colorize old black-and-white photos and film.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -432,13 +400,10 @@ def build_parser() -> argparse.ArgumentParser:
                                        "files are never replaced (see --overwrite).")
     image.add_argument("inputs", nargs="+", metavar="IN", help="image files, folders or http(s) URLs")
     image.add_argument("-o", "--output", help="output file (one input) or folder (default: ./colorized)")
-    image.add_argument("-m", "--model", default=None,
-                       help="artistic, stable, video, compact, or a .pth/.safetensors path "
-                            "(default: the best model available)")
     image.add_argument("-r", "--render-factor", type=int, default=None,
                        help=f"model resolution is 16 x this; default: each model's own ({_default_render_factors()})")
     image.add_argument("--compare", action="store_true", help="also write <name>.compare.jpg, original beside result")
-    image.add_argument("--batch-size", type=_positive_int, default=None, help="images per forward pass (default 8 on GPU, 1 on CPU)")
+    image.add_argument("--batch-size", type=positive_int, default=None, help="images per forward pass (default 8 on GPU, 1 on CPU)")
     image.add_argument("--format", choices=["png", "jpg", "webp", "tif"], help="output format (default: the input's)")
     image.add_argument("--watermark", action="store_true", help="add DeOldify's small palette mark (off by default)")
     image.add_argument("--overwrite", action="store_true",
@@ -452,34 +417,51 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--compile", choices=["auto", "on", "off", "max-autotune"], default="auto",
                        help="torch.compile the model: a one-off wait of 1-2 minutes (max-autotune: about 7) "
                             "for about 2.4x (2.6x) the model's speed on a GPU; auto: only on CUDA for 5,000+ images")
-    _add_common(image)
+    add_common_arguments(image)
     image.set_defaults(func=run_image)
 
     models = sub.add_parser("models", help="list the models, their sizes and what is cached")
     models.add_argument("--download", nargs="+", metavar="NAME", help="download and verify these models now")
     models.add_argument("-v", "--verbose", action="store_true", help="also print descriptions and licences")
-    _add_common(models)
+    add_common_arguments(models, skip=("model",))
     models.set_defaults(func=run_models)
 
-    for name, (module_name, adder) in _EXTERNAL_COMMANDS.items():
-        add = _optional_command(module_name, adder)
-        if add is not None:
-            add(sub)
+    for name, (module_name, adder, help_text) in _EXTERNAL_COMMANDS.items():
+        if name == command:
+            _add_external_command(sub, name, module_name, adder, help_text)
+        else:  # listed in `colorize --help`; its module loads only when the command runs
+            sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
-def _optional_command(module_name: str, adder: str) -> Callable | None:
+def _add_external_command(sub, name: str, module_name: str, adder: str, help_text: str) -> None:
+    """Import ``module_name`` and let ``adder`` register the command; if that fails, register a
+    command that explains why it cannot run instead of letting it vanish from the parser."""
     import importlib
 
     try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        return None
-    return getattr(module, adder, None)
+        getattr(importlib.import_module(module_name), adder)(sub)
+    except ImportError as exc:
+        reason = (f"`colorize {name}` cannot run: {exc}. Install the missing package "
+                  f"(see README.md, Install: the optional extras), then try again.")
+
+        def unavailable(args: argparse.Namespace) -> int:
+            raise DependencyError(reason)
+
+        # No options of its own (not even -h), so whatever follows the name reaches `unavailable`.
+        stub = sub.add_parser(name, help=f"{help_text} (unavailable: {exc})", add_help=False, prefix_chars="\0")
+        stub.add_argument("rest", nargs=argparse.REMAINDER)
+        stub.set_defaults(func=unavailable)
+
+
+def _command_name(argv: Sequence[str]) -> str | None:
+    """The sub-command in ``argv``: the first word that is not an option (the top level takes none but -h)."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_name(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
@@ -490,21 +472,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.error("interrupted; finished outputs are kept and the next run resumes from there.")
         return EXIT_INTERRUPTED
-    except ColorizerOutOfMemoryError as exc:
+    except (ColorizerError, ValueError) as exc:
         console.error(str(exc))
-        return EXIT_OOM
-    except InputError as exc:  # before WeightsError: an unknown model name or a text file as --model is bad usage
-        console.error(str(exc))
-        return EXIT_USAGE
-    except WeightsError as exc:
-        console.error(str(exc))
-        return EXIT_WEIGHTS
-    except (InputError, RenderFactorError, ValueError) as exc:
-        console.error(str(exc))
-        return EXIT_USAGE
-    except ColorizerError as exc:
-        console.error(str(exc))
-        return EXIT_PARTIAL
+        return exit_code(exc)
+
+
+def video_main(argv: Sequence[str] | None = None) -> int:
+    """``colorize video`` with ``argv`` (default ``sys.argv[1:]``), as a function that returns the exit code:
+    the main CLI's parsing, messages and exit codes (0 done, 2 bad usage or input, 3 weights, 4 out of
+    memory, 1 the video failed, 130 interrupted), argparse's own exits included."""
+    try:
+        return main(["video", *(sys.argv[1:] if argv is None else argv)])
+    except SystemExit as exc:  # argparse: --help (0) or a refused argument (2), already printed
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,7 +14,6 @@ forgives it; luminance carries the detail, so the original's luminance survives 
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,19 +25,18 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from . import __version__
+from .accel import CompiledModel, call_in_chunks, pad_channels
 from .color import compose_luma_chroma, denormalize_imagenet, grey_to_rgb, normalize_imagenet, rgb_to_chroma
-from .errors import (BatchError, ColorizerOutOfMemoryError, InputError, ModelArgumentError, NonFiniteOutputError,
-                     RenderFactorError, VerificationError, WeightsError)
-from .models import available_architectures, build_generator
+from . import hub
+from .constants import RENDER_BASE, RENDER_FACTOR_RANGE, __version__, check_render_factor  # noqa: F401  (public here too)
+from .errors import (BatchError, ColorizerOutOfMemoryError, InputError,
+                     ModelArgumentError, NonFiniteOutputError, VerificationError, WeightsError)
+from .export import OnnxCpuModel, require_onnx_extra
+from .image import apply_watermark, load_image, save_image, side_by_side, to_luma_tensor
+from .jobs import is_url, source_identity
+from .models import available_architectures, build_generator, expected_state  # noqa: F401  (public here too)
 from .models.fold import fold_for_inference
 from .registry import WeightSpec, get_spec, list_specs
-from .runtime import call_in_chunks, pad_channels
-
-RENDER_FACTOR_RANGE = (2, 100)
-"""Allowed render factors, inclusive. The model sees a square of ``16 * render_factor`` pixels."""
-
-RENDER_BASE = 16
 
 # Above this many pixels the final merge runs in horizontal strips, so a 100-megapixel photo never
 # needs several full-size float copies at once.
@@ -97,20 +95,19 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     return dtype
 
 
-def check_render_factor(render_factor: Any) -> int:
-    """Return ``render_factor`` as an int, or raise :class:`RenderFactorError` naming the range."""
-    low, high = RENDER_FACTOR_RANGE
-    if isinstance(render_factor, bool) or not isinstance(render_factor, (int, np.integer)) and not (
-        isinstance(render_factor, float) and render_factor.is_integer()
-    ):
-        raise RenderFactorError(f"render factor must be a whole number from {low} to {high}, got {render_factor!r}.")
-    rf = int(render_factor)
-    if not low <= rf <= high:
-        raise RenderFactorError(
-            f"render factor {rf} is outside the allowed range {low}..{high} "
-            f"(the model works on a square of 16 x render factor pixels; 35 is typical for photos, 21 for video)."
-        )
-    return rf
+@contextlib.contextmanager
+def _cudnn_benchmark(on: bool) -> Iterator[None]:
+    """cuDNN's algorithm search switched on for the colorizer's own forwards only (the process-wide
+    setting is restored afterwards): input shapes are fixed per render factor, so the one-off search pays."""
+    if not on:
+        yield
+        return
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -138,20 +135,6 @@ def out_of_memory_guard(render_factor: int, batch_size: int) -> Iterator[None]:
 
 # --------------------------------------------------------------------------------------------------
 # architecture identification for local files
-
-
-@functools.lru_cache(maxsize=None)
-def expected_state(arch: str, float_dtype: str = "float32") -> dict[str, dict[str, Any]]:
-    """The (cached, read-only) state-dict manifest of ``arch`` (``{key: {"shape": [...], "dtype": "float32"}}``), built on
-    the meta device so no memory or time is spent on weights. ``float_dtype`` is the storage type
-    of floating tensors in the file (our own weights ship as float16)."""
-    with torch.device("meta"):
-        model = build_generator(arch)
-
-    def dtype_name(t: torch.Tensor) -> str:
-        return float_dtype if t.is_floating_point() else str(t.dtype).removeprefix("torch.")
-
-    return {k: {"shape": list(v.shape), "dtype": dtype_name(v)} for k, v in model.state_dict().items()}
 
 
 def identify_architecture(state_dict: dict[str, torch.Tensor], source: str, hint: str | None = None) -> str:
@@ -244,15 +227,11 @@ class ColorizeResult:
     def save(self, path: str | Path, *, quality: int = 95, forbid: Iterable[str | Path] = ()) -> Path:
         """Write ``image`` to ``path`` (format from the extension) with provenance, the input's ICC
         profile and EXIF. The write is atomic; paths in ``forbid`` (e.g. the input) are refused."""
-        from .image import save_image
-
         return save_image(self.image, path, provenance=self.provenance, icc_profile=self.icc_profile,
                           exif=self.exif, quality=quality, forbid=tuple(forbid))
 
     def compare(self, *, max_height: int | None = None) -> Image.Image:
         """Original and result side by side in one labelled RGB image."""
-        from .image import side_by_side
-
         return side_by_side(self.original, self.image,
                             labels=("Original", f"{self.model_name}, render factor {self.render_factor}"),
                             max_height=max_height)
@@ -269,10 +248,10 @@ class Colorizer:
     :meth:`from_model` (an ``nn.Module`` in the generators' convention). The model is folded for
     inference (spectral/weight norm into plain weights, conv+BN fused), moved to ``device`` in
     ``dtype``, and always run under ``torch.inference_mode``. ``pad`` zero-pads DeOldify's odd
-    channel counts to multiples of 8 or 32 (:func:`~colorizer_lib.runtime.pad_channels`, the same
+    channel counts to multiples of 8 or 32 (:func:`~colorizer_lib.accel.pad_channels`, the same
     function); the default pads on CUDA, where tensor cores want such counts, and not on CPU.
     Batches too large for some CUDA kernels' 32-bit indexing run in chunks
-    (:func:`~colorizer_lib.runtime.call_in_chunks`).
+    (:func:`~colorizer_lib.accel.call_in_chunks`).
     """
 
     def __init__(self, model: nn.Module, *, name: str, default_render_factor: int = 35, spec: WeightSpec | None = None,
@@ -287,7 +266,7 @@ class Colorizer:
         model = model.eval()
         if fold:
             model = fold_for_inference(model, inplace=True)
-        if pad is None:  # measured on an H100: +9-12 % images/s at batch 8-32 (BENCHMARKS.md)
+        if pad is None:  # a gain on GPUs (BENCHMARKS.md), none on CPUs
             pad = fold and self.device.type == "cuda"
         if pad:
             model = pad_channels(model)
@@ -295,25 +274,20 @@ class Colorizer:
         model = model.to(device=self.device, dtype=self.dtype)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
-            # Input shapes are fixed per render factor, so cuDNN's one-off algorithm search pays.
-            torch.backends.cudnn.benchmark = True
         self.model = model
-        self._chunk_cache: dict = {}  # per input shape: the largest batch one forward may take (runtime.call_in_chunks)
+        self._chunk_cache: dict = {}  # per input shape: the largest batch one forward may take (accel.call_in_chunks)
 
     def use_onnx_runtime(self, cache_dir: str | Path | None = None, *, progress: bool = True) -> None:
-        """Run the model with ONNX Runtime (CPU, float32): measured 1.2-2.3x faster than torch on a
-        2-core CPU (BENCHMARKS.md). Each render factor is exported once, verified against torch, and
-        cached under ``<cache_dir>/onnx/`` for later runs (:class:`~colorizer_lib.runtime.OnnxCpuModel`: a
-        shared, checked cache; torch with one warning when it cannot be written). ``progress=False``
-        silences the notice shown while another process exports the same file.
+        """Run the model with ONNX Runtime (CPU, float32), the faster CPU runtime (numbers in
+        BENCHMARKS.md). Each render factor is exported once, verified against torch, and cached under
+        ``<cache_dir>/onnx/`` for later runs (:class:`~colorizer_lib.export.OnnxCpuModel`: a shared,
+        checked cache; torch with one warning when it cannot be written). ``progress=False`` silences
+        the notice shown while another process exports the same file.
 
         Raises:
             ValueError: the colorizer is not on the CPU in float32.
             DependencyError: onnxruntime is not installed (``pip install "colorizer[onnx]"``).
         """
-        from . import hub
-        from .export import require_onnx_extra
-        from .runtime import OnnxCpuModel
 
         if self.device.type != "cpu" or self.dtype != torch.float32:
             raise ValueError("the ONNX runtime is for CPU float32 colorizers; build one with device='cpu'.")
@@ -324,19 +298,17 @@ class Colorizer:
                                       progress=progress)
 
     def compile(self, mode: str | None = None) -> None:
-        """Run the model through ``torch.compile`` from now on (:class:`~colorizer_lib.runtime.CompiledModel`).
+        """Run the model through ``torch.compile`` from now on (:class:`~colorizer_lib.accel.CompiledModel`).
 
-        The first batch of each render factor compiles: on an H100, Artistic at render factor 35
-        takes 40-115 s and then runs 2.3-2.5x faster than eager (183 against 76 images/s at batch 16);
-        ``mode="max-autotune"`` also tunes the kernels, about 400 s for 200 images/s (BENCHMARKS.md).
-        That pays off only for thousands of images (:func:`~colorizer_lib.runtime.should_compile`),
+        The first batch of each render factor compiles (about a minute or two on a GPU), then runs
+        faster than eager; ``mode="max-autotune"`` also tunes the kernels, which takes several times
+        longer for a little more speed (measurements in BENCHMARKS.md and docs/PERF_NOTES.md).
+        That pays off only for thousands of images (:func:`~colorizer_lib.accel.should_compile`),
         so nothing compiles unless asked. Outputs equal the eager model's within bfloat16 rounding.
 
         Raises:
             ValueError: the model already runs through ONNX Runtime, or ``mode`` is unknown.
         """
-        from .runtime import CompiledModel, OnnxCpuModel
-
         modes = {None: None, "default": None, "max-autotune": "max-autotune-no-cudagraphs"}
         if mode not in modes:
             raise ValueError(f"unknown compile mode {mode!r}; use 'default' or 'max-autotune'.")
@@ -413,7 +385,8 @@ class Colorizer:
     def chroma_from_input(self, x: torch.Tensor, render_factor: int) -> torch.Tensor:
         """Run the model on normalised inputs ``(B, 3, S, S)``; returns chroma ``(B, 2, S, S)`` float32."""
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
-        with out_of_memory_guard(render_factor, x.shape[0]), torch.inference_mode():
+        with out_of_memory_guard(render_factor, x.shape[0]), torch.inference_mode(), \
+                _cudnn_benchmark(self.device.type == "cuda"):
             out = call_in_chunks(self.model, x.to(self.dtype).contiguous(memory_format=memory_format), self._chunk_cache)
             out = out.float()
             self._check_finite(out)
@@ -457,7 +430,7 @@ class Colorizer:
         luma = luma.to(self.device, torch.float32)
         # Antialiasing matters only where the chroma shrinks (photos smaller than the model's input);
         # upsampling gives the same values either way (within float rounding), and the antialiased
-        # kernel is much slower on a GPU (12 MP photos end to end on an H100: 32.9 against 40.2 photos/s).
+        # kernel is much slower on a GPU (12 MP photos end to end: BENCHMARKS.md, "compose antialiases only...").
         shrinks = any(out < src for out, src in zip(luma.shape[-2:], chroma.shape[-2:]))
         with torch.inference_mode():
             up = F.interpolate(chroma.to(self.device, torch.float32), size=luma.shape[-2:], mode="bilinear",
@@ -563,8 +536,6 @@ class Colorizer:
             bar.close()
 
     def _colorize_loaded(self, loaded: list, rf: int, watermark: bool) -> Iterator[ColorizeResult]:
-        from .image import apply_watermark, to_luma_tensor
-
         with out_of_memory_guard(rf, len(loaded)):
             inputs = torch.cat([self.model_input(to_luma_tensor(item), rf) for item in loaded])
         chroma = self.chroma_from_input(inputs, rf)
@@ -576,7 +547,7 @@ class Colorizer:
                 image.putalpha(item.alpha)
             if watermark:
                 image = apply_watermark(image)
-            yield ColorizeResult(image=image, original=_original_for_display(item), render_factor=rf,
+            yield ColorizeResult(image=image, original=original_for_display(item), render_factor=rf,
                                  model_name=self.name, source=item.source, watermarked=watermark,
                                  icc_profile=item.icc_profile, exif=item.exif, source_identity=item.source_identity)
 
@@ -637,9 +608,6 @@ def _load_identified(source: Any):
     """``load_image(source)``; for a file path or URL, with what identifies it in saved files'
     provenance (:func:`colorizer_lib.jobs.source_identity`), so that ``colorize image`` can later
     tell which input a saved result was made from."""
-    from .image import load_image
-    from .jobs import is_url, source_identity
-
     loaded = load_image(source)
     if isinstance(source, (str, os.PathLike)) and loaded.source_identity is None:
         text = str(source)
@@ -654,7 +622,8 @@ def _describe(source: Any) -> str:
     return f"<{type(source).__name__}>"
 
 
-def _original_for_display(item: Any) -> Image.Image:
+def original_for_display(item: Any) -> Image.Image:
+    """The loaded picture as a comparison shows it: RGB, or RGBA when the input had alpha."""
     if item.alpha is None:
         return item.rgb
     image = item.rgb.copy()
@@ -687,8 +656,6 @@ def _load_source(name_or_path: str | Path, *, cache_dir, progress: bool
     """Load and verify the weights of a registered name or a file path: ``(spec or None, state dict, the
     file's path)``. A download is verified before it takes its name in the cache, and a cached file that
     fails verification is moved aside and downloaded again (:func:`colorizer_lib.hub.load_weights`)."""
-    from . import hub
-
     text = str(name_or_path)
     looks_like_path = isinstance(name_or_path, Path) or any(sep in text for sep in ("/", "\\")) or text.endswith(
         (".pth", ".pt", ".safetensors"))
@@ -736,8 +703,6 @@ def _load_default(*, cache_dir=None, progress: bool = True, prefer: Sequence[str
     is cached or can be downloaded and passes verification, else the embedded ``compact`` model, saying so
     in one line on stderr (with the first reason)."""
     import sys
-
-    from . import hub
 
     specs = [get_spec(n) for n in prefer]
     specs.sort(key=lambda spec: not hub.is_cached(spec, cache_dir=cache_dir))  # cached ones first

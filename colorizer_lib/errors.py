@@ -72,3 +72,30 @@ class BatchError(InputError):
     def errors(self) -> list[tuple[int, InputError]]:
         """``(index, error)`` of each failed item."""
         return [(i, r) for i, r in enumerate(self.results) if isinstance(r, BaseException)]
+# --------------------------------------------------------------------------------------------------
+# process exit codes: the one table every `colorize` sub-command uses
+
+EXIT_OK = 0  # everything asked for was done
+EXIT_PARTIAL = 1  # some inputs failed (the others were done), or another ColorizerError
+EXIT_USAGE = 2  # bad usage or input (argparse uses 2 as well)
+EXIT_WEIGHTS = 3  # weights could not be found, downloaded or verified
+EXIT_OOM = 4  # the device ran out of memory
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
+
+_EXIT_CODES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], int], ...] = (
+    (KeyboardInterrupt, EXIT_INTERRUPTED),
+    (ColorizerOutOfMemoryError, EXIT_OOM),
+    # usage before weights: a --model argument that names no model or no weights file is both
+    ((InputError, RenderFactorError, ValueError), EXIT_USAGE),
+    (WeightsError, EXIT_WEIGHTS),
+    (ColorizerError, EXIT_PARTIAL),
+)
+
+
+def exit_code(exc: BaseException) -> int | None:
+    """The process exit code for ``exc`` (first matching row of the table above), or None for an
+    unexpected exception, which a command line should let propagate with its traceback."""
+    for types, code in _EXIT_CODES:
+        if isinstance(exc, types):
+            return code
+    return None

@@ -41,7 +41,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
-import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -50,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import filelock
 from tqdm.auto import tqdm
 
-from colorizer_lib import __version__
+from .constants import __version__
 from colorizer_lib.errors import (
     DownloadError,
     ModelArgumentError,

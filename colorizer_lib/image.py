@@ -10,8 +10,8 @@ Saving (`save_image`) picks the format from the extension, records provenance (P
 chunks, or EXIF ImageDescription/Software), keeps ICC and EXIF, writes atomically and
 refuses to overwrite the paths it is told to protect.
 
-Tensor helpers convert between PIL and the library's `(B, C, H, W)` float32 `[0, 1]` tensors
-(see docs/ARCHITECTURE.md); only they import torch.
+The tensor helper (`to_luma_tensor`) turns a loaded picture into the library's `(B, 1, H, W)` float32
+`[0, 1]` luma (see docs/ARCHITECTURE.md); only it imports torch.
 """
 
 from __future__ import annotations
@@ -62,8 +62,6 @@ __all__ = [
     "side_by_side",
     "iter_image_files",
     "to_luma_tensor",
-    "to_rgb_tensor",
-    "tensor_to_pil",
     "INPUT_EXTENSIONS",
     "OUTPUT_FORMATS",
     "LUMA_WEIGHTS",
@@ -1209,24 +1207,6 @@ def to_luma_tensor(loaded: LoadedImage) -> "torch.Tensor":
     return luma.clamp_(0, 1)[None, None]
 
 
-def to_rgb_tensor(pil: Image.Image) -> "torch.Tensor":
-    """A PIL image as a (1, 3, H, W) float32 CPU tensor in [0, 1] (converted to RGB first).
-
-    The uint8 pixels are converted block by block straight into the preallocated result,
-    which is then scaled in place: one float32 image in memory, no temporaries.
-    """
-    import torch
-
-    if pil.mode != "RGB":
-        pil = pil.convert("RGB")
-    pixels = _pixels_hwc(pil)
-    height, width = pixels.shape[:2]
-    out = torch.empty((1, 3, height, width), dtype=torch.float32)
-    for top, bottom in _row_chunks(height, width):
-        out[0, :, top:bottom].copy_(pixels[top:bottom].permute(2, 0, 1))
-    return out.div_(255)
-
-
 def _pixels_hwc(pil: Image.Image) -> "torch.Tensor":
     """(H, W, 3) uint8 tensor sharing memory with one read-only copy of an RGB image's pixels."""
     import torch
@@ -1235,44 +1215,3 @@ def _pixels_hwc(pil: Image.Image) -> "torch.Tensor":
         # np.asarray(PIL) is read-only; the tensor is only ever read, never written.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         return torch.from_numpy(np.asarray(pil))
-
-
-def tensor_to_pil(tensor: "torch.Tensor") -> Image.Image:
-    """A (3, H, W) or (1, 3, H, W) float tensor in [0, 1] (any device) -> 8-bit RGB PIL image.
-
-    Values are clamped to [0, 1], scaled by 255 and ROUNDED to the nearest integer (not
-    truncated as DeOldify did). On an accelerator the uint8 conversion runs there, so only
-    uint8 data crosses to the CPU; on the CPU it runs in ~1 M-pixel blocks (no full-size
-    float temporaries).
-
-    Raises:
-        InputError: wrong shape, or NaN / infinite values.
-    """
-    import torch
-
-    t = tensor.detach()
-    if t.ndim == 4 and t.shape[0] == 1:
-        t = t[0]
-    if t.ndim != 3 or t.shape[0] != 3:
-        raise InputError(f"tensor_to_pil expects a (3, H, W) or (1, 3, H, W) tensor, got shape {tuple(tensor.shape)}.")
-    height, width = t.shape[1:]
-    if t.device.type != "cpu":
-        if not bool(torch.isfinite(t).all()):
-            raise _non_finite_error()
-        pixels = t.float().clamp(0, 1).mul_(255).round_().to(torch.uint8)
-        return Image.fromarray(pixels.permute(1, 2, 0).contiguous().cpu().numpy())
-    out = np.empty((height, width, 3), dtype=np.uint8)
-    out_t = torch.from_numpy(out)
-    for top, bottom in _row_chunks(height, width):
-        block = t[:, top:bottom].to(torch.float32)
-        # A sum is cheaper than an element-wise test and is finite whenever all values are
-        # (overflow of huge values is settled by the exact test).
-        if not bool(torch.isfinite(block.sum())) and not bool(torch.isfinite(block).all()):
-            raise _non_finite_error()
-        scaled = block.clamp(0, 1).mul_(255).round_()
-        out_t[top:bottom].copy_(scaled.permute(1, 2, 0))
-    return Image.fromarray(out)  # (H, W, 3) uint8 -> mode "RGB"
-
-
-def _non_finite_error() -> InputError:
-    return InputError("The image tensor contains NaN or infinite values; the model output is broken.")

@@ -15,23 +15,83 @@ render factor and the input it was made from (size and SHA-256 of the file, or i
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import errno
 import hashlib
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
 from .errors import InputError
-
-if TYPE_CHECKING:
-    from .runtime import FileJob
+from .image import read_provenance, save_image
+from .image import remove_stale_temp_files as _remove_stale_in
 
 SOURCE_SIZE = "colorizer:source_size"
 SOURCE_SHA256 = "colorizer:source_sha256"
 SOURCE_URL = "colorizer:source_url"
 MODEL, RENDER_FACTOR = "colorizer:model", "colorizer:render_factor"
+
+
+@dataclass
+class FileJob:
+    """One picture to colorize: where it comes from and where its result goes.
+
+    Attributes:
+        source: a file path or an http(s) URL.
+        output: the result's path; its extension picks the format (any of
+            :data:`~colorizer_lib.image.OUTPUT_FORMATS`).
+        compare: where to write the original beside the result, or None.
+        problem: why this input cannot be colorized, found while planning (a symbolic link that
+            loops or points nowhere); such a job is reported, never run.
+        stale: files of an earlier run to delete once this job's output is written (a comparison
+            picture of replaced settings, see :func:`decide`).
+    """
+
+    source: str
+    output: Path
+    compare: Path | None = None
+    problem: str | None = None
+    stale: tuple[Path, ...] = ()
+    _identity: dict[str, str] | None = field(default=None, repr=False, compare=False)
+
+    def identity(self) -> dict[str, str]:
+        """The input's identity recorded in the outputs' provenance (size and SHA-256, or the URL;
+        :func:`source_identity`), computed once."""
+        if self._identity is None:
+            self._identity = source_identity(self.source)
+        return self._identity
+
+    def save(self, result, *, quality: int = 95, forbid: Iterable[str | os.PathLike] = ()) -> Path:
+        """Write a :class:`~colorizer_lib.colorizer.ColorizeResult` to :attr:`output` (with its
+        provenance, which records this job's input (:meth:`identity`), ICC profile and EXIF) and,
+        when :attr:`compare` is set, the side-by-side picture there. Paths in ``forbid`` are never
+        written. Returns the output's path.
+
+        Raises:
+            InputError: a forbidden path, a format that cannot hold the picture (alpha to JPEG) or a failed write.
+        """
+        result = dataclasses.replace(result, source_identity=self.identity())
+        path = result.save(self.output, quality=quality, forbid=forbid)
+        if self.compare is not None:
+            save_image(result.compare().convert("RGB"), self.compare, provenance=result.provenance, forbid=forbid)
+        self.remove_stale()
+        return path
+
+    def remove_stale(self) -> None:
+        """Delete :attr:`stale` (once the new output is written)."""
+        for path in self.stale:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def guarded(self, protected: frozenset[Path]) -> tuple[Path, ...]:
+        """This job's targets (output, comparison) that are among ``protected`` (resolved paths, see
+        :func:`colorizer_lib.runtime.resolved_paths`): the ``forbid`` for :meth:`save`, found at once however many inputs
+        a run has, where passing all of them would resolve each one again for every file."""
+        return tuple(p for p in (self.output, self.compare) if p is not None and p.expanduser().resolve() in protected)
+
 
 
 def is_url(text: str) -> bool:
@@ -93,8 +153,6 @@ def decide(job: FileJob, model_name: str, render_factor: int, *, overwrite: bool
     Raises:
         InputError: the job's input cannot be read (to compare it with an earlier output).
     """
-    from .image import read_provenance
-
     targets = [job.output] + ([job.compare] if job.compare is not None else [])
     found: dict[Path, dict[str, str]] = {}
     for target in targets:
@@ -185,9 +243,7 @@ def check_writable(folder: Path) -> None:
 def remove_stale_temp_files(jobs: Iterable[FileJob]) -> list[Path]:
     """Delete the temporary files that an interrupted earlier run left in the output folders
     (:func:`colorizer_lib.image.remove_stale_temp_files`); returns what was removed."""
-    from .image import remove_stale_temp_files as remove_in
-
     removed: list[Path] = []
     for folder in output_folders(jobs):
-        removed.extend(remove_in(folder))
+        removed.extend(_remove_stale_in(folder))
     return removed

@@ -25,6 +25,11 @@ import sys
 import time
 from pathlib import Path
 
+from .cli_args import add_common_arguments
+from .colorizer import Colorizer
+from .training.evaluate import evaluate_paths
+from .training.split import list_images, split_items
+
 METRICS = ("psnr", "ssim", "colorfulness", "delta_colorfulness", "ciede2000")
 
 #: Photos are measured at most this many pixels on their long side unless ``--max-side`` says otherwise.
@@ -34,7 +39,6 @@ DEFAULT_MAX_SIDE = 1024
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add this benchmark's arguments to ``parser`` (used by the script and by ``colorize bench-quality``)."""
     parser.add_argument("folder", type=Path, nargs="+", help="folder(s) of colour photos (searched recursively)")
-    parser.add_argument("--model", default="compact", help="registered model name or weights file (default: compact)")
     parser.add_argument("--render-factor", type=int, default=None, help="render factor (default: the model's)")
     parser.add_argument("--split", choices=("all", "valid"), default="all",
                         help="'valid': only the seeded validation split of the training pipeline")
@@ -46,8 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                              f"measuring (default {DEFAULT_MAX_SIDE}: SSIM and CIEDE2000 at 12 megapixels take most "
                              "of a minute per photo on a CPU); 0: full resolution")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: best available)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
+    add_common_arguments(parser, model_default="compact", skip=("quiet",))
     return parser
 
 
@@ -67,8 +71,6 @@ def _run_command(args: argparse.Namespace) -> int:
 
 def collect(folders: list[Path], split: str, n_valid: int, seed: int, limit: int | None) -> list[Path]:
     """The photos to evaluate (all of them, or the training pipeline's validation split)."""
-    from colorizer_lib.training.split import list_images, split_items
-
     paths = list_images(folders)
     if split == "valid":
         paths = split_items(paths, n_valid, seed)[1]
@@ -86,11 +88,8 @@ def format_table(results: dict) -> str:
 
 def run(args: argparse.Namespace) -> dict:
     """Evaluate and print; returns the results dict (``model``, ``grey``, ``count``, settings)."""
-    from colorizer_lib.colorizer import Colorizer
-    from colorizer_lib.training.evaluate import evaluate_paths
-
     paths = collect(list(args.folder), args.split, args.n_valid, args.seed, args.limit)
-    colorizer = Colorizer.from_pretrained(args.model, device=args.device)
+    colorizer = Colorizer.from_pretrained(args.model, device=args.device, dtype=args.dtype, cache_dir=args.cache_dir)
     max_side = args.max_side or None
     size_note = (f"photos shrunk to at most {max_side} px on the long side (--max-side 0: full resolution)"
                  if max_side else "photos at full resolution")

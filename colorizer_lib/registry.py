@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ModelArgumentError
+from .errors import InputError, ModelArgumentError, WeightsError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -55,7 +55,7 @@ class WeightSpec:
         """What the file must hold: ``{key: {"shape": [...], "dtype": ...}}`` for :attr:`arch`
         stored as :attr:`dtype`. :mod:`colorizer_lib.hub` checks every download against it before
         the file takes its final name, and every cached file before use."""
-        from .colorizer import expected_state
+        from .models import expected_state  # torch: imported when needed, so `colorize --help` stays fast
 
         return expected_state(self.arch, self.dtype)
 
@@ -190,3 +190,20 @@ def markdown_table() -> str:
         lines.append(f"| `{spec.name}` | {spec.arch} | {spec.default_render_factor} | {size_text(spec)} | "
                      f"{spec.license} | {spec.description} |")
     return "\n".join(lines)
+
+
+def resolve_arch(name: str) -> str:
+    """Registered model name (``artistic``...), ``compact`` or an architecture name -> architecture name
+    (for models with random weights: ``colorize bench``, ``colorize export --random-weights``)."""
+    from .models import ARCHITECTURES  # torch: imported when needed, so `colorize --help` stays fast
+
+    if name in ARCHITECTURES:
+        return name
+    try:
+        return get_spec(name).arch
+    except WeightsError:
+        matches = sorted(a for a in ARCHITECTURES if a.startswith(f"{name}-"))
+        if matches:
+            return matches[0]
+        raise InputError(f"unknown model {name!r} for the benchmark; use artistic, stable, video, compact "
+                         f"or an architecture name ({', '.join(sorted(ARCHITECTURES))}).") from None

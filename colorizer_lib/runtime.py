@@ -1,25 +1,12 @@
-"""Fast inference paths for the generators, each a drop-in ``model`` callable.
+"""The disk-to-disk photo pipeline above :class:`~colorizer_lib.colorizer.Colorizer`.
 
-Every runner here maps a normalised grey batch ``(B, 3, S, S)`` to the generator's normalised RGB
-``(B, 3, S, S)`` exactly like the eager model it was built from (within the tolerance its test
-states), so it can replace ``Colorizer.model``:
-
-* :func:`pad_channels` - zero-pads the odd channel counts of DeOldify's full-resolution head
-  (303 for Artistic, 259 for Stable/Video; 300 in Artistic's last decoder block) to a multiple of 8.
-  GPU tensor cores (and cuDNN's channels-last kernels) want channel counts that are multiples of 8;
-  the padded channels carry exact zeros, so the function is unchanged (bit-for-bit in float32 on
-  CPU up to summation order). Works on a *folded* model (:func:`~colorizer_lib.models.fold.fold_for_inference`).
-* :class:`CompiledModel` - ``torch.compile`` with one graph per input shape, compiled on first use
-  of that shape, with the compile time recorded (``compile_seconds``), so a caller can decide
-  whether it pays off; smaller batches of a compiled image size are padded to it. :func:`should_compile`
-  is the policy `colorize image` and `colorize video` apply (`--compile auto`).
-* :class:`OnnxRunner` - an ONNX Runtime session (CPU by default) behind the same call signature;
-  :class:`OnnxCpuModel` exports per render factor on first use (cached on disk, verified) and is
-  the faster CPU runtime; :func:`prefer_onnx_on_cpu` is the policy.
 * :func:`colorize_files_pipelined` - disk-to-disk colorization of many photos with decoding and
   encoding overlapped with the model in worker threads (the end-to-end fast path of the benchmark);
   :func:`colorize_jobs_pipelined` - the same pipeline with the library's outputs (named outputs in
   any format, ICC profile and EXIF, alpha, comparisons, per-file failures): ``colorize image``'s path.
+
+The model wrappers it runs (channel padding, chunks, ``torch.compile``) live in
+:mod:`colorizer_lib.accel`, the ONNX Runtime ones in :mod:`colorizer_lib.export`.
 
 Nothing here needs torchvision or fastai: the pipeline uses torchvision's nvJPEG codecs when it
 is installed and falls back to PIL otherwise.
@@ -27,10 +14,7 @@ is installed and falls back to PIL otherwise.
 
 from __future__ import annotations
 
-import contextlib
-import math
 import os
-import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -40,419 +24,15 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from .errors import DependencyError, InputError
+from .colorizer import ColorizeResult, original_for_display, out_of_memory_guard, provenance_metadata
+from .image import (OUTPUT_FORMATS, apply_watermark, carried_metadata, has_colour, load_image, open_header, save_image,
+                    save_jpeg_bytes, to_luma_tensor)
+from .jobs import FileJob
 
 if TYPE_CHECKING:
     from PIL import Image
-
-# --------------------------------------------------------------------------------------------------
-# channel padding
-
-
-@torch.no_grad()
-def _padded_conv(conv: nn.Conv2d, in_channels: int | None = None, out_channels: int | None = None) -> nn.Conv2d:
-    """A copy of ``conv`` with zero weights (and zero bias) for the added input/output channels."""
-    in_c = in_channels or conv.in_channels
-    out_c = out_channels or conv.out_channels
-    if in_c < conv.in_channels or out_c < conv.out_channels or conv.groups != 1:
-        raise ValueError(f"cannot pad {conv} to {in_c} -> {out_c} channels")
-    new = nn.Conv2d(in_c, out_c, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
-                    bias=conv.bias is not None or out_c != conv.out_channels,
-                    padding_mode=conv.padding_mode).to(conv.weight.device, conv.weight.dtype)
-    new.weight.zero_()
-    new.weight[: conv.out_channels, : conv.in_channels] = conv.weight
-    if new.bias is not None:
-        new.bias.zero_()
-        if conv.bias is not None:
-            new.bias[: conv.out_channels] = conv.bias
-    new.requires_grad_(False)
-    return new
-
-
-@torch.no_grad()
-def _padded_bn(bn: nn.BatchNorm2d, channels: int) -> nn.BatchNorm2d:
-    """A copy of an eval-mode BatchNorm whose added channels output exactly 0 (weight 0, bias 0)."""
-    new = nn.BatchNorm2d(channels, eps=bn.eps).to(bn.weight.device, bn.weight.dtype).eval()
-    n = bn.num_features
-    new.weight.zero_()
-    new.bias.zero_()
-    new.running_mean.zero_()
-    new.running_var.fill_(1.0)
-    new.weight[:n], new.bias[:n] = bn.weight, bn.bias
-    new.running_mean[:n], new.running_var[:n] = bn.running_mean, bn.running_var
-    new.requires_grad_(False)
-    return new
-
-
-def _round_up(n: int, multiple: int) -> int:
-    return int(math.ceil(n / multiple) * multiple)
-
-
-def _only_conv(seq: nn.Sequential) -> nn.Conv2d:
-    conv = seq[0]
-    if not isinstance(conv, nn.Conv2d):
-        raise TypeError(f"expected a folded model (plain nn.Conv2d), found {type(conv).__name__}; "
-                        "call colorizer_lib.models.fold.fold_for_inference(model) first.")
-    return conv
-
-
-@torch.no_grad()
-def pad_channels(model: nn.Module, multiple: int | None = None) -> nn.Module:
-    """Pad a folded DeOldify U-Net's odd channel counts to ``multiple`` (in place); returns ``model``.
-
-    ``multiple=None`` picks the measured best: 32 for the deep U-Net (Artistic: head 303 -> 320
-    channels; compiled, batch 16, render factor 35: 183 against 173 images/s with 304 channels on an
-    H100, 186 against 177 on an H200; eager: no difference) and 8 for the wide ones (Stable/Video:
-    259 -> 264; 32 not measured). What changes, with ``multiple=8`` (Artistic; Stable/Video likewise):
-
-    * ``layers.7`` (last decoder block, deep kind): its 300-channel convs get 304 outputs (and
-      inputs), the BatchNorms after them 304 channels, and ``layers.8``'s conv 304 inputs.
-    * ``layers.8`` (pixel shuffle to full resolution) gets extra zero output channels so that,
-      after the shuffle and the concatenation with the 3-channel input, the head is 304 wide.
-    * ``layers.10`` (the full-resolution residual block, about half of all the work) and
-      ``layers.11`` (the final 1x1 conv) run on 304 channels.
-
-    Every added channel is an exact zero at every layer (zero weights, zero bias, ReLU(0) = 0,
-    blur of zeros = 0), so outputs are unchanged. Models other than DeOldify's U-Nets are returned
-    untouched.
-    """
-    from .models.deoldify import DeOldifyUnet, UnetBlockDeep
-
-    if not isinstance(model, DeOldifyUnet):
-        return model
-    if multiple is None:
-        multiple = 32 if model.kind == "deep" else 8
-    layers = model.layers
-    last_block = layers[7]
-    if isinstance(last_block, UnetBlockDeep):
-        conv1, conv2 = _only_conv(last_block.conv1), _only_conv(last_block.conv2)
-        nf = conv1.out_channels
-        nf_pad = _round_up(nf, multiple)
-        if nf_pad != nf and len(last_block.conv2) == 3:  # conv, ReLU, BN (no self-attention here)
-            last_block.conv1[0] = _padded_conv(conv1, out_channels=nf_pad)
-            last_block.conv1[2] = _padded_bn(last_block.conv1[2], nf_pad)
-            last_block.conv2[0] = _padded_conv(conv2, in_channels=nf_pad, out_channels=nf_pad)
-            last_block.conv2[2] = _padded_bn(last_block.conv2[2], nf_pad)
-            shuf_conv = _only_conv(layers[8].conv)
-            layers[8].conv[0] = _padded_conv(shuf_conv, in_channels=nf_pad)
-    shuf_conv = _only_conv(layers[8].conv)
-    up_c = shuf_conv.out_channels // 4  # channels after the pixel shuffle
-    head = up_c + 3
-    head_pad = _round_up(head, multiple)
-    if head_pad == head:
-        return model
-    extra = head_pad - head
-    # Extra zero channels must come out of the shuffle *before* the input's 3 channels are appended:
-    # 4 conv outputs per shuffled channel, appended at the end (shuffle groups channels 4c..4c+3).
-    layers[8].conv[0] = _padded_conv(shuf_conv, out_channels=(up_c + extra) * 4)
-    for sub in layers[10].layers:
-        sub[0] = _padded_conv(_only_conv(sub), in_channels=head_pad, out_channels=head_pad)
-    final = _only_conv(layers[11])
-    layers[11][0] = _padded_conv(final, in_channels=head_pad)
-    # DeOldifyUnet.forward concatenates [h, x]: h now ends in `extra` zero channels, then the 3 input
-    # channels follow, whereas the padded weights above expect [h, x, zeros]. Permute the residual
-    # block's input and output channels (its output is added to its input) and layers.11's inputs:
-    # new position p holds old channel order[p].
-    order = torch.tensor(list(range(up_c)) + list(range(up_c + 3, head_pad)) + list(range(up_c, up_c + 3)),
-                         device=final.weight.device)
-    for sub in layers[10].layers:
-        conv = sub[0]
-        conv.weight.copy_(conv.weight[order][:, order])
-        conv.bias.copy_(conv.bias[order])
-    layers[11][0].weight.copy_(layers[11][0].weight[:, order])
-    return model
-
-
-# --------------------------------------------------------------------------------------------------
-# batches too large for 32-bit indexing
-
-
-def is_index_limit_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is a kernel refusing a tensor of 2**31 or more elements (32-bit index math)."""
-    return isinstance(exc, RuntimeError) and "32-bit index" in str(exc)
-
-
-def call_in_chunks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chunk_cache: dict) -> torch.Tensor:
-    """``fn(x)``, run in smaller batch chunks where a kernel needs 32-bit indexing and the batch is too big.
-
-    Some CUDA kernels (``replicate`` padding among them) refuse tensors of 2**31 elements or more;
-    DeOldify's full-resolution head at render factor 35 holds about 95 M elements per image, so one
-    forward of more than ~22 Artistic images fails. The batch is then halved until it runs, and the
-    working chunk size is remembered in ``chunk_cache`` (keyed by the per-image shape) so later calls
-    split at once. Results are concatenated in order: the same output as one big batch. Any other
-    error, or the error at batch 1, propagates.
-    """
-    key = (tuple(x.shape[1:]), x.dtype)
-    chunk = chunk_cache.get(key)
-    if chunk is None or x.shape[0] <= chunk:
-        try:
-            return fn(x)
-        except RuntimeError as exc:
-            if not is_index_limit_error(exc) or x.shape[0] == 1:
-                raise
-            chunk = x.shape[0] // 2
-    while True:
-        try:
-            out = torch.cat([fn(part) for part in x.split(chunk)])
-        except RuntimeError as exc:
-            if not is_index_limit_error(exc) or chunk == 1:
-                raise
-            chunk //= 2
-            continue
-        chunk_cache[key] = chunk
-        return out
-
-
-# --------------------------------------------------------------------------------------------------
-# torch.compile
-
-
-class CompiledModel(nn.Module):
-    """``torch.compile`` around a model, one static graph per input shape, compile times recorded.
-
-    The first call with a new ``(shape, dtype)`` compiles (tens of seconds for the DeOldify nets on
-    a GPU); later calls with that shape run the compiled graph. ``compile_seconds`` maps each shape
-    to the time its first call took, so a notebook can tell the user what the warm-up cost. A batch
-    smaller than one already compiled for the same image size (the last batch of a folder or a
-    video) is zero-padded to that batch and the extra outputs dropped, instead of compiling again:
-    the generators treat the images of a batch independently in eval mode, so this is exact.
-
-    Args:
-        model: the eager model (folded, on its device, in its dtype).
-        mode: ``torch.compile`` mode (``None`` = default; ``"max-autotune-no-cudagraphs"`` tunes
-            longer; ``"reduce-overhead"`` adds CUDA graphs, which only pay off at batch 1).
-        max_shapes: distinct shapes to compile before falling back to eager for new ones (each render
-            factor and batch size is a shape), so a sweep over render factors never stalls on compiles.
-        backend: ``torch.compile`` backend (``"inductor"``; tests use ``"aot_eager"``, which traces the
-            same graph without generating kernels).
-    """
-
-    def __init__(self, model: nn.Module, *, mode: str | None = None, max_shapes: int = 4, backend: str = "inductor"):
-        super().__init__()
-        if max_shapes < 1:
-            raise ValueError(f"max_shapes must be at least 1, got {max_shapes}")
-        self.model = model
-        self.mode = mode
-        self.max_shapes = max_shapes
-        self.compiled = torch.compile(model, mode=mode, dynamic=False, backend=backend)
-        self.compile_seconds: dict[tuple, float] = {}
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        key = (tuple(x.shape), x.dtype)
-        if key in self.compile_seconds:
-            return self.compiled(x)
-        larger = [shape[0] for shape, dtype in self.compile_seconds
-                  if dtype == x.dtype and shape[1:] == tuple(x.shape[1:]) and shape[0] > x.shape[0]]
-        if larger:  # zero images appended on the batch dimension; F.pad keeps the input's memory layout
-            padded = F.pad(x, (0, 0) * (x.dim() - 1) + (0, min(larger) - x.shape[0]))
-            return self.compiled(padded)[: x.shape[0]]
-        if len(self.compile_seconds) >= self.max_shapes:
-            return self.model(x)
-        start = time.perf_counter()
-        out = self.compiled(x)
-        if x.is_cuda:
-            torch.cuda.synchronize(x.device)
-        self.compile_seconds[key] = time.perf_counter() - start
-        return out
-
-
-def should_compile(device: torch.device | str, expected_images: int, *, min_images: int = 5000) -> bool:
-    """The library's compile policy: compile only on CUDA and only for long jobs.
-
-    Compiling Artistic costs 24-115 s per input shape on an H100 and saves 3-8 ms per image
-    (measured break-even: about 4,300 images at render factor 35, 8,000 at 21; BENCHMARKS.md), so
-    it pays off for long videos and very large folders (``expected_images >= min_images``), never
-    for one photo in a notebook. Users can always force it either way.
-    """
-    return torch.device(device).type == "cuda" and expected_images >= min_images
-
-
-# --------------------------------------------------------------------------------------------------
-# ONNX Runtime
-
-
-class OnnxRunner:
-    """An ONNX Runtime session as a model callable: ``(B, 3, S, S)`` tensor -> ``(B, 3, S, S)`` tensor.
-
-    Args:
-        model_path: an ``.onnx`` file written by :func:`colorizer_lib.export.export_onnx` (or its bytes).
-        threads: intra-op threads (default: ``torch.get_num_threads()``).
-        providers: ONNX Runtime execution providers (default: CPU only).
-
-    Raises:
-        DependencyError: onnxruntime is not installed (``pip install colorizer[onnx]``).
-    """
-
-    def __init__(self, model_path: str | os.PathLike | bytes, *, threads: int | None = None,
-                 providers: Sequence[str] = ("CPUExecutionProvider",)):
-        from .export import require_onnx_extra
-
-        require_onnx_extra("onnxruntime")
-        import onnxruntime as ort
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        source = model_path if isinstance(model_path, bytes) else str(model_path)
-        self.session = ort.InferenceSession(source, sess_options=options, providers=list(providers))
-        self.input_name = self.session.get_inputs()[0].name
-        self.output_name = self.session.get_outputs()[0].name
-        self.input_shape = self.session.get_inputs()[0].shape
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        expected = self.input_shape
-        if x.dim() != 4 or any(isinstance(e, int) and e != s for e, s in zip(expected, x.shape)):
-            raise InputError(f"this ONNX model takes inputs shaped {expected}, got {tuple(x.shape)}; "
-                             "export it again for this render factor (`colorize export --render-factor N`).")
-        array = x.detach().to("cpu", torch.float32).contiguous().numpy()
-        out = self.session.run([self.output_name], {self.input_name: array})[0]
-        return torch.from_numpy(out)
-
-    # Colorizer calls .eval()/.to() on models it is given; a session has nothing to move.
-    def eval(self) -> "OnnxRunner":
-        return self
-
-
-def weights_fingerprint(model: nn.Module) -> str:
-    """A short sha256 of every parameter and buffer of ``model`` (names, shapes and values)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(str(tuple(tensor.shape)).encode())
-        digest.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-class OnnxCpuModel(nn.Module):
-    """The faster CPU runtime as a drop-in model: ONNX Runtime, one session per input size.
-
-    The first input of a given size ``S = 16 * render_factor`` exports the (folded, float32) model to
-    ``<cache_dir>/onnx/<name>-<fingerprint>-rf<N>.onnx`` (once per machine: later processes reuse the
-    file), verifies it against torch when ``verify`` (one extra forward of each), records its sha256
-    (``<file>.sha256``) and opens a session. Measured on the 2-core development VM: ONNX Runtime
-    15.5-32.7 s against torch's 20.8-39.5 s per Artistic rf 35 forward, round-robin under the same load
-    (docs/PERF_NOTES.md).
-
-    The cache is shared safely: the export runs under the cache's file lock
-    (:func:`colorizer_lib.hub.cache_lock`), so a second process exporting the same file waits and then
-    reuses it; a cached file is used only when it matches its recorded sha256 and opens in ONNX Runtime,
-    and is exported again otherwise (a truncated or foreign file); and when the cache cannot be written
-    (a read-only folder, a full disk) the model runs with torch instead, with one warning on stderr
-    (the same results, slower), rather than failing the job.
-
-    Args:
-        model: the folded generator (CPU, float32).
-        cache_dir: folder for the exported files (the weights cache is a good place).
-        name: a readable prefix for the file names.
-        verify: check each new export with :func:`colorizer_lib.export.verify_onnx`.
-        progress: say when waiting for another process's export (warnings are always shown).
-
-    Attributes:
-        exported: the files this object exported (the others it used were already cached).
-        fallback_reason: why the model runs with torch (the cache could not be written), else None.
-    """
-
-    def __init__(self, model: nn.Module, *, cache_dir: str | os.PathLike, name: str = "model", verify: bool = True,
-                 threads: int | None = None, progress: bool = True):
-        super().__init__()
-        self.progress = progress
-        self.model = model.eval()
-        self.folder = Path(cache_dir) / "onnx"
-        self.name = name
-        self.verify = verify
-        self.threads = threads
-        self.fingerprint = weights_fingerprint(model)
-        self.runners: dict[int, Callable[[torch.Tensor], torch.Tensor]] = {}
-        self.exported: list[Path] = []
-        self.fallback_reason: str | None = None
-
-    def path_for(self, render_factor: int) -> Path:
-        return self.folder / f"{self.name}-{self.fingerprint}-rf{render_factor}.onnx"
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        size = x.shape[-1]
-        if x.dim() != 4 or x.shape[-2] != size or size % 16:
-            raise InputError(f"ONNX models take (B, 3, S, S) inputs with S = 16 x render factor, got {tuple(x.shape)}.")
-        runner = self.runners.get(size)
-        if runner is None:
-            runner = self.runners[size] = self._open(size)
-        return runner(x)
-
-    def _open(self, size: int) -> Callable[[torch.Tensor], torch.Tensor]:
-        from . import hub
-
-        path = self.path_for(size // 16)
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            with hub.cache_lock(path, progress=self.progress, waiting=f"exporting {path.name}"):
-                runner = self._cached(path)
-                if runner is None:
-                    self._export(path, size // 16)
-                    runner = OnnxRunner(path, threads=self.threads)
-            return runner
-        except OSError as exc:  # a read-only folder, a full disk: torch computes the same
-            return self._torch_instead(f"cannot write the ONNX Runtime cache in {self.folder} ({exc})")
-
-    def _cached(self, path: Path) -> OnnxRunner | None:
-        """A session on the cached file when it is intact (its recorded sha256, and ONNX Runtime opens
-        it); None when there is none, or it was broken and has been removed to be exported again."""
-        from . import hub
-        from .errors import VerificationError
-
-        if not path.is_file():
-            return None
-        try:
-            if hub.verified_file_hash(path) is None:
-                raise VerificationError(f"{path} has no checksum record (an export that did not finish)")
-            return OnnxRunner(path, threads=self.threads)
-        except DependencyError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - VerificationError, or ONNX Runtime's InvalidProtobuf, Fail...
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            print(f"colorizer: the cached ONNX model {path} is unusable ({type(exc).__name__}: {first[:200]}); "
-                  f"exporting it again", file=sys.stderr)
-            path.unlink(missing_ok=True)
-            hub.hash_record_path(path).unlink(missing_ok=True)
-            return None
-
-    def _export(self, path: Path, render_factor: int) -> None:
-        from . import hub
-        from .export import export_onnx, verify_onnx
-
-        export_onnx(self.model, path, render_factor=render_factor)
-        try:
-            if self.verify:
-                verify_onnx(path, self.model, batches=(1,))
-            hub.record_file_hash(path, hub.file_sha256(path))
-        except BaseException:
-            path.unlink(missing_ok=True)  # never leave an unverified file to be reused
-            raise
-        self.exported.append(path)
-
-    def _torch_instead(self, reason: str) -> nn.Module:
-        if self.fallback_reason is None:
-            print(f"colorizer: warning: {reason}; running the model with torch instead (the same results, slower "
-                  f"on a CPU). Free disk space or make the folder writable (or set COLORIZER_CACHE) to use ONNX "
-                  f"Runtime.", file=sys.stderr)
-            self.fallback_reason = reason
-        return self.model
-
-
-def prefer_onnx_on_cpu(device: torch.device | str, expected_images: int, *, min_images: int = 4) -> bool:
-    """The CPU runtime policy: ONNX Runtime when it is installed and the job is long enough to repay
-    the one-off export (about a minute for Artistic, cached on disk afterwards)."""
-    if torch.device(device).type != "cpu" or expected_images < min_images:
-        return False
-    import importlib.util
-
-    # both halves of the extra: onnx exports the model, onnxruntime runs it
-    return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
-
 
 # --------------------------------------------------------------------------------------------------
 # disk-to-disk pipeline
@@ -499,70 +79,6 @@ class PipelineStats:
         return self.images / self.wall if self.wall else float("nan")
 
 
-@dataclass
-class FileJob:
-    """One picture to colorize: where it comes from and where its result goes.
-
-    Attributes:
-        source: a file path or an http(s) URL.
-        output: the result's path; its extension picks the format (any of
-            :data:`~colorizer_lib.image.OUTPUT_FORMATS`).
-        compare: where to write the original beside the result, or None.
-        problem: why this input cannot be colorized, found while planning (a symbolic link that
-            loops or points nowhere); such a job is reported, never run.
-        stale: files of an earlier run to delete once this job's output is written (a comparison
-            picture of replaced settings, see :func:`colorizer_lib.jobs.decide`).
-    """
-
-    source: str
-    output: Path
-    compare: Path | None = None
-    problem: str | None = None
-    stale: tuple[Path, ...] = ()
-    _identity: dict[str, str] | None = field(default=None, repr=False, compare=False)
-
-    def identity(self) -> dict[str, str]:
-        """The input's identity recorded in the outputs' provenance (size and SHA-256, or the URL;
-        :func:`colorizer_lib.jobs.source_identity`), computed once."""
-        if self._identity is None:
-            from .jobs import source_identity
-
-            self._identity = source_identity(self.source)
-        return self._identity
-
-    def save(self, result, *, quality: int = 95, forbid: Iterable[str | os.PathLike] = ()) -> Path:
-        """Write a :class:`~colorizer_lib.colorizer.ColorizeResult` to :attr:`output` (with its
-        provenance, which records this job's input (:meth:`identity`), ICC profile and EXIF) and,
-        when :attr:`compare` is set, the side-by-side picture there. Paths in ``forbid`` are never
-        written. Returns the output's path.
-
-        Raises:
-            InputError: a forbidden path, a format that cannot hold the picture (alpha to JPEG) or a failed write.
-        """
-        import dataclasses
-
-        from .image import save_image
-
-        result = dataclasses.replace(result, source_identity=self.identity())
-        path = result.save(self.output, quality=quality, forbid=forbid)
-        if self.compare is not None:
-            save_image(result.compare().convert("RGB"), self.compare, provenance=result.provenance, forbid=forbid)
-        self.remove_stale()
-        return path
-
-    def remove_stale(self) -> None:
-        """Delete :attr:`stale` (once the new output is written)."""
-        for path in self.stale:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-
-    def guarded(self, protected: frozenset[Path]) -> tuple[Path, ...]:
-        """This job's targets (output, comparison) that are among ``protected`` (resolved paths, see
-        :func:`resolved_paths`): the ``forbid`` for :meth:`save`, found at once however many inputs
-        a run has, where passing all of them would resolve each one again for every file."""
-        return tuple(p for p in (self.output, self.compare) if p is not None and p.expanduser().resolve() in protected)
-
-
 def resolved_paths(paths: Iterable[str | os.PathLike]) -> frozenset[Path]:
     """``paths`` resolved once, for :meth:`FileJob.guarded`."""
     return frozenset(Path(p).expanduser().resolve() for p in paths)
@@ -605,8 +121,6 @@ def colorize_files_pipelined(colorizer, paths: Sequence[str | os.PathLike], out_
     """
     from PIL import Image
 
-    from .colorizer import provenance_metadata
-    from .image import save_image, save_jpeg_bytes
 
     if out_format not in ("jpg", "png"):
         raise InputError(f"out_format must be 'jpg' or 'png', got {out_format!r}.")
@@ -693,8 +207,6 @@ def colorize_jobs_pipelined(colorizer, jobs: Sequence[FileJob], *, render_factor
     """
     from PIL import Image
 
-    from .colorizer import ColorizeResult, _original_for_display, provenance_metadata
-    from .image import OUTPUT_FORMATS, apply_watermark, has_colour, load_image, save_jpeg_bytes, to_luma_tensor
 
     _check_pipeline_arguments(batch_size, max_batches_in_flight)
     rf = colorizer.render_factor_or_default(render_factor)
@@ -726,7 +238,7 @@ def colorize_jobs_pipelined(colorizer, jobs: Sequence[FileJob], *, render_factor
         loaded = load_image(job.source)
         colour_noted(job, has_colour(loaded.rgb))
         return _Decoded(_staged(to_luma_tensor(loaded)[0, 0].numpy(), cuda), alpha=loaded.alpha,
-                        original=_original_for_display(loaded) if job.compare is not None else None,
+                        original=original_for_display(loaded) if job.compare is not None else None,
                         icc_profile=loaded.icc_profile, exif=loaded.exif, device_jpeg=device_jpeg(job, loaded.alpha))
 
     def finish(job: FileJob, decoded: _Decoded, host: torch.Tensor) -> Path:
@@ -795,7 +307,6 @@ def _run_pipeline(colorizer, jobs: Sequence[FileJob], decode: Callable[[FileJob,
     returns its path. An exception of a type in ``failed`` from ``decode`` or ``finish`` is recorded
     in ``stats.failures`` and its job skipped; any other propagates, queued work being cancelled.
     """
-    from .colorizer import out_of_memory_guard
 
     workers = workers or max(2, (os.cpu_count() or 2) - 1)
     cuda = colorizer.device.type == "cuda"
@@ -903,7 +414,6 @@ def _read_plain_jpeg(path) -> _JpegFile | None:
     nvJPEG decodes, within ``load_image``'s pixel limit; ``None`` for anything else, including what
     is no readable local file or ends early (the caller decodes those on the CPU, which says what is
     wrong with them)."""
-    from .image import carried_metadata, has_colour, open_header
 
     try:
         img = open_header(path)

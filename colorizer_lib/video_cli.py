@@ -7,7 +7,7 @@ Hook for the main CLI (cli.py)::
     ...
     return args.func(args)                # run_video returns the process exit code
 
-Standalone: ``python -m colorizer_lib.video_cli IN|URL [-o OUT] ...`` (see :func:`video_cli_main`).
+From Python with command-line arguments: :func:`colorizer_lib.cli.video_main`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli import _positive_int, comma_separated_ints
+from .cli_args import add_common_arguments, comma_separated_ints, positive_int
 from .errors import ColorizerError, DependencyError, InputError
 
 
@@ -66,9 +66,6 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``colorize video`` options to ``parser``."""
     parser.add_argument("input", help="video file, or a URL (YouTube and other yt-dlp sites, Google Drive, file://)")
     parser.add_argument("-o", "--output", help="output video (.mp4, .mov, .mkv); default <input>_colorized.mp4")
-    parser.add_argument("--model", default=None,
-                        help="registered model name or weights file (default: video; when it cannot be downloaded, "
-                             "the embedded compact model, with a warning)")
     parser.add_argument("--render-factor", type=_argument(_render_factor), default=None,
                         help="model resolution / 16 (default: the model's own, 21 for video)")
     parser.add_argument("--smoothing", type=float, default=0.6,
@@ -80,7 +77,7 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preview-times", type=_times, default=None, help="preview times, e.g. 5,30,1:10")
     parser.add_argument("--preview-render-factors", type=comma_separated_ints, default=None,
                         help="render factors to compare in the preview (default 14,21,28,35)")
-    parser.add_argument("--batch-size", type=_positive_int, default=None,
+    parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="frames per model batch (default 16 GPU, 4 CPU)")
     parser.add_argument("--crf", type=int, default=18,
                         help="encoder quality, lower is better: 0-51 for H.264/H.265, 0-63 for VP9/AV1 (default 18)")
@@ -97,14 +94,13 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch.compile the model: a one-off wait of 1-2 minutes (max-autotune: about 7) "
                              "for about 2.4x (2.6x) the frame rate of the model on a GPU; auto: only on CUDA "
                              "for videos of 5,000+ frames")
-    parser.add_argument("--device", default=None, help="torch device (default: cuda if available)")
-    parser.add_argument("--dtype", default=None, help="model dtype, e.g. float32, bfloat16 (default: per device)")
     parser.add_argument("--ffmpeg", default=None, help="ffmpeg binary (default $COLORIZER_FFMPEG, PATH, imageio-ffmpeg)")
     parser.add_argument("--download-dir", default=None,
                         help="where URL downloads go and are reused by reruns (default: <weights cache>/videos)")
     parser.add_argument("--max-filesize", type=float, default=4096, help="URL download limit in MB (default 4096)")
     parser.add_argument("--max-duration", type=_seconds, default=None, help="URL download limit in seconds")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", dest="quiet", action="store_true", help="no progress bar (as -q)")
+    add_common_arguments(parser, model_help="artistic, stable, video, compact, or a .pth/.safetensors path (default: video; when it cannot be downloaded, the embedded compact model, with a warning)")
 
 
 def add_video_parser(subparsers) -> argparse.ArgumentParser:
@@ -123,8 +119,8 @@ def _load_colorizer(args):
     compact model when it can be neither found in the cache nor downloaded, as ``colorize image`` does."""
     from .colorizer import Colorizer
 
-    return Colorizer.from_pretrained(args.model, device=args.device, dtype=args.dtype, progress=not args.no_progress,
-                                     prefer=("video",))
+    return Colorizer.from_pretrained(args.model, device=args.device, dtype=args.dtype, cache_dir=args.cache_dir,
+                                     progress=not args.quiet, prefer=("video",))
 
 
 def run_video(args: argparse.Namespace) -> int:
@@ -151,7 +147,7 @@ def run_video(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, start=args.start, duration=args.duration,
         encode=video.EncodeSettings(codec=args.codec, crf=args.crf, preset=args.preset),
         segment_seconds=args.segment_seconds, resume=not args.no_resume,
-        keep_segments=args.keep_segments, progress=not args.no_progress, tools=tools,
+        keep_segments=args.keep_segments, progress=not args.quiet, tools=tools,
     )
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -164,8 +160,8 @@ def run_video(args: argparse.Namespace) -> int:
 
 def _maybe_compile(args: argparse.Namespace, colorizer, source: Path, tools) -> None:
     """``--compile``: compile when asked, or (``auto``) when the video is long enough on CUDA to
-    repay the compile (:func:`~colorizer_lib.runtime.should_compile`)."""
-    from .cli import compile_mode, compile_message
+    repay the compile (:func:`~colorizer_lib.accel.should_compile`)."""
+    from .accel import compile_mode, compile_message
 
     frames = 0
     if args.compile == "auto":
@@ -201,7 +197,6 @@ def _local_source(args: argparse.Namespace, tools) -> Path:
     For a URL without ``-o`` the output goes to the current folder as ``<name>_colorized.mp4``.
     """
     from . import video
-    from .errors import InputError
 
     if not video.is_url(args.input):
         if not Path(args.input).exists():
@@ -209,10 +204,10 @@ def _local_source(args: argparse.Namespace, tools) -> Path:
         return Path(args.input)
     from .hub import cache_dir
 
-    dest = Path(args.download_dir) if args.download_dir else cache_dir() / "videos"
+    dest = Path(args.download_dir) if args.download_dir else cache_dir(args.cache_dir) / "videos"
     print(f"downloading {args.input} ...", file=sys.stderr)
     source = video.download_video(args.input, dest, max_filesize=int(args.max_filesize * 1e6),
-                                  max_duration=args.max_duration, tools=tools, quiet=args.no_progress)
+                                  max_duration=args.max_duration, tools=tools, quiet=args.quiet)
     if args.output is None:
         args.output = str(Path.cwd() / f"{source.stem}_colorized.mp4")
     return source
@@ -231,18 +226,3 @@ def _run_preview(args, colorizer, source, tools) -> int:
     print(f"{result.path}  (render factors {', '.join(map(str, result.render_factors))} at "
           f"{', '.join(f'{t:.2f}s' for t in result.times)})")
     return 0
-
-
-def video_cli_main(argv: list[str] | None = None) -> int:
-    """``colorize video`` with ``argv`` (default ``sys.argv[1:]``): the main CLI's parsing, messages and exit
-    codes (0 done, 2 bad usage or input, 3 weights, 4 out of memory, 1 the video failed, 130 interrupted)."""
-    from .cli import main
-
-    try:
-        return main(["video", *(sys.argv[1:] if argv is None else argv)])
-    except SystemExit as exc:  # argparse: --help (0) or a refused argument (2), already printed
-        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
-
-
-if __name__ == "__main__":
-    sys.exit(video_cli_main())

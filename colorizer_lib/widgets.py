@@ -41,7 +41,7 @@ import ipywidgets as W
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from colorizer_lib import project
-from colorizer_lib.errors import ColorizerError, InputError, RenderFactorError
+from colorizer_lib.errors import ColorizerError, InputError, RenderFactorError, WeightsError
 
 #: Suffixes treated as images inside zip files (folders use ``image.iter_image_files``).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
@@ -390,7 +390,6 @@ class ColorizerCache:
 def find_spec(name: str | None):
     """The registry's ``WeightSpec`` for a model name or alias, or None (a file path, or unknown)."""
     from colorizer_lib import registry
-    from colorizer_lib.errors import WeightsError
 
     if not name:
         return None

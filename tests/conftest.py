@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import tests.architectures  # noqa: F401  (registers the test-only architectures, e.g. deoldify-deep-tiny)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("COLORIZER_SHARED", REPO.parent / "shared"))
 FIXTURES = SHARED / "fixtures"

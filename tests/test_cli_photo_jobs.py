@@ -87,7 +87,8 @@ def test_device_codecs_record_the_input_too(tmp_path, compact):
     """The pipelined path's device JPEG codecs (torchvision's, here on the CPU) write the same
     input record as the other writers."""
     pytest.importorskip("torchvision")
-    from colorizer_lib.runtime import FileJob, colorize_jobs_pipelined
+    from colorizer_lib.jobs import FileJob
+    from colorizer_lib.runtime import colorize_jobs_pipelined
 
     photo = _photo(tmp_path / "photo.jpg", 12)
     job = FileJob(str(photo), tmp_path / "out" / "photo.jpg")

@@ -24,10 +24,11 @@ import pytest
 import torch
 from PIL import Image, ImageCms
 
-from colorizer_lib import cli, runtime
+from colorizer_lib import accel, cli, runtime
 from colorizer_lib.cli import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
 from colorizer_lib.image import read_provenance
-from colorizer_lib.runtime import FileJob, colorize_jobs_pipelined
+from colorizer_lib.jobs import FileJob
+from colorizer_lib.runtime import colorize_jobs_pipelined
 from tests.http_server import serve_directory
 
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -246,12 +247,12 @@ def test_compile_on_gives_the_same_pictures_and_says_so(tmp_path, monkeypatch):
 
 def test_compile_choices():
     cuda, cpu = SimpleNamespace(device=torch.device("cuda")), SimpleNamespace(device=torch.device("cpu"))
-    assert cli.compile_mode("auto", cuda, 10_000) == "default"
-    assert cli.compile_mode("auto", cuda, 200) is None  # a folder of photos: the compile would not pay
-    assert cli.compile_mode("auto", cpu, 10_000) is None
-    assert cli.compile_mode("on", cpu, 1) == "default" and cli.compile_mode("off", cuda, 10**6) is None
-    assert cli.compile_mode("max-autotune", cuda, 1) == "max-autotune"
-    assert "7 minutes" in cli.compile_message("max-autotune", torch.device("cuda"))
+    assert accel.compile_mode("auto", cuda, 10_000) == "default"
+    assert accel.compile_mode("auto", cuda, 200) is None  # a folder of photos: the compile would not pay
+    assert accel.compile_mode("auto", cpu, 10_000) is None
+    assert accel.compile_mode("on", cpu, 1) == "default" and accel.compile_mode("off", cuda, 10**6) is None
+    assert accel.compile_mode("max-autotune", cuda, 1) == "max-autotune"
+    assert "7 minutes" in accel.compile_message("max-autotune", torch.device("cuda"))
 
 
 def test_compile_and_onnx_runtime_exclude_each_other(tmp_path):

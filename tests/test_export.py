@@ -18,9 +18,8 @@ pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (pip 
 
 from colorizer_lib import cli  # noqa: E402
 from colorizer_lib.errors import InputError, VerificationError  # noqa: E402
-from colorizer_lib.export import ONNX_TOLERANCE, export_onnx, verify_onnx  # noqa: E402
+from colorizer_lib.export import ONNX_TOLERANCE, OnnxRunner, export_onnx, verify_onnx  # noqa: E402
 from colorizer_lib.models.fold import fold_for_inference  # noqa: E402
-from colorizer_lib.runtime import OnnxRunner  # noqa: E402
 
 from .test_speed_paths import _grey_batch, tiny_deep, tiny_wide  # noqa: E402
 
@@ -100,7 +99,7 @@ def test_wide_fixture_is_really_wide():
 
 def test_onnx_cpu_model_exports_once_per_size_and_matches_torch(tmp_path):
     from colorizer_lib.colorizer import Colorizer
-    from colorizer_lib.runtime import OnnxCpuModel, prefer_onnx_on_cpu
+    from colorizer_lib.export import OnnxCpuModel, prefer_onnx_on_cpu
 
     col = Colorizer.from_model(tiny_deep(), name="tiny", default_render_factor=4, device="cpu")
     reference = copy.deepcopy(col.model)
@@ -128,7 +127,7 @@ def test_onnx_cpu_model_exports_once_per_size_and_matches_torch(tmp_path):
 
 def test_onnx_cpu_model_removes_a_failed_export(tmp_path, monkeypatch):
     from colorizer_lib import export
-    from colorizer_lib.runtime import OnnxCpuModel
+    from colorizer_lib.export import OnnxCpuModel
 
     def refuse(*args, **kwargs):
         raise VerificationError("differ")

@@ -25,9 +25,7 @@ from colorizer_lib.image import (
     save_image,
     save_jpeg_bytes,
     side_by_side,
-    tensor_to_pil,
     to_luma_tensor,
-    to_rgb_tensor,
 )
 
 
@@ -599,28 +597,6 @@ def test_luma_tensor_uses_601_weights():
     assert float(grey.max()) == 1.0
 
 
-def test_rgb_tensor_and_back_round_trip_exactly():
-    src = gradient_rgb()
-    tensor = to_rgb_tensor(src)
-    assert tensor.shape == (1, 3, 48, 64) and tensor.dtype == torch.float32
-    assert float(tensor[0, 0, 0, 1]) == pytest.approx(4 / 255)
-    assert np.array_equal(np.asarray(tensor_to_pil(tensor)), np.asarray(src))
-    assert np.array_equal(np.asarray(tensor_to_pil(tensor[0].double())), np.asarray(src))
-    assert to_rgb_tensor(src.convert("L")).shape == (1, 3, 48, 64)
-
-
-def test_tensor_to_pil_rounds_and_clamps():
-    t = torch.tensor([0.499 / 255, 0.501 / 255, 127.6 / 255, 1.7, -0.3]).view(1, 5).expand(3, 1, 5)
-    out = np.asarray(tensor_to_pil(t.to(torch.bfloat16).float()))[0, :, 0]
-    assert out.tolist()[2:] == [128, 255, 0]
-    exact = np.asarray(tensor_to_pil(t))[0, :, 0]
-    assert exact.tolist() == [0, 1, 128, 255, 0]  # rounding, where truncation would give 127
-    with pytest.raises(InputError, match="shape"):
-        tensor_to_pil(torch.zeros(1, 1, 4, 4))
-    with pytest.raises(InputError, match="NaN"):
-        tensor_to_pil(torch.full((3, 2, 2), float("nan")))
-
-
 def test_loaded_image_dataclass_fields():
     loaded = load_image(gradient_rgb())
     assert isinstance(loaded, LoadedImage)
@@ -628,22 +604,12 @@ def test_loaded_image_dataclass_fields():
     assert loaded.source == "<PIL.Image>" and loaded.exif is None and loaded.icc_profile is None
 
 
-def test_tensor_helpers_are_exact_across_row_blocks(monkeypatch):
+def test_luma_tensor_is_exact_across_row_blocks(monkeypatch):
     monkeypatch.setattr(image_mod, "_CHUNK_PIXELS", 100)  # 64-px rows -> blocks of 1 row
     src = gradient_rgb(64, 48)
     arr = np.asarray(src).astype(np.float64)
     lum = to_luma_tensor(load_image(src))[0, 0].numpy()
     np.testing.assert_allclose(lum, arr @ np.array([0.299, 0.587, 0.114]) / 255, atol=1e-6)
-    tensor = to_rgb_tensor(src)
-    np.testing.assert_array_equal(tensor[0].permute(1, 2, 0).numpy(), (arr / 255).astype(np.float32))
-    assert np.array_equal(np.asarray(tensor_to_pil(tensor)), np.asarray(src))
-    broken = tensor.clone()
-    broken[0, 1, 47, 63] = float("inf")  # in the very last block
-    with pytest.raises(InputError, match="NaN or infinite"):
-        tensor_to_pil(broken)
-    huge = tensor.clone()
-    huge[0, 0, :2] = 3e38  # the block sum overflows, yet every value is finite: clamped to white
-    assert np.asarray(tensor_to_pil(huge))[0, 0, 0] == 255
 
 
 def test_lazy_pil_image_is_loaded_inside_the_guard(tmp_path):

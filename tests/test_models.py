@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from colorizer_lib.bench import calibrated_random_model
+from colorizer_lib.models.random_weights import calibrated_random_model
 from colorizer_lib.colorizer import expected_state
 from colorizer_lib.models import build_generator
 from colorizer_lib.models.deoldify import DeOldifyUnet
@@ -135,8 +135,26 @@ def test_inference_path_imports_neither_fastai_nor_torchvision():
         "import sys\n"
         "import colorizer_lib.colorizer, colorizer_lib.hub, colorizer_lib.image, colorizer_lib.registry\n"
         "import colorizer_lib.models, colorizer_lib.cli\n"
-        "colorizer_lib.models.build_generator('deoldify-deep-tiny')\n"
+        "colorizer_lib.models.build_generator('deoldify-deep-resnet34')\n"
         "bad = [m for m in ('fastai', 'torchvision') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_architecture_names_are_unique_and_test_models_are_not_shipped():
+    import subprocess
+    import sys
+
+    from colorizer_lib.models import ARCHITECTURES, register_architecture
+
+    before = dict(ARCHITECTURES)
+    with pytest.raises(ValueError, match="'deoldify-deep-resnet34' is already registered .*deoldify_artistic"):
+        @register_architecture("deoldify-deep-resnet34")
+        def impostor():  # pragma: no cover - never called
+            raise AssertionError
+    assert ARCHITECTURES == before  # the original stays
+    shipped = subprocess.run([sys.executable, "-c", "import colorizer_lib.models as m; print(sorted(m.ARCHITECTURES))"],
+                             capture_output=True, text=True, check=True).stdout
+    assert "deoldify-deep-resnet34" in shipped and "compact-efficientnet-lite0" in shipped and "ddcolor-tiny" in shipped
+    assert "deoldify-deep-tiny" not in shipped  # registered by tests/architectures.py only

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from colorizer_lib import project
-from tests.browser.support import grey_photo, is_tinted, make_clip, tiny_weights
+from tests.browser.support import grey_photo, is_tinted, make_clip, register_test_architectures, tiny_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ["ImageColorizer.ipynb", "VideoColorizer.ipynb"]
@@ -94,6 +94,7 @@ def hermetic_env(tmp_path_factory):
            ("JUPYTER_RUNTIME_DIR", "JUPYTER_CONFIG_DIR", "IPYTHONDIR", "MPLCONFIGDIR", "JUPYTER_DATA_DIR")}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
+    register_test_architectures(env["IPYTHONDIR"])  # the kernels load the tiny test model
     yield env
     for key, value in old.items():
         if value is None:

@@ -21,7 +21,7 @@ from colorizer_lib import cli, hub  # noqa: E402
 from colorizer_lib.export import ONNX_TOLERANCE  # noqa: E402
 from colorizer_lib.models import build_generator  # noqa: E402
 from colorizer_lib.models.fold import fold_for_inference  # noqa: E402
-from colorizer_lib.runtime import OnnxCpuModel  # noqa: E402
+from colorizer_lib.export import OnnxCpuModel  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RF = 4
@@ -121,7 +121,7 @@ RACE_WORKER = textwrap.dedent("""
     import torch
     sys.path.insert(0, sys.argv[3])
     from tests.test_onnx_cache import grey_batch, run, tiny_model
-    from colorizer_lib.runtime import OnnxCpuModel
+    from colorizer_lib.export import OnnxCpuModel
 
     cache, go = Path(sys.argv[1]), Path(sys.argv[2])
     model, x = tiny_model(), grey_batch()

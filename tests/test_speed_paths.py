@@ -22,13 +22,15 @@ import torch
 from PIL import Image
 from torch import nn
 
-from colorizer_lib.bench import calibrated_random_model, _yuv_merge_cpu
+from colorizer_lib.bench import _yuv_merge_cpu
+from colorizer_lib.models.random_weights import calibrated_random_model
 from colorizer_lib.models.deoldify import DeOldifyUnet
 from colorizer_lib.models.fold import fold_for_inference
 from colorizer_lib.models.resnet import ResNetConfig
 from colorizer_lib.colorizer import Colorizer
-from colorizer_lib.runtime import (CompiledModel, OnnxCpuModel, call_in_chunks, colorize_files_pipelined,
-                                   is_index_limit_error, pad_channels, should_compile)
+from colorizer_lib.accel import CompiledModel, call_in_chunks, is_index_limit_error, pad_channels, should_compile
+from colorizer_lib.export import OnnxCpuModel
+from colorizer_lib.runtime import colorize_files_pipelined
 
 
 def _calibrate(model: nn.Module, size: int = 64, seed: int = 0) -> nn.Module:
@@ -405,7 +407,7 @@ def test_calibrated_random_model_is_finite():
 def test_bench_runs_on_cpu_and_writes_results(tmp_path, capsys):
     from colorizer_lib import cli
 
-    parser = cli.build_parser()
+    parser = cli.build_parser("bench")
     args = parser.parse_args(["bench", "--device", "cpu", "--models", "deoldify-deep-tiny", "--render-factors", "3",
                               "--variants", "baseline,eager,eager-pad", "--batch-sizes", "2", "--photos", "1",
                               "--photo-size", "64,48", "--baseline-photos", "1", "--e2e-batch-sizes", "1",
@@ -430,7 +432,7 @@ def test_bench_runs_on_cpu_and_writes_results(tmp_path, capsys):
 
 def test_bench_rejects_unknown_names(tmp_path):
     from colorizer_lib import cli
-    from colorizer_lib.bench import resolve_arch
+    from colorizer_lib.registry import resolve_arch
     from colorizer_lib.errors import InputError
 
     with pytest.raises(InputError, match="unknown model"):

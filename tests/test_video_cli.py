@@ -10,7 +10,8 @@ from PIL import Image
 
 from colorizer_lib.errors import InputError
 from colorizer_lib.video import download_video, is_google_drive, is_url, preview_video, probe
-from colorizer_lib.video_cli import add_video_parser, run_video, video_cli_main
+from colorizer_lib.cli import video_main
+from colorizer_lib.video_cli import add_video_parser, run_video
 
 from .http_server import serve_directory
 from .test_video_support import one_torch_thread  # noqa: F401 (autouse fixture)
@@ -32,7 +33,7 @@ def weights(tmp_path_factory):
 
 
 def cli(*args: str) -> int:
-    return video_cli_main([*args, "--render-factor", "2", "--device", "cpu", "--dtype", "float32"])
+    return video_main([*args, "--render-factor", "2", "--device", "cpu", "--dtype", "float32"])
 
 
 @pytest.fixture()
@@ -80,10 +81,10 @@ def test_cli_start_duration_and_times(clip, weights, tmp_path, loaded_model):
 
 def test_cli_compiles_when_asked_and_auto_counts_the_frames(clip, weights, tmp_path, capsys, monkeypatch,
                                                            loaded_model):
-    import colorizer_lib.runtime as runtime
+    import colorizer_lib.accel as accel
 
     frames_asked = []
-    monkeypatch.setattr(runtime, "should_compile", lambda device, n, **kw: frames_asked.append(n) or False)
+    monkeypatch.setattr(accel, "should_compile", lambda device, n, **kw: frames_asked.append(n) or False)
     assert cli(str(clip), "-o", str(tmp_path / "auto.mp4"), "--model", weights, "--start", "0.2",
                "--no-progress") == 0
     assert frames_asked == [20] and "compiling" not in capsys.readouterr().err  # 25 frames, 5 skipped
@@ -99,7 +100,7 @@ def test_cli_compiles_when_asked_and_auto_counts_the_frames(clip, weights, tmp_p
 
 def test_cli_preview_writes_a_render_factor_grid(clip, weights, tmp_path, capsys, loaded_model):
     out = tmp_path / "preview.png"
-    assert video_cli_main([str(clip), "--preview", "-o", str(out), "--model", weights, "--device", "cpu",
+    assert video_main([str(clip), "--preview", "-o", str(out), "--model", weights, "--device", "cpu",
                            "--preview-times", "0.1,0.7", "--preview-render-factors", "2,3,4"]) == 0
     grid = Image.open(out)
     assert grid.size == (3 * 320, 2 * (240 + 16))
@@ -184,5 +185,5 @@ def test_bad_settings_are_refused_before_any_download(bad, words, monkeypatch, c
         raise AssertionError("downloaded before checking the settings")
 
     monkeypatch.setattr(colorizer_lib.video, "download_video", no_download)
-    assert video_cli_main(["https://example.invalid/film.mp4", *bad]) == 2
+    assert video_main(["https://example.invalid/film.mp4", *bad]) == 2
     assert words in capsys.readouterr().err

@@ -17,7 +17,7 @@ import pytest
 from colorizer_lib.errors import ColorizerOutOfMemoryError, InputError, VideoError, WeightsError
 from colorizer_lib.video import colorize_video, probe
 from colorizer_lib.video.pipes import FrameWriter
-from colorizer_lib.video_cli import video_cli_main
+from colorizer_lib.cli import video_main
 
 from .test_video_support import one_torch_thread  # noqa: F401 (autouse fixture)
 from .test_video_support import FFPROBE, make_clip, needs_ffmpeg, tiny_colorizer, tiny_model
@@ -102,7 +102,7 @@ def test_impossible_streams_are_refused_at_probe_time(make, words, tmp_path):
 
 def test_the_cli_names_a_corrupt_file_and_exits_2(tmp_path, weights, capsys):
     junk = _junk_jpeg(tmp_path / "junk.jpg")
-    assert video_cli_main([str(junk), "-o", str(tmp_path / "o.mp4"), "--model", weights, "--device", "cpu",
+    assert video_main([str(junk), "-o", str(tmp_path / "o.mp4"), "--model", weights, "--device", "cpu",
                            "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "junk.jpg" in err and "0x0" in err and "Traceback" not in err
@@ -188,7 +188,7 @@ def test_bad_settings_exit_2_before_any_download(bad, words, no_download, tmp_pa
     false.write_text("#!/bin/sh\nexit 1\n")
     false.chmod(0o755)
     bad, words = [arg.format(false=false) for arg in bad], words.format(false=false)
-    assert video_cli_main(["https://example.invalid/film.mp4", *bad]) == 2
+    assert video_main(["https://example.invalid/film.mp4", *bad]) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
     assert "disk space" not in err and "no decodable video frames" not in err
@@ -251,7 +251,7 @@ def test_no_model_offline_falls_back_to_the_embedded_model_like_images(clip, tmp
 
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
     out = tmp_path / "o.mp4"
-    assert video_cli_main([str(clip), "-o", str(out), "--device", "cpu", "--render-factor", "2",
+    assert video_main([str(clip), "-o", str(out), "--device", "cpu", "--render-factor", "2",
                            "--no-progress"]) == 0
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if "embedded" in line]
@@ -276,11 +276,11 @@ def test_exit_codes_follow_the_readme_table(error, code, clip, tmp_path, monkeyp
         raise error()
 
     monkeypatch.setattr(colorizer_lib.video, "colorize_video", fail)
-    assert video_cli_main([str(clip), "-o", str(tmp_path / "o.mp4"), "--no-progress"]) == code
+    assert video_main([str(clip), "-o", str(tmp_path / "o.mp4"), "--no-progress"]) == code
     assert "Traceback" not in capsys.readouterr().err
 
 
 def test_a_missing_weights_file_exits_3(clip, tmp_path, capsys):
-    assert video_cli_main([str(clip), "-o", str(tmp_path / "o.mp4"), "--model", str(tmp_path / "no.pth"),
+    assert video_main([str(clip), "-o", str(tmp_path / "o.mp4"), "--model", str(tmp_path / "no.pth"),
                            "--no-progress"]) == 3
     assert "no.pth does not exist" in capsys.readouterr().err

@@ -26,8 +26,8 @@ from PIL import Image
 
 from colorizer_lib import cli, hub, registry
 from colorizer_lib.colorizer import Colorizer
-from colorizer_lib.errors import (DownloadError, InputError, ModelArgumentError, NonFiniteOutputError,
-                                  NotWeightsError, VerificationError, WeightsError)
+from colorizer_lib.errors import (DownloadError, ModelArgumentError, NonFiniteOutputError,
+                                  NotWeightsError, WeightsError)
 from colorizer_lib.models import build_generator
 from tests.http_server import closed_port_url, local_http_server
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..color import compose_luma_chroma, denormalize_imagenet, normalize_imagenet
-from . import register_architecture
+from .architectures import register_architecture
 from .efficientnet import FEATURE_CHANNELS, EfficientNetLite0, imagenet_to_lite_range, load_imagenet_weights
 
 #: Bounds of U and V for RGB in [0, 1] (U = 0.492 (B - Y), V = 0.877 (R - Y)).
@@ -106,9 +106,8 @@ class CompactUnet(nn.Module):
         return normalize_imagenet(compose_luma_chroma(luma, self.predict_chroma(x)))
 
 
+@register_architecture(ARCH_NAME)
 def build_compact() -> CompactUnet:
     """The registered architecture: default decoder, encoder weights to be loaded from a state dict."""
     return CompactUnet()
 
-
-register_architecture(ARCH_NAME, build_compact)

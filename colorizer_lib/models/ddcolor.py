@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..color import IMAGENET_MEAN, IMAGENET_STD
-from . import register_architecture
+from .architectures import register_architecture
 from .convnext import CONVNEXT_L, CONVNEXT_T, ConvNeXt
 from .deoldify import _UnetBlock
 from .layers import PixelShuffleUp, SpectralNormConv, sn_conv_block
@@ -307,18 +307,17 @@ class DDColor(nn.Module):
         return out
 
 
+@register_architecture("ddcolor-large")
 def ddcolor_large() -> DDColor:
     """DDColor-L: ConvNeXt-L encoder (227.9 M parameters), the released ``ddcolor_*`` L checkpoints."""
     return DDColor("convnext-l")
 
 
+@register_architecture("ddcolor-tiny")
 def ddcolor_tiny() -> DDColor:
     """DDColor-T: ConvNeXt-T encoder (55.0 M parameters), ``ddcolor_paper_tiny``."""
     return DDColor("convnext-t")
 
-
-register_architecture("ddcolor-large", ddcolor_large)
-register_architecture("ddcolor-tiny", ddcolor_tiny)
 
 __all__ = ["DDColor", "DualDecoder", "MultiScaleColorDecoder", "ddcolor_large", "ddcolor_tiny",
            "sine_position_embedding"]

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .architectures import register_architecture
 from .layers import PixelShuffleUp, SigmoidRange, SpectralNormConv, sn_conv_block
 from .resnet import RESNET34, RESNET101, ResNetBody, ResNetConfig
 
@@ -165,11 +166,13 @@ class DeOldifyUnet(nn.Module):
         return self.layers[12](self.layers[11](self.layers[10](h)))
 
 
+@register_architecture("deoldify-deep-resnet34")
 def deoldify_artistic() -> DeOldifyUnet:
     """The Artistic generator: ResNet-34, deep decoder, nf_factor 1.5 (63.6 M parameters)."""
     return DeOldifyUnet(RESNET34, "deep", 1.5)
 
 
+@register_architecture("deoldify-wide-resnet101")
 def deoldify_wide() -> DeOldifyUnet:
     """The Stable/Video generator: ResNet-101, wide decoder, nf_factor 2 (218.2 M parameters)."""
     return DeOldifyUnet(RESNET101, "wide", 2)

@@ -22,14 +22,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
+from .. import metrics
 from ..color import compose_luma_chroma, denormalize_imagenet, grey_to_rgb, normalize_imagenet, rgb_to_chroma, rgb_to_luma
 
 METRIC_KEYS = ("psnr", "ssim", "colorfulness", "delta_colorfulness", "ciede2000")
 
 
 def _report(preds: list[torch.Tensor], targets: list[torch.Tensor]) -> dict[str, float]:
-    from .. import metrics
-
     return {k: float(v) for k, v in metrics.quality_report(preds, targets).items()}
 
 
@@ -96,8 +95,6 @@ def evaluate_paths(colorizer, paths: Sequence[str | Path], render_factor: int | 
     photo are computed as soon as it is colorized (so ``progress`` counts whole photos, and only one
     photo is held in memory at a time).
     """
-    from .. import metrics
-
     per_photo: dict[str, list[dict[str, float]]] = {"model": [], "grey": []}
     iterator = paths
     if progress:

@@ -39,6 +39,7 @@ from torch import nn
 
 from ..color import normalize_imagenet
 from ..errors import InputError
+from ..hub import load_checkpoint
 from ..models import build_generator
 from ..models.compact import ARCH_NAME as COMPACT_ARCH
 from ..models.compact import CompactUnet
@@ -120,8 +121,6 @@ def build_model(arch: str, init_weights: str | None = None, decoder_channels: Se
     else:
         model = build_generator(arch)
     if init_weights is not None:
-        from ..hub import load_checkpoint
-
         model.load_state_dict(load_checkpoint(init_weights), strict=True)
     return model
 

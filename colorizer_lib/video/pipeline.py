@@ -25,6 +25,7 @@ from typing import Protocol
 
 import torch
 
+from ..constants import check_render_factor
 from ..errors import ColorizerOutOfMemoryError, InputError, VideoError
 from .binaries import (FFmpegTools, check_encoder, count_video_packets, find_tools, run_tool, steady_frame_rate,
                        tail, video_packet_times)
@@ -409,8 +410,6 @@ def colorize_video(
     Raises :class:`InputError` for unusable input, :class:`VideoError` when decoding, encoding,
     muxing or the final frame-count check fails; the output name then holds no file.
     """
-    from ..colorizer import check_render_factor
-
     t0 = time.perf_counter()
     rf = check_render_factor(render_factor if render_factor is not None else colorizer.default_render_factor)
     smoother = ChromaSmoother(smoothing) if smoothing else None

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -23,6 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
+
+from .support import register_test_architectures
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
@@ -100,6 +101,7 @@ class JupyterLab:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(values))
         env = self.environment()
+        register_test_architectures(env["IPYTHONDIR"])  # the kernels load the tiny test model
         # What `jupyter labextension disable` would write, but in our own config folder (that
         # command writes into the virtualenv and takes seconds): no news toast over the screenshots.
         page_config = Path(env["JUPYTER_CONFIG_DIR"]) / "labconfig" / "page_config.json"

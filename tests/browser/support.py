@@ -55,13 +55,25 @@ def is_tinted(image: Image.Image) -> bool:
     return r - b > 25 and r > g > b
 
 
+def register_test_architectures(ipython_dir: str | Path) -> Path:
+    """Make IPython kernels started with ``IPYTHONDIR=ipython_dir`` import :mod:`tests.architectures`
+    first, so a notebook can load :func:`tiny_weights` (the test-only ``deoldify-deep-tiny``).
+    Returns the startup file written."""
+    startup = Path(ipython_dir) / "profile_default" / "startup" / "00-test-architectures.py"
+    startup.parent.mkdir(parents=True, exist_ok=True)
+    root = str(Path(__file__).resolve().parents[2])
+    startup.write_text(f"import sys\nsys.path.insert(0, {root!r})\nimport tests.architectures  # noqa: F401\n")
+    return startup
+
+
 def tiny_weights(path: Path, tint_logits=(40.0, 0.0, -40.0)) -> Path:
     """Save a tiny random-weight DeOldify U-Net (``deoldify-deep-tiny``, 0.3 M parameters) whose final
     bias saturates the output to a strong orange: red at its maximum, blue at its minimum.
     ``.safetensors`` paths get the architecture in the metadata (fast to load); others use torch.save.
 
     ``Colorizer.from_pretrained(path)`` recognises the architecture from the state dict, so a
-    notebook's ``model`` parameter can point at this file. Colorized images come out warm
+    notebook's ``model`` parameter can point at this file (in a kernel that registered it:
+    :func:`register_test_architectures`). Colorized images come out warm
     (``is_tinted``) whatever the input.
     """
     from colorizer_lib.models import build_generator

@@ -1,0 +1,71 @@
+"""Argument types and flags shared by every ``colorize`` sub-command (no torch: ``--help`` stays fast).
+
+Each sub-command adds the common flags with :func:`add_common_arguments`, so they are spelled,
+defaulted and documented once::
+
+    add_common_arguments(parser)                                     # -m/--model --device --dtype --cache-dir -q/--quiet
+    add_common_arguments(parser, model_default="video")              # another default model
+    add_common_arguments(parser, skip=("device", "dtype"))           # flags that make no sense for the command
+
+Parsed, they are ``args.model``, ``args.device``, ``args.dtype``, ``args.cache_dir`` and ``args.quiet``.
+A new common flag goes into :data:`COMMON_FLAGS` and :func:`add_common_arguments`; a new choice of
+an existing one (a dtype, say) into its constant here.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Iterable
+
+COMMON_FLAGS = ("model", "device", "dtype", "cache_dir", "quiet")
+"""The flags :func:`add_common_arguments` adds, by their ``args`` attribute name."""
+
+DTYPE_CHOICES = ("float32", "float16", "bfloat16")
+
+MODEL_HELP = "artistic, stable, video, compact, or a .pth/.safetensors path"
+
+
+def comma_separated_ints(text: str) -> list[int]:
+    """argparse type for lists such as render factors: ``"14,21,28"`` -> ``[14, 21, 28]``."""
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    """argparse type for counts that must be 1 or more (batch sizes)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, *, model_default: str | None = None,
+                         model_help: str | None = None, skip: Iterable[str] = ()) -> None:
+    """Add the flags every sub-command shares (:data:`COMMON_FLAGS`), except those named in ``skip``.
+
+    Args:
+        parser: the sub-command's parser.
+        model_default: ``--model``'s default (None: the best model available).
+        model_help: ``--model``'s help text (default: the registered names or a weights file, and the default).
+        skip: names from :data:`COMMON_FLAGS` the command does not take.
+    """
+    skip = set(skip)
+    unknown = skip - set(COMMON_FLAGS)
+    if unknown:
+        raise ValueError(f"unknown common flag(s) {sorted(unknown)}; choose from {COMMON_FLAGS}")
+    if "model" not in skip:
+        default_text = model_default or "the best model available"
+        parser.add_argument("-m", "--model", default=model_default,
+                            help=model_help or f"{MODEL_HELP} (default: {default_text})")
+    if "device" not in skip:
+        parser.add_argument("--device", help="cpu, cuda or cuda:N (default: a GPU when there is one)")
+    if "dtype" not in skip:
+        parser.add_argument("--dtype", choices=list(DTYPE_CHOICES),
+                            help="compute precision (default: bfloat16/float16 on GPU, float32 on CPU)")
+    if "cache_dir" not in skip:
+        parser.add_argument("--cache-dir", help="where downloaded weights are kept (default: $COLORIZER_CACHE or "
+                                                "the platform's cache folder)")
+    if "quiet" not in skip:
+        parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages, only errors")

@@ -1,0 +1,34 @@
+"""Constants shared by every layer, and the one check of the render factor.
+
+Nothing here imports torch or numpy, so front ends can validate arguments before a model loads.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+from .errors import RenderFactorError
+
+__version__ = "0.1.0"
+
+RENDER_FACTOR_RANGE = (2, 100)
+"""Allowed render factors, inclusive. The model sees a square of ``16 * render_factor`` pixels."""
+
+RENDER_BASE = 16
+
+
+def check_render_factor(render_factor: Any) -> int:
+    """Return ``render_factor`` as an int, or raise :class:`RenderFactorError` naming the range."""
+    low, high = RENDER_FACTOR_RANGE
+    if isinstance(render_factor, bool) or not isinstance(render_factor, numbers.Integral) and not (
+        isinstance(render_factor, float) and render_factor.is_integer()
+    ):
+        raise RenderFactorError(f"render factor must be a whole number from {low} to {high}, got {render_factor!r}.")
+    rf = int(render_factor)
+    if not low <= rf <= high:
+        raise RenderFactorError(
+            f"render factor {rf} is outside the allowed range {low}..{high} "
+            f"(the model works on a square of 16 x render factor pixels; 35 is typical for photos, 21 for video)."
+        )
+    return rf
