@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("COLORIZER_SHARED", REPO.parent / "shared"))
-FIXTURES = SHARED / "fixtures"
-BW_EXAMPLES = SHARED / "data" / "bw_examples"
+FIXTURES = REPO / "tests" / "fixtures"  # what each file is and where it came from: fixtures/README.md
+BW_EXAMPLES = REPO / "examples"  # the nine public-domain historical photos the README shows
 
 
 @pytest.fixture(autouse=True)

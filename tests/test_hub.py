@@ -19,9 +19,9 @@ from safetensors.torch import save_file
 
 from colorizer_lib import hub
 from colorizer_lib.errors import DownloadError, VerificationError, WeightsError
+from tests.conftest import FIXTURES
 from tests.http_server import closed_port_url, local_http_server, serve_directory, silent_server
 
-FIXTURES = Path("/work/shared/fixtures")
 WRAPPED_DEEP = FIXTURES / "deoldify_tiny_wrapped_deep.pth"
 ARTISTIC_MANIFEST = FIXTURES / "deoldify_manifest_artistic.json"
 REPO_ROOT = Path(__file__).resolve().parents[1]
