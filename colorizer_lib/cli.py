@@ -137,6 +137,8 @@ def _is_finished(job: FileJob, model_name: str, render_factor: int) -> bool:
 
 
 def run_image(args: argparse.Namespace) -> int:
+    import torch
+
     from .colorizer import Colorizer, check_render_factor
 
     console = _Console(args.quiet)
@@ -145,7 +147,9 @@ def run_image(args: argparse.Namespace) -> int:
     jobs = plan_jobs(args.inputs, args.output, out_format=args.format, compare=args.compare)
     if not jobs:
         raise InputError("no images found in the given inputs (supported: jpg, png, webp, tif, bmp...).")
-    col = Colorizer.from_pretrained(args.model, device=args.device, dtype=args.dtype, cache_dir=args.cache_dir,
+    # ONNX Runtime runs float32: asked for by name, the model is built so unless --dtype says otherwise.
+    dtype = args.dtype or ("float32" if args.runtime == "onnx" else None)
+    col = Colorizer.from_pretrained(args.model, device=args.device, dtype=dtype, cache_dir=args.cache_dir,
                                     progress=not args.quiet)
     rf = col.render_factor_or_default(args.render_factor)
     todo = [j for j in jobs if args.overwrite or not _is_finished(j, col.name, rf)]
@@ -153,8 +157,11 @@ def run_image(args: argparse.Namespace) -> int:
     if compiling and args.runtime == "onnx":
         raise InputError("--compile and --runtime onnx exclude each other (ONNX Runtime does not compile); "
                          "choose one.")
-    onnx_pays = args.runtime == "auto" and todo and _onnx_pays(col, len(todo))
+    onnx_pays = args.runtime == "auto" and todo and _onnx_pays(col, len(todo), dtype_chosen=args.dtype is not None)
     if not compiling and (args.runtime == "onnx" or onnx_pays):
+        if onnx_pays and col.dtype != torch.float32:  # this CPU's default bfloat16; ONNX Runtime takes float32
+            col = Colorizer.from_pretrained(col.spec.name if col.spec else args.model, device=args.device,
+                                            dtype="float32", cache_dir=args.cache_dir, progress=not args.quiet)
         console.info("using ONNX Runtime (the faster CPU runtime; the first run exports the model once)")
         col.use_onnx_runtime(args.cache_dir)
     if compiling and todo:
@@ -253,13 +260,17 @@ def _colorize_pipelined(col, jobs: list[FileJob], rf: int, *, batch_size: int, w
     return stats.failures
 
 
-def _onnx_pays(col, n_images: int) -> bool:
-    """ONNX Runtime for float32 CPU jobs long enough to repay the one-off export."""
+def _onnx_pays(col, n_images: int, *, dtype_chosen: bool) -> bool:
+    """ONNX Runtime (float32) for CPU jobs long enough to repay the one-off export, where it is the
+    faster runtime (:func:`~colorizer_lib.runtime.prefer_onnx_on_cpu`); never against an explicit
+    ``--dtype`` other than float32."""
     import torch
 
     from .runtime import prefer_onnx_on_cpu
 
-    return col.dtype == torch.float32 and prefer_onnx_on_cpu(col.device, n_images)
+    if dtype_chosen and col.dtype != torch.float32:
+        return False
+    return prefer_onnx_on_cpu(col.device, n_images, model=col.model, dtype=col.dtype)
 
 
 def _progress(total: int, enabled: bool):
@@ -342,7 +353,8 @@ def _positive_int(text: str) -> int:
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: a GPU when there is one)")
     parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"],
-                        help="compute precision (default: bfloat16/float16 on GPU, float32 on CPU)")
+                        help="compute precision (default: bfloat16 on GPUs (float16 on older ones) and on CPUs "
+                             "with native bfloat16 (AVX512-BF16 or AMX), float32 on other CPUs)")
     parser.add_argument("--cache-dir", help="where downloaded weights are kept (default: $COLORIZER_CACHE or "
                                             "the platform's cache folder)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages, only errors")
@@ -368,7 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--watermark", action="store_true", help="add DeOldify's small palette mark (off by default)")
     image.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
     image.add_argument("--runtime", choices=["auto", "torch", "onnx"], default="auto",
-                       help="CPU runtime: auto picks ONNX Runtime (faster) when installed and there are 4+ images")
+                       help="CPU runtime: auto picks ONNX Runtime (faster) when installed and there are 4+ "
+                            "images, except for the DeOldify models on CPUs with native bfloat16, where torch "
+                            "bfloat16 is faster")
     image.add_argument("--pipeline", choices=["auto", "on", "off"], default="auto",
                        help="overlap reading and writing photos with the model (nvJPEG on a GPU when torchvision "
                             f"is installed); same outputs. auto: on with CUDA and {PIPELINE_MIN_IMAGES}+ images")

@@ -31,7 +31,7 @@ from .errors import ColorizerOutOfMemoryError, RenderFactorError, VerificationEr
 from .models import available_architectures, build_generator
 from .models.fold import fold_for_inference
 from .registry import WeightSpec, get_spec, list_specs
-from .runtime import call_in_chunks, pad_channels
+from .runtime import call_in_chunks, default_cpu_dtype, pad_channels, prefers_channels_last
 
 RENDER_FACTOR_RANGE = (2, 100)
 """Allowed render factors, inclusive. The model sees a square of ``16 * render_factor`` pixels."""
@@ -59,11 +59,12 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """``None`` -> bfloat16 on GPUs that support it (else float16), float32 on CPU."""
+    """``None`` -> bfloat16 on GPUs that support it (else float16); on CPU bfloat16 where the processor
+    has it natively, else float32 (:func:`~colorizer_lib.runtime.default_cpu_dtype`)."""
     if dtype is None:
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
+        return default_cpu_dtype() if device.type == "cpu" else torch.float32
     if isinstance(dtype, str):
         names = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
                  "half": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
@@ -263,10 +264,11 @@ class Colorizer:
             pad = fold and self.device.type == "cuda"
         if pad:
             model = pad_channels(model)
-        self.channels_last = self.device.type == "cuda"
+        self.channels_last = prefers_channels_last(self.device, self.dtype)
         model = model.to(device=self.device, dtype=self.dtype)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
+        if self.device.type == "cuda":
             # Input shapes are fixed per render factor, so cuDNN's one-off algorithm search pays.
             torch.backends.cudnn.benchmark = True
         self.model = model
@@ -288,7 +290,8 @@ class Colorizer:
         from .runtime import OnnxCpuModel
 
         if self.device.type != "cpu" or self.dtype != torch.float32:
-            raise ValueError("the ONNX runtime is for CPU float32 colorizers; build one with device='cpu'.")
+            raise ValueError("the ONNX runtime is for CPU float32 colorizers; build one with device='cpu', "
+                             "dtype='float32'.")
         if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None:
             raise DependencyError('ONNX Runtime is not installed: pip install "colorizer[onnx]"')
         if not isinstance(self.model, OnnxCpuModel):

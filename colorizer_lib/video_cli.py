@@ -69,7 +69,9 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
                              "for about 2.4x (2.6x) the frame rate of the model on a GPU; auto: only on CUDA "
                              "for videos of 5,000+ frames")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available)")
-    parser.add_argument("--dtype", default=None, help="model dtype, e.g. float32, bfloat16 (default: per device)")
+    parser.add_argument("--dtype", default=None,
+                        help="model dtype, e.g. float32, bfloat16 (default: bfloat16 on GPUs and on CPUs with "
+                             "native bfloat16, float32 on other CPUs)")
     parser.add_argument("--ffmpeg", default=None, help="ffmpeg binary (default $COLORIZER_FFMPEG, PATH, imageio-ffmpeg)")
     parser.add_argument("--download-dir", default=None,
                         help="where URL downloads go and are reused by reruns (default: <weights cache>/videos)")
