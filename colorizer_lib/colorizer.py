@@ -265,9 +265,9 @@ class Colorizer:
         if pad:
             model = pad_channels(model)
         self.channels_last = prefers_channels_last(self.device, self.dtype)
-        model = model.to(device=self.device, dtype=self.dtype)
-        if self.channels_last:
-            model = model.to(memory_format=torch.channels_last)
+        # One pass over the weights (type and layout together): part of the CLI's start-up.
+        layout = torch.channels_last if self.channels_last else torch.preserve_format
+        model = model.to(device=self.device, dtype=self.dtype, memory_format=layout)
         if self.device.type == "cuda":
             # Input shapes are fixed per render factor, so cuDNN's one-off algorithm search pays.
             torch.backends.cudnn.benchmark = True
