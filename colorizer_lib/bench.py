@@ -7,9 +7,12 @@ exactly as fast as trained ones) and render factor:
   device memory and the achieved TFLOP/s (FLOPs per image from ``torch.utils.flop_counter``) as a
   share of the device's measured bf16 (GPU) or float32 (CPU) matrix-multiply rate.
   Variants: ``baseline`` (DeOldify-style: unfolded spectral norm, float32, NCHW, batch 1),
-  ``eager`` (the Colorizer today: folded, bf16 + channels-last on CUDA), ``eager-pad`` (plus
+  ``eager`` (the Colorizer today: folded, in the library's default dtype and layout: bf16 +
+  channels-last on CUDA and on CPUs with native bf16, float32 NCHW on other CPUs), ``eager-fp32``
+  (folded, float32, NCHW: the CPU path without bf16), ``eager-pad`` (plus
   :func:`~colorizer_lib.accel.pad_channels`), ``compiled-pad`` (plus ``torch.compile``),
-  ``onnxruntime`` (CPU).
+  ``onnxruntime`` (CPU), and with ``--interleave`` only, ``cli``: ``colorize image`` on one photo as
+  a subprocess, from start-up to the saved file.
 * ``head``: the full-resolution residual block alone (where half of the work is), padded or not.
 * ``latency-12mp``: one 4000 x 3000 JPEG from disk to disk, batch 1: the library path
   (``Colorizer.colorize`` + ``save``) and the pipelined path, with peak device memory.
@@ -44,7 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .accel import CompiledModel, call_in_chunks, pad_channels
+from .accel import CompiledModel, call_in_chunks, cpu_has_native_bf16, pad_channels, prefers_channels_last
 from .cli_args import add_common_arguments, comma_separated_ints
 from .color import IMAGENET_MEAN, IMAGENET_STD, grey_to_rgb, normalize_imagenet
 from .colorizer import Colorizer, check_render_factor, resolve_device, resolve_dtype
@@ -57,7 +60,8 @@ from .registry import resolve_arch
 from .runtime import colorize_files_pipelined
 
 DEFAULT_MODELS = ("artistic", "stable", "video", "compact")
-MODEL_VARIANTS = ("baseline", "eager", "eager-pad", "compiled-pad", "onnxruntime")
+MODEL_VARIANTS = ("baseline", "eager", "eager-fp32", "eager-pad", "compiled-pad", "onnxruntime", "cli")
+CLI_PHOTO = Path(__file__).resolve().parents[1] / "examples" / "nagasaki-boats.jpg"
 PHOTO_SIZE = (4000, 3000)  # 12 megapixels
 
 
@@ -229,6 +233,8 @@ def environment(device: torch.device) -> dict[str, Any]:
         meta["cudnn"] = torch.backends.cudnn.version()
     else:
         meta["cpu"] = platform.processor() or platform.machine()
+        meta["cpu_model"], meta["cpu_flags"] = _cpu_model_and_flags()
+        meta["cpu_native_bf16"] = cpu_has_native_bf16()
     try:
         import onnxruntime
 
@@ -240,6 +246,17 @@ def environment(device: torch.device) -> dict[str, Any]:
     return meta
 
 
+def _cpu_model_and_flags() -> tuple[str, list[str]]:
+    """The CPU's model name and its vector-extension flags (AVX, AMX) from ``/proc/cpuinfo`` (Linux)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or platform.machine(), []
+    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    return model, sorted(f for f in flags if f.startswith(("avx", "amx", "fma")))
+
+
 # --------------------------------------------------------------------------------------------------
 # model-only variants
 
@@ -249,8 +266,8 @@ def build_variant(variant: str, base: nn.Module, device: torch.device, render_fa
     """The model callable for ``variant``, its input dtype and whether it wants channels-last input."""
     if variant == "baseline":
         return copy.deepcopy(base).float().to(device), torch.float32, False
-    dtype = resolve_dtype(None, device)
-    channels_last = device.type == "cuda"
+    dtype = torch.float32 if variant == "eager-fp32" else resolve_dtype(None, device)
+    channels_last = variant != "eager-fp32" and prefers_channels_last(device, dtype)
     if variant == "onnxruntime":
         path = workdir / f"model-rf{render_factor}.onnx"
         export_onnx(fold_for_inference(copy.deepcopy(base).cpu()), path, render_factor=render_factor)
@@ -263,7 +280,7 @@ def build_variant(variant: str, base: nn.Module, device: torch.device, render_fa
         model = model.to(memory_format=torch.channels_last)
     if variant == "compiled-pad":
         return CompiledModel(model), dtype, channels_last
-    if variant not in ("eager", "eager-pad"):
+    if variant not in ("eager", "eager-fp32", "eager-pad"):
         raise InputError(f"unknown variant {variant!r}; use one of {', '.join(MODEL_VARIANTS)}.")
     return model, dtype, channels_last
 
@@ -328,41 +345,84 @@ def bench_model_only(report: Report, name: str, base: nn.Module, device: torch.d
 
 
 def bench_interleaved(report: Report, name: str, base: nn.Module, device: torch.device, *, render_factor: int,
-                      variants: Sequence[str], repeats: int, matmul_tflops: float, workdir: Path) -> None:
+                      variants: Sequence[str], repeats: int, matmul_tflops: float, workdir: Path,
+                      cli_photo: Path | None = None) -> None:
     """Batch-1 latency of ``variants`` measured round-robin (A, B, C, A, B, C...), so that on a shared
-    machine every variant sees the same background load; one row per variant with the median, and
-    the ONNX Runtime output checked against the eager output on the same input."""
+    machine every variant sees the same background load; one row per variant with the median wall
+    time, the median CPU time (all threads; less sensitive to other jobs than wall time), the median
+    of the per-round speed-ups over ``baseline`` when it is among the variants, and each output's
+    difference from the float32 one (``eager-fp32``, else ``baseline``) on the same input (ONNX
+    Runtime's checked against its tolerance).
+
+    ``cli`` runs ``colorize image`` on ``cli_photo`` in a fresh Python process (start-up, imports,
+    loading the weights from a file, decoding, model, merge, saving), with ``base``'s weights."""
+    import resource
+    import subprocess
+
     size = 16 * render_factor
     flops = count_flops(fold_for_inference_copy(base), random_input(1, size, device, torch.float32, False))
-    built = {v: build_variant(v, base, device, render_factor, workdir) for v in variants}
+    built: dict[str, Any] = {v: build_variant(v, base, device, render_factor, workdir) for v in variants if v != "cli"}
+    if "cli" in variants:
+        weights = workdir / f"{name}-random.pth"
+        torch.save(base.state_dict(), weights)
+        photo = Path(cli_photo or CLI_PHOTO)
+        if not photo.is_file():
+            raise InputError(f"the photo for the cli variant, {photo}, does not exist; give one with --cli-photo.")
+        command = [sys.executable, "-m", "colorizer_lib.cli", "image", str(photo), "-m", str(weights),
+                   "-r", str(render_factor), "--device", str(device), "-q", "--overwrite"]
+        report.meta["cli_command"] = " ".join(command[1:] + ["-o", "OUT"])
+        report.meta["cli_photo"] = f"{photo.name} {_size_text(photo)}"
     times: dict[str, list[float]] = {v: [] for v in variants}
+    cpu_times: dict[str, list[float]] = {v: [] for v in variants}
     loads: list[float] = []
     outputs: dict[str, torch.Tensor] = {}
     for run in range(repeats + 1):  # the first round is the warm-up
         for v in variants:
-            fn, dtype, cl = built[v]
-            x = random_input(1, size, device, dtype, cl)
+            cpu_start = time.process_time()
+            children_start = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
-            with torch.inference_mode():
-                out = fn(x)
-            _sync(device)
+            if v == "cli":
+                subprocess.run(command + ["-o", str(workdir / f"cli-{run}{photo.suffix}")], check=True,
+                               cwd=Path(__file__).resolve().parents[1])
+            else:
+                fn, dtype, cl = built[v]
+                x = random_input(1, size, device, dtype, cl)
+                start = time.perf_counter()
+                cpu_start = time.process_time()
+                with torch.inference_mode():
+                    out = fn(x)
+                _sync(device)
+            elapsed = time.perf_counter() - start
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = time.process_time() - cpu_start + (children.ru_utime + children.ru_stime
+                                                       - children_start.ru_utime - children_start.ru_stime)
             if run:
-                times[v].append(time.perf_counter() - start)
+                times[v].append(elapsed)
+                cpu_times[v].append(cpu)
                 if hasattr(os, "getloadavg"):
                     loads.append(os.getloadavg()[0])
-            outputs[v] = out.float().cpu()
-    reference = outputs.get("eager")
+            if v != "cli":
+                outputs[v] = out.float().cpu()
+    reference_name = "eager-fp32" if "eager-fp32" in outputs else "baseline" if "baseline" in outputs else None
+    reference = outputs.get(reference_name)
     for v in variants:
         t = statistics.median(times[v])
-        note = f"round-robin median of {repeats}, runs {', '.join(f'{s:.1f}' for s in times[v])} s"
-        if v != "eager" and reference is not None:
-            diff = float((outputs[v] - reference).abs().max())
-            note += f"; max |diff| vs eager {diff:.1e}"
+        note = (f"round-robin median of {repeats}, runs {', '.join(f'{s:.1f}' for s in times[v])} s, "
+                f"CPU time median {statistics.median(cpu_times[v]):.1f} s")
+        if "baseline" in times and v != "baseline":
+            ratios = [b / a for a, b in zip(times[v], times["baseline"])]
+            cpu_ratios = [b / a for a, b in zip(cpu_times[v], cpu_times["baseline"])]
+            note += (f"; speed-up over baseline per round {', '.join(f'{r:.2f}' for r in ratios)} "
+                     f"(median {statistics.median(ratios):.2f}x wall, {statistics.median(cpu_ratios):.2f}x CPU time)")
+        if v in outputs and reference is not None and v != reference_name:
+            diff = (outputs[v] - reference).abs()
+            note += f"; |diff| vs {reference_name} mean {float(diff.mean()):.1e} max {float(diff.max()):.1e}"
             if v == "onnxruntime":
-                note += " (ok)" if diff <= ONNX_TOLERANCE else f" (OVER {ONNX_TOLERANCE:.0e})"
-        report.add(Row("cpu-latency", name, render_factor, 1, v, per_second=1 / t, ms=t * 1e3,
-                       gflop_per_image=flops / 1e9, tflops=flops / t / 1e12,
-                       pct_of_matmul=100 * flops / t / 1e12 / matmul_tflops, runs=len(times[v]), note=note))
+                note += " (ok)" if float(diff.max()) <= ONNX_TOLERANCE else f" (OVER {ONNX_TOLERANCE:.0e})"
+        report.add(Row("cpu-latency" if v != "cli" else "cli-photo", name, render_factor, 1, v, per_second=1 / t,
+                       ms=t * 1e3, gflop_per_image=flops / 1e9, tflops=flops / t / 1e12 if v != "cli" else None,
+                       pct_of_matmul=100 * flops / t / 1e12 / matmul_tflops if v != "cli" else None,
+                       runs=len(times[v]), note=note))
     if loads:
         report.meta.setdefault("loadavg_during", {})[f"{name}-rf{render_factor}"] = [min(loads), max(loads)]
 
@@ -585,6 +645,7 @@ class BenchConfig:
     e2e_compile: bool = False
     interleave: bool = False
     repeats: int = 3
+    cli_photo: Path | None = None
 
 
 def _same_arch_as_earlier(name: str, arch: str, seen: dict[str, str]) -> str | None:
@@ -624,7 +685,8 @@ def run_benchmark(cfg: BenchConfig) -> Report:
                 base = calibrated_random_model(resolve_arch(name), device, size=min(256, 16 * max(cfg.render_factors))).cpu()
                 for rf in cfg.render_factors:
                     bench_interleaved(report, name, base, device, render_factor=rf, variants=cfg.variants,
-                                      repeats=cfg.repeats, matmul_tflops=rate, workdir=workdir)
+                                      repeats=cfg.repeats, matmul_tflops=rate, workdir=workdir,
+                                      cli_photo=cfg.cli_photo)
             return report
         # 1. model only, eager variants (and the baseline), every model
         for name in cfg.models:
@@ -761,6 +823,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interleave", action="store_true",
                         help="batch-1 latency only, variants measured round-robin (fair on a shared CPU)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds for --interleave (after one warm-up round)")
+    parser.add_argument("--cli-photo", default=None,
+                        help="photo for the cli variant of --interleave (default examples/nagasaki-boats.jpg)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
 
 
@@ -774,6 +838,8 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
     unknown = [v for v in variants if v not in MODEL_VARIANTS]
     if unknown:
         raise InputError(f"unknown variant(s) {', '.join(unknown)}; use {', '.join(MODEL_VARIANTS)}.")
+    if "cli" in variants and not args.interleave:
+        raise InputError("the cli variant (one photo through `colorize image`) runs only with --interleave.")
     rfs = args.render_factors or [21, 35]
     for rf in rfs:
         check_render_factor(rf)
@@ -788,7 +854,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         e2e_models=args.e2e_models or models, e2e_batch_sizes=args.e2e_batch_sizes or [8, 32],
         baseline_photos=args.baseline_photos, e2e_compile=args.e2e_compile, interleave=args.interleave,
         repeats=args.repeats, min_seconds=args.min_seconds, budget_seconds=args.budget,
-        out=Path(args.out))
+        out=Path(args.out), cli_photo=Path(args.cli_photo) if args.cli_photo else None)
 
 
 def run_bench_command(args: argparse.Namespace) -> int:

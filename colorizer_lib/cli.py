@@ -154,6 +154,8 @@ def run_image(args: argparse.Namespace) -> int:
 
 
 def _run_image(args: argparse.Namespace, console: _Console) -> int:
+    import torch
+
     from . import accel
     from .colorizer import Colorizer, check_render_factor
     from .jobs import check_writable, decide, output_folders, remove_stale_temp_files
@@ -168,7 +170,9 @@ def _run_image(args: argparse.Namespace, console: _Console) -> int:
         console.info(f"removed {len(removed)} unfinished temporary file(s) that an interrupted run left behind")
     for folder in output_folders(jobs):
         check_writable(folder)  # before any model is loaded or picture colorized
-    col = Colorizer.from_pretrained(args.model, device=args.device, dtype=args.dtype, cache_dir=args.cache_dir,
+    # ONNX Runtime runs float32: asked for by name, the model is built so unless --dtype says otherwise.
+    dtype = args.dtype or ("float32" if args.runtime == "onnx" else None)
+    col = Colorizer.from_pretrained(args.model, device=args.device, dtype=dtype, cache_dir=args.cache_dir,
                                     progress=not args.quiet)
     rf = col.render_factor_or_default(args.render_factor)
     failures: list[tuple[str, str]] = [(j.source, j.problem) for j in jobs if j.problem]
@@ -190,8 +194,11 @@ def _run_image(args: argparse.Namespace, console: _Console) -> int:
     if compiling and args.runtime == "onnx":
         raise InputError("--compile and --runtime onnx exclude each other (ONNX Runtime does not compile); "
                          "choose one.")
-    onnx_pays = args.runtime == "auto" and todo and _onnx_pays(col, len(todo))
+    onnx_pays = args.runtime == "auto" and todo and _onnx_pays(col, len(todo), dtype_chosen=args.dtype is not None)
     if not compiling and (args.runtime == "onnx" or onnx_pays):
+        if onnx_pays and col.dtype != torch.float32:  # this CPU's default bfloat16; ONNX Runtime takes float32
+            col = Colorizer.from_pretrained(col.spec.name if col.spec else args.model, device=args.device,
+                                            dtype="float32", cache_dir=args.cache_dir, progress=not args.quiet)
         console.info("using ONNX Runtime (the faster CPU runtime; the first run exports the model once)")
         col.use_onnx_runtime(args.cache_dir, progress=not args.quiet)
     if compiling and todo:
@@ -308,13 +315,17 @@ def _colorize_pipelined(col, jobs: list[FileJob], rf: int, *, batch_size: int, w
     return stats.failures
 
 
-def _onnx_pays(col, n_images: int) -> bool:
-    """ONNX Runtime for float32 CPU jobs long enough to repay the one-off export."""
+def _onnx_pays(col, n_images: int, *, dtype_chosen: bool) -> bool:
+    """ONNX Runtime (float32) for CPU jobs long enough to repay the one-off export, where it is the
+    faster runtime (:func:`~colorizer_lib.export.prefer_onnx_on_cpu`); never against an explicit
+    ``--dtype`` other than float32."""
     import torch
 
     from .export import prefer_onnx_on_cpu
 
-    return col.dtype == torch.float32 and prefer_onnx_on_cpu(col.device, n_images)
+    if dtype_chosen and col.dtype != torch.float32:
+        return False
+    return prefer_onnx_on_cpu(col.device, n_images, model=col.model, dtype=col.dtype)
 
 
 def _progress(total: int, enabled: bool):
@@ -410,7 +421,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                        help="replace outputs that Colorizer wrote earlier from another input or with other settings "
                             "(they are kept otherwise); files Colorizer did not write are never replaced")
     image.add_argument("--runtime", choices=["auto", "torch", "onnx"], default="auto",
-                       help="CPU runtime: auto picks ONNX Runtime (faster) when installed and there are 4+ images")
+                       help="CPU runtime: auto picks ONNX Runtime (faster) when installed and there are 4+ "
+                            "images, except for the DeOldify models on CPUs with native bfloat16, where torch "
+                            "bfloat16 is faster")
     image.add_argument("--pipeline", choices=["auto", "on", "off"], default="auto",
                        help="overlap reading and writing photos with the model (nvJPEG on a GPU when torchvision "
                             f"is installed); same outputs. auto: on with CUDA and {PIPELINE_MIN_IMAGES}+ images")
