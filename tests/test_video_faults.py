@@ -197,7 +197,7 @@ def test_bad_settings_exit_2_before_any_download(bad, words, no_download, tmp_pa
 def test_render_factor_takes_the_forms_images_take(clip, tmp_path):
     from colorizer_lib.cli import build_parser
 
-    args = build_parser().parse_args(["video", "in.mp4", "--render-factor", "35.0"])
+    args = build_parser("video").parse_args(["video", "in.mp4", "--render-factor", "35.0"])
     assert args.render_factor == 35 and isinstance(args.render_factor, int)
     result = colorize_video(clip, tiny_colorizer(), tmp_path / "o.mp4", render_factor=2.0, progress=False)
     assert result.render_factor == 2 and result.frames_out == 25
