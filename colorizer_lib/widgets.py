@@ -587,7 +587,7 @@ def _batch_members(source: Path | bytes) -> list[tuple[str, Callable[[], bytes]]
                 members.append((info.filename, lambda info=info: archive.read(info)))
         return members
     if isinstance(source, Path) and source.is_dir():
-        from colorizer_lib.image import iter_image_files
+        from colorizer_lib.io import iter_image_files
 
         return [(p.relative_to(source).as_posix(), p.read_bytes) for p in iter_image_files(source)]
     raise InputError(f"{source} is neither a folder nor a .zip file; give a folder of photos or a zip of them.")

@@ -58,7 +58,7 @@ def package_modules(root: Path = REPO) -> dict[str, Path]:
 
 
 def _owner(name: str, modules: dict[str, Path]) -> str | None:
-    """The module a dotted name lives in (``colorizer_lib.image.load_image`` -> ``colorizer_lib.image``)."""
+    """The module a dotted name lives in (``colorizer_lib.io.load_image`` -> ``colorizer_lib.io``)."""
     while name and name not in modules:
         name = name.rpartition(".")[0]
     return name or None

@@ -183,7 +183,7 @@ def test_the_default_model_falls_back_to_the_embedded_one_with_one_warning(kind,
 
     out = tmp_path / "out.png"
     assert cli.main(["image", str(photo), "-o", str(out), "--device", "cpu"]) == cli.EXIT_OK
-    from colorizer_lib.image import read_provenance
+    from colorizer_lib.io import read_provenance
 
     assert read_provenance(out)["colorizer:model"] == "compact"
     err = capsys.readouterr().err
