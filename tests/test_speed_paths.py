@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from colorizer_lib.bench import _yuv_merge_cpu
+from colorizer_lib.bench.baseline import _yuv_merge_cpu
 from colorizer_lib.models.random_weights import calibrated_random_model
 from colorizer_lib.models.deoldify import DeOldifyUnet
 from colorizer_lib.models.fold import fold_for_inference
