@@ -78,7 +78,7 @@ def _is_url(text: str) -> bool:
 def _output_name(stem: str, suffix: str, out_format: str | None) -> str:
     """``stem`` with the requested format's extension, else the input's when we can write it with
     provenance (which resuming relies on), else PNG (GIF and BMP inputs)."""
-    from .image import OUTPUT_FORMATS
+    from .io import OUTPUT_FORMATS
 
     if out_format:
         return f"{stem}.{out_format.lstrip('.')}"
@@ -97,7 +97,7 @@ def plan_jobs(inputs: Sequence[str], output: str | None, *, out_format: str | No
         InputError: an input that does not exist, or an output that would overwrite an input or
             another input's output.
     """
-    from .image import OUTPUT_FORMATS, iter_image_files
+    from .io import OUTPUT_FORMATS, iter_image_files
     from .jobs import FileJob
 
     single_target = (
@@ -238,7 +238,7 @@ def _one_line_warnings(console: _Console):
     printed as one ``colorize: warning:`` line each, without the source line Python adds."""
     import warnings
 
-    from .image import source_being_loaded
+    from .io import source_being_loaded
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
         text = str(message).strip()
@@ -273,7 +273,7 @@ def _colorize_in_batches(col, jobs: list[FileJob], rf: int, *, batch_size: int, 
                          bar, on_colour: Callable[[FileJob], None]) -> list[tuple[str, str]]:
     """The simple path: load a batch, colorize it, save each result, one step after the other.
     Returns ``(source, message)`` for each picture that could not be read or written."""
-    from .image import has_colour, load_image
+    from .io import has_colour, load_image
     from .runtime import resolved_paths
 
     protected = resolved_paths(forbid)

@@ -32,7 +32,7 @@ from .constants import RENDER_BASE, RENDER_FACTOR_RANGE, __version__, check_rend
 from .errors import (BatchError, ColorizerOutOfMemoryError, InputError,
                      ModelArgumentError, NonFiniteOutputError, VerificationError, WeightsError)
 from .export import OnnxCpuModel, require_onnx_extra
-from .image import apply_watermark, load_image, save_image, side_by_side, to_luma_tensor
+from .io import apply_watermark, load_image, save_image, side_by_side, to_luma_tensor
 from .jobs import is_url, source_identity
 from .models import available_architectures, build_generator, expected_state  # noqa: F401  (public here too)
 from .models.fold import fold_for_inference
@@ -446,7 +446,7 @@ class Colorizer:
 
         Args:
             source: a path, an http(s) URL, bytes, a PIL image or a numpy array (see
-                :func:`colorizer_lib.image.load_image`).
+                :func:`colorizer_lib.io.load_image`).
             render_factor: ``None`` for the model's default (its record's, shown by ``colorize models``).
             watermark: add DeOldify's small palette mark in the bottom-left corner.
 

@@ -30,7 +30,7 @@ CPU = torch.device("cpu")
 @pytest.fixture()
 def tiny_deep() -> torch.nn.Module:
     """DeOldify's deep U-Net at test size, random weights with calibrated BatchNorm (finite outputs)."""
-    from colorizer_lib.bench import calibrated_random_model
+    from colorizer_lib.models.random_weights import calibrated_random_model
 
     return calibrated_random_model("deoldify-deep-tiny", CPU, size=64)
 

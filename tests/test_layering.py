@@ -31,7 +31,7 @@ LAZY_OWN_IMPORT_REASONS = {
     "colorizer_lib.training.sources": "fastai (training.data) loads only when a zip is unpacked, after the install "
                                       "cell; the Colab check is the notebook UI's",
     "colorizer_lib.video_cli": "`colorize video` checks its arguments before torch and the ffmpeg helpers load",
-    "colorizer_lib.widgets": "the notebook UI shows before torch loads",
+    "colorizer_lib.notebook": "the notebook UI shows before torch loads",
 }
 
 # The number of function-local imports of the package's own modules may only go down.
@@ -58,7 +58,7 @@ def package_modules(root: Path = REPO) -> dict[str, Path]:
 
 
 def _owner(name: str, modules: dict[str, Path]) -> str | None:
-    """The module a dotted name lives in (``colorizer_lib.image.load_image`` -> ``colorizer_lib.image``)."""
+    """The module a dotted name lives in (``colorizer_lib.io.load_image`` -> ``colorizer_lib.io``)."""
     while name and name not in modules:
         name = name.rpartition(".")[0]
     return name or None

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from colorizer_lib.bench import _yuv_merge_cpu
+from colorizer_lib.bench.baseline import _yuv_merge_cpu
 from colorizer_lib.models.random_weights import calibrated_random_model
 from colorizer_lib.models.deoldify import DeOldifyUnet
 from colorizer_lib.models.fold import fold_for_inference
@@ -272,7 +272,7 @@ def _grey_photo(path: Path, size=(150, 100), seed=0) -> Path:
 
 def test_pipelined_path_matches_library(tmp_path):
     from colorizer_lib.colorizer import Colorizer
-    from colorizer_lib.image import read_provenance
+    from colorizer_lib.io import read_provenance
 
     col = Colorizer.from_model(tiny_deep(), name="tiny", default_render_factor=5, device="cpu")
     sources = [_grey_photo(tmp_path / f"in{i}.png", seed=i, size=(150 + 10 * i, 100)) for i in range(3)]
@@ -290,7 +290,7 @@ def test_pipelined_path_matches_library(tmp_path):
 def test_pipelined_device_jpeg_encoder_matches_pil_encoder(tmp_path):
     pytest.importorskip("torchvision")  # installed with the [train] extra (fastai needs it), so in CI
     from colorizer_lib.colorizer import Colorizer
-    from colorizer_lib.image import read_provenance
+    from colorizer_lib.io import read_provenance
 
     col = Colorizer.from_model(tiny_deep(), name="tiny", default_render_factor=5, device="cpu")
     sources = [_grey_photo(tmp_path / f"in{i}.png", seed=i, size=(160, 120 + 8 * i)) for i in range(3)]
