@@ -280,7 +280,9 @@ def test_exit_codes_follow_the_readme_table(error, code, clip, tmp_path, monkeyp
     assert "Traceback" not in capsys.readouterr().err
 
 
-def test_a_missing_weights_file_exits_3(clip, tmp_path, capsys):
+def test_a_missing_weights_file_is_bad_usage(clip, tmp_path, capsys):
+    """A --model path that does not exist is a mistake in the command (exit 2, as for `colorize image`),
+    not a weights download or verification failure (3)."""
     assert video_main([str(clip), "-o", str(tmp_path / "o.mp4"), "--model", str(tmp_path / "no.pth"),
-                           "--no-progress"]) == 3
+                       "--no-progress"]) == 2
     assert "no.pth does not exist" in capsys.readouterr().err
