@@ -168,7 +168,8 @@ def main() -> None:
         return max(2, int(bs * args.bs_scale))
 
     if args.stage == "small":
-        e = plan_epochs(n, [(64, B(256), 0.35), (128, B(128), 0.65)], budget, device, channels, args.epochs, work / "1_small" / "plan.json")
+        e = plan_epochs(n, [(64, B(256), 0.35), (128, B(128), 0.65)], budget, device, channels, args.epochs,
+                        work / "1_small" / "plan.json")
         frozen = 1
         e[0] = max(1, e[0] - frozen)
         cfg = GeneratorConfig(str(work / "1_small"), init_weights=init, decoder_channels=channels, sizes=(64, 128),
@@ -238,7 +239,8 @@ def main() -> None:
     (out / f"summary_{args.stage}.json").write_text(json.dumps(summary, indent=1, default=str))
     log(f"done in {summary['wall_s']} s")
     last = (summary.get("history") or summary.get("gan_history") or [{}])[-1]
-    log("last metrics: " + json.dumps({k: last.get(k) for k in ("tag", "epoch", "iteration", "psnr", "colorfulness", "ciede2000")}))
+    keys = ("tag", "epoch", "iteration", "psnr", "colorfulness", "ciede2000")
+    log("last metrics: " + json.dumps({k: last.get(k) for k in keys}))
 
 
 if __name__ == "__main__":
