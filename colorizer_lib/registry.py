@@ -126,18 +126,23 @@ _COMPACT = WeightSpec(
     arch="compact-efficientnet-lite0",
     filename="compact.safetensors",
     bundled=PACKAGE_DIR / "weights" / "compact.safetensors",
-    size=10_500_500,
-    sha256="4afe942ca0fd4cf6dcf0645ad90ac45a08e15e517a85d5d0351a1aa758504249",
+    size=10_500_116,
+    sha256="1f32c49d1f60a766793d304f6bef7d081440729a8b25db0aa9d0e383c86918c7",
     dtype="float16",
     license=(
-        "weights: MIT (trained by the Colorizer project); training data: Debian package photos "
-        "(public domain, CC0, CC-BY-SA) and an ImageNet sample (ImageNet research terms)"
+        "weights: MIT (trained by the Colorizer project); training data (benchmarks/train_v2/README.md): "
+        "MIT MiniPlaces, a Places2 subset (research and education use); Tiny ImageNet, ImageNet DET photos "
+        "and an ImageNet sample (ImageNet research terms); Caltech-101 and PACS photos (research); BSDS500 "
+        "(Berkeley research set); Microsoft PetImages and public cat/dog-breed and flower collections (no "
+        "terms stated); a clothing photo set (CC0); Sun-Hays and Urban100 scenes (no ownership claimed); "
+        "Debian package photos (public domain, CC0, CC-BY-SA)"
     ),
     default_render_factor=16,
     description=(
         "Colorizer's own embedded model (EfficientNet-Lite0 U-Net, fp16, ships inside the package, no "
-        "download): fast on a laptop CPU and good at skies, water, foliage and landscapes; colours are "
-        "muted and sometimes patchy, and skin tones are its weakest point (few people in its training photos)."
+        "download), v2: trained on about 21,500 photos of scenes, animals and objects; fast on a laptop CPU "
+        "and good at skies, water, foliage, landscapes and interiors; colours are muted where it is unsure, "
+        "and skin tones are weaker than Artistic's (few portraits in its training photos)."
     ),
     tags=("image", "video", "embedded"),
 )
