@@ -20,17 +20,28 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("COLORIZER_CACHE", str(tmp_path_factory.mktemp("cache")))
 
 
-@pytest.fixture(autouse=True)
-def _cpu_without_native_bf16(monkeypatch):
+@pytest.fixture(scope="session", autouse=True)
+def _cpu_without_native_bf16():
     """Run every test on the float32 CPU path, whatever the host processor: the tolerances of the
     numerical tests are float32's, and the suite must behave alike on every machine. The default CPU
     dtype follows torch's AVX512-BF16 / AMX checks (``accel.cpu_has_native_bf16``), so those are
-    answered "no" here; ``tests/test_cpu_precision.py`` sets them either way."""
+    answered "no" here; ``tests/test_cpu_precision.py`` sets them either way. Session-scoped, so it is
+    in force before any module- or session-scoped fixture builds a Colorizer."""
     from colorizer_lib import accel
 
-    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
-        monkeypatch.setattr(torch.cpu, name, lambda: False, raising=False)
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+            patch.setattr(torch.cpu, name, lambda: False, raising=False)
+        accel.cpu_has_native_bf16.cache_clear()
+        yield
     accel.cpu_has_native_bf16.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _cpu_capability_answer_is_not_carried_over():
+    """A test that mocks the CPU's capabilities (tests/test_cpu_precision.py) leaves no cached answer."""
+    from colorizer_lib import accel
+
     yield
     accel.cpu_has_native_bf16.cache_clear()
 
