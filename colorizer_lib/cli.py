@@ -266,11 +266,13 @@ def _colorize_in_batches(col, jobs: list[FileJob], rf: int, *, batch_size: int, 
                          bar, on_colour: Callable[[FileJob], None]) -> list[tuple[str, str]]:
     """The simple path: load a batch, colorize it, save each result, one step after the other.
     Returns ``(source, message)`` for each picture that could not be read or written."""
+    from .errors import NonFiniteOutputError
     from .image import has_colour, load_image
-    from .runtime import resolved_paths
+    from .runtime import NonFiniteTriage, resolved_paths
 
     protected = resolved_paths(forbid)
     failures: list[tuple[str, str]] = []
+    triage = NonFiniteTriage(col, len(jobs))
     for start in range(0, len(jobs), batch_size):
         batch = jobs[start:start + batch_size]
         loaded = []
@@ -285,9 +287,20 @@ def _colorize_in_batches(col, jobs: list[FileJob], rf: int, *, batch_size: int, 
             if has_colour(item.rgb):
                 on_colour(job)
             loaded.append((job, item))
-        if not loaded:
-            continue
-        results = col.colorize_batch([item for _, item in loaded], rf, batch_size=len(loaded), watermark=watermark)
+        results = []
+        while loaded:
+            try:
+                results = col.colorize_batch([item for _, item in loaded], rf, batch_size=len(loaded),
+                                             watermark=watermark)
+            except NonFiniteOutputError as exc:  # those pictures fail alone, unless it is the weights
+                bad = triage.failing(exc, len(loaded))
+                for position in bad:
+                    failures.append((loaded[position][0].source, triage.message()))
+                    bar.update(1)
+                loaded = [item for position, item in enumerate(loaded) if position not in bad]
+                continue
+            triage.passed(len(loaded))
+            break
         for (job, _), result in zip(loaded, results):
             try:
                 job.save(result, forbid=job.guarded(protected))

@@ -379,3 +379,84 @@ def test_the_check_names_which_images_of_a_batch_are_not_finite():
         col.predict_chroma(luma)  # the video path's call
     assert info.value.indices == (1,) and isinstance(info.value, WeightsError)
     assert col.predict_chroma(luma[[0, 2]]).isfinite().all()
+
+
+class OverflowsOnBrightImages(torch.nn.Module):
+    """A model whose output is infinite for bright pictures only (as float16 overflows on some content);
+    ``everywhere=True``: for every picture, although its (lone) parameter is finite."""
+
+    def __init__(self, everywhere: bool = False):
+        super().__init__()
+        self.gain = torch.nn.Parameter(torch.ones(()))
+        self.everywhere = everywhere
+
+    def forward(self, x):
+        bright = x.mean(dim=(1, 2, 3)) > 1.0  # normalised: white is about 2.2, black about -1.8
+        if self.everywhere:
+            bright = torch.ones_like(bright)
+        return x * self.gain * torch.where(bright, float("inf"), 1.0)[:, None, None, None]
+
+
+def overflowing_cli(monkeypatch, everywhere: bool = False) -> Colorizer:
+    col = Colorizer.from_model(OverflowsOnBrightImages(everywhere), name="overflowing", default_render_factor=2,
+                               device="cpu", fold=False)
+    monkeypatch.setattr(Colorizer, "from_pretrained", classmethod(lambda cls, *args, **kwargs: col))
+    return col
+
+
+def dark_and_bright_photos(folder: Path) -> tuple[list[Path], Path]:
+    """``a_bright.png`` (white, first in the folder's order) and three dark grey pictures."""
+    folder.mkdir()
+    bright = folder / "a_bright.png"
+    Image.new("L", (40, 32), 255).save(bright)
+    rng = np.random.default_rng(0)
+    dark = []
+    for i in range(3):
+        dark.append(folder / f"dark{i}.png")
+        Image.fromarray(rng.integers(0, 50, (32, 40), dtype=np.uint8), "L").save(dark[-1])
+    return dark, bright
+
+
+@pytest.mark.parametrize("pipeline,batch_size", [("off", 1), ("off", 4), ("on", 1), ("on", 4)])
+def test_one_overflowing_picture_fails_alone_and_the_others_are_done(pipeline, batch_size, tmp_path, monkeypatch,
+                                                                     capsys):
+    overflowing_cli(monkeypatch)
+    dark, bright = dark_and_bright_photos(tmp_path / "in")
+    out = tmp_path / "out"
+    code = cli.main(["image", str(tmp_path / "in"), "-o", str(out), "--runtime", "torch", "--pipeline", pipeline,
+                     "--batch-size", str(batch_size)])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_PARTIAL, err
+    assert "done: 3 colorized, 0 skipped, 1 failed" in err
+    assert f"{bright}: the model 'overflowing' produced NaN or infinite values for this picture" in err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in (out / "in").iterdir()) == ["dark0.png", "dark1.png", "dark2.png"]
+    for path in dark:  # each a real, finite colorization (the model keeps the grey: not black)
+        assert np.asarray(Image.open(out / "in" / path.name).convert("L")).max() > 0
+
+
+@pytest.mark.parametrize("pipeline,batch_size", [("off", 1), ("off", 4), ("on", 1), ("on", 4)])
+def test_a_model_that_overflows_on_every_picture_stops_the_job_naming_the_weights(pipeline, batch_size, tmp_path,
+                                                                                  monkeypatch, capsys):
+    overflowing_cli(monkeypatch, everywhere=True)
+    dark_and_bright_photos(tmp_path / "in")
+    out = tmp_path / "out"
+    code = cli.main(["image", str(tmp_path / "in"), "-o", str(out), "--runtime", "torch", "--pipeline", pipeline,
+                     "--batch-size", str(batch_size)])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_WEIGHTS, err
+    assert "the model 'overflowing' produced NaN or infinite values" in err and "weights are broken" in err
+    assert not any(out.rglob("*.png"))
+
+
+@pytest.mark.parametrize("pipeline", ["off", "on"])
+def test_nan_weights_stop_a_folder_job_at_the_first_picture(pipeline, tmp_path, capsys):
+    weights = nan_weights_file(tmp_path)
+    dark_and_bright_photos(tmp_path / "in")
+    out = tmp_path / "out"
+    code = cli.main(["image", str(tmp_path / "in"), "-o", str(out), "--model", str(weights), "--device", "cpu",
+                     "--pipeline", pipeline, "--runtime", "torch", "--batch-size", "1", "-r", "2"])
+    assert code == cli.EXIT_WEIGHTS
+    err = capsys.readouterr().err
+    assert str(weights) in err and "NaN or infinite" in err and "for 1 of 1 image" in err
+    assert not any(out.rglob("*.png"))
