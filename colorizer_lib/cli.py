@@ -341,18 +341,20 @@ def _progress(total: int, enabled: bool):
 
 
 def models_table(cache_dir: str | None = None) -> list[dict[str, str]]:
-    """One row per registered model: name, render factor, size, where it is, licence, description."""
+    """One row per registered model: name, render factor, size, where it is (bundled, not downloaded, or
+    cached: verified, not yet verified, or changed since; :func:`~colorizer_lib.hub.cache_status`, which
+    reads no weights), licence, description."""
     from . import hub
     from .registry import size_text, list_specs
 
     rows = []
     for spec in list_specs():
-        if spec.bundled is not None:
-            where = "bundled"
-        elif hub.is_cached(spec, cache_dir=cache_dir):
-            where = f"cached ({hub.cache_dir(cache_dir) / spec.filename})"
-        else:
-            where = "not downloaded"
+        path = hub.cache_path(cache_dir) / spec.filename
+        status = "bundled" if spec.bundled is not None else hub.cache_status(spec, cache_dir)
+        where = {"bundled": "bundled", "missing": "not downloaded",
+                 "verified": f"cached, verified ({path})",
+                 "unverified": f"cached, not verified yet: checked when first used ({path})",
+                 "changed": f"cached but NOT the verified file: replaced when next used ({path})"}[status]
         rows.append({"name": spec.name, "render factor": str(spec.default_render_factor), "size": size_text(spec),
                      "status": where, "license": spec.license, "description": spec.description})
     return rows
@@ -385,7 +387,7 @@ def run_models(args: argparse.Namespace) -> int:
     if args.verbose:
         for row in rows:
             print(f"\n{row['name']}: {row['description']}\n  licence: {row['license']}")
-    print(f"\ncache: {hub.cache_dir(args.cache_dir)} (set COLORIZER_CACHE or --cache-dir to move it)")
+    print(f"\ncache: {hub.cache_path(args.cache_dir)} (set COLORIZER_CACHE or --cache-dir to move it)")
     return EXIT_OK
 
 

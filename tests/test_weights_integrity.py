@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import io
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -460,3 +461,44 @@ def test_nan_weights_stop_a_folder_job_at_the_first_picture(pipeline, tmp_path, 
     err = capsys.readouterr().err
     assert str(weights) in err and "NaN or infinite" in err and "for 1 of 1 image" in err
     assert not any(out.rglob("*.png"))
+
+
+# ------------------------------------------------------------------------------- `colorize models` listing
+
+
+def listed_status(capsys, cache: Path) -> str:
+    assert cli.main(["models", "--cache-dir", str(cache)]) == cli.EXIT_OK
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(NAME + " "))
+    return line
+
+
+@pytest.mark.parametrize("kind", HOSTILE)
+def test_models_lists_a_poisoned_cached_file_as_unverified_then_a_verified_one_as_verified(kind, server, tmp_path,
+                                                                                       monkeypatch, capsys):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    cached = cache / f"{NAME}.pth"
+    cached.write_bytes(hostile_bodies()[kind])  # what an older version stored under the final name
+    register_tiny(monkeypatch, [server.url(f"good/{NAME}.pth")])
+    assert "cached, not verified yet: checked when first used" in listed_status(capsys, cache)
+    assert cli.main(["models", "--download", NAME, "--cache-dir", str(cache), "-q"]) == cli.EXIT_OK
+    assert f"cached, verified ({cached})" in listed_status(capsys, cache)
+    # replaced behind our back (same size, later modification): no longer called verified
+    data = bytearray(cached.read_bytes())
+    data[-1] ^= 0xFF
+    time_before = cached.stat().st_mtime
+    cached.write_bytes(bytes(data))
+    os.utime(cached, (time_before + 5, time_before + 5))
+    assert "cached but NOT the verified file: replaced when next used" in listed_status(capsys, cache)
+
+
+def test_listing_models_reads_no_weights_and_creates_no_cache(tmp_path, monkeypatch, capsys):
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the listing read a weights file")
+
+    monkeypatch.setattr(hub, "file_sha256", no_reading)
+    monkeypatch.setattr(torch, "load", no_reading)
+    cache = tmp_path / "absent" / "cache"
+    assert cli.main(["models", "--cache-dir", str(cache)]) == cli.EXIT_OK
+    assert "not downloaded" in capsys.readouterr().out
+    assert not cache.exists()
