@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,9 +10,8 @@ import torch
 import tests.architectures  # noqa: F401  (registers the test-only architectures, e.g. deoldify-deep-tiny)
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("COLORIZER_SHARED", REPO.parent / "shared"))
-FIXTURES = SHARED / "fixtures"
-BW_EXAMPLES = SHARED / "data" / "bw_examples"
+FIXTURES = REPO / "tests" / "fixtures"  # what each file is and where it came from: fixtures/README.md
+BW_EXAMPLES = REPO / "examples"  # the nine public-domain historical photos the README shows
 
 
 @pytest.fixture(autouse=True)

@@ -247,10 +247,28 @@ def test_onnx_runtime_refuses_gpu_precision(tiny_deep):
 @pytest.mark.parametrize("size", [(300, 400), (40, 30), (20, 400), (300, 24)])
 def test_compose_resizes_chroma_like_an_antialiased_bilinear_filter(size):
     """Shrinking chroma (photos smaller than the model's input) is antialiased; growing it takes the
-    plain bilinear kernel (much faster on a GPU), which gives the same values when upsampling."""
+    plain bilinear kernel (much faster on a GPU), which gives the same values when upsampling.
+
+    The two kernels give the same weights in exact arithmetic but compute them differently in float32,
+    so when upsampling they differ by rounding, bounded from the tensors involved (eps = float32 eps):
+
+    - Source position: both kernels compute where an output pixel falls in the source row, about
+      ``scale * (i + 0.5)`` shifted by 0.5, in 3 roundings of a value below the source size S, each
+      at most ``eps / 2 * S``; the two positions differ by at most ``3 * eps * S``. A position error
+      moves the interpolation weight by as much, which changes the value by at most that times the
+      largest step between neighbouring source values along that axis.
+    - Weighted sums: up to 2 taps per axis (plus the antialiased kernel's normalisation), about
+      ``3 * eps * max|chroma|`` per axis and kernel.
+    - The two separable passes add; the chroma error then reaches RGB through the largest row sum of
+      the YUV-to-RGB coefficients (2.032, blue), and the final ``luma + coef * chroma`` is rounded once
+      more (``eps * max|rgb|`` per kernel).
+
+    Here that is 9.4e-5 (about 800 float32 units at 1.0); builds were seen up to 27 units apart (3.2e-6),
+    and the wrong kernel where it matters (antialiasing off when shrinking) differs by about 0.4.
+    """
     import torch.nn.functional as F
 
-    from colorizer_lib.color import compose_luma_chroma
+    from colorizer_lib.color import compose_luma_chroma, yuv_to_rgb
 
     col = Colorizer.from_model(torch.nn.Identity(), device="cpu", fold=False)
     gen = torch.Generator().manual_seed(0)
@@ -258,4 +276,11 @@ def test_compose_resizes_chroma_like_an_antialiased_bilinear_filter(size):
     chroma = torch.rand(1, 2, 64, 64, generator=gen) - 0.5
     want = compose_luma_chroma(luma, F.interpolate(chroma, size=size, mode="bilinear", align_corners=False,
                                                    antialias=True))
-    torch.testing.assert_close(col.compose(luma, chroma), want, rtol=0, atol=1e-6)
+    eps = torch.finfo(torch.float32).eps
+    magnitude = chroma.abs().max().item()
+    chroma_error = sum(3 * eps * source * chroma.diff(dim=axis).abs().max().item() + 2 * 3 * eps * magnitude
+                       for axis, source in ((-2, chroma.shape[-2]), (-1, chroma.shape[-1])))
+    unit_u_and_v = torch.eye(3)[1:].reshape(2, 3, 1, 1)
+    gain = yuv_to_rgb(unit_u_and_v).abs().sum(dim=0).max().item()
+    rgb_rounding = 2 * eps * (luma.abs().max().item() + gain * magnitude)
+    torch.testing.assert_close(col.compose(luma, chroma), want, rtol=0, atol=gain * chroma_error + rgb_rounding)
