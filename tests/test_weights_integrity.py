@@ -291,6 +291,30 @@ def test_a_text_file_as_the_model_is_a_usage_error(tmp_path, photo, capsys):
         Colorizer.from_pretrained(passwd, device="cpu")
 
 
+def test_weights_of_another_architecture_are_a_usage_error_naming_what_they_resemble(tmp_path, photo, capsys):
+    state = tiny_state()
+    state["extra.weight"] = torch.zeros(3)  # the tiny U-Net plus one tensor no architecture has
+    state.pop(next(iter(state)))
+    near = tmp_path / "near.pth"
+    torch.save(state, near)
+    other = tmp_path / "classifier.pth"
+    torch.save(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Linear(8, 2)).state_dict(), other)
+    for path in (near, other):
+        out = tmp_path / "o.png"
+        assert cli.main(["image", str(photo), "-o", str(out), "--model", str(path)]) == cli.EXIT_USAGE
+        err = capsys.readouterr().err
+        assert f"{path} is not the weights of a model Colorizer can run" in err and "Traceback" not in err
+        # what is expected: every architecture, with the model names that use it
+        assert "compact-efficientnet-lite0 (compact)" in err and "deoldify-deep-resnet34 (artistic)" in err
+        assert not out.exists()
+    near_err = pytest.raises(NotWeightsError, Colorizer.from_pretrained, near, device="cpu").value
+    n = len(tiny_state())
+    assert f"resembles {ARCH} but is not it: {n - 1} of its {n} tensors match" in str(near_err)
+    assert "unexpected: 'extra.weight'" in str(near_err) and "missing: " in str(near_err)
+    other_err = pytest.raises(NotWeightsError, Colorizer.from_pretrained, other, device="cpu").value
+    assert "holds 4 tensor(s) ('0.weight', '0.bias', '1.weight' and 1 more) of which none" in str(other_err)
+
+
 @pytest.mark.parametrize("device", ["tpu9", "bogus", "cuda:7"])
 def test_an_unknown_device_is_a_usage_error(device, tmp_path, photo, capsys):
     if device == "cuda:7" and torch.cuda.device_count() > 7:
