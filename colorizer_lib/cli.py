@@ -21,9 +21,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from .cli_args import add_common_arguments, positive_int
+from .cli_args import add_common_arguments, positive_int, why_missing
 from .errors import (EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_WEIGHTS, EXIT_OOM,  # noqa: F401  (the table's names)
-                     EXIT_INTERRUPTED, ColorizerError, DependencyError, InputError, exit_code)
+                     EXIT_INTERRUPTED, ColorizerError, DependencyError, InputError, NonFiniteOutputError,
+                     exit_code)
 
 if TYPE_CHECKING:  # torch-heavy; imported when a command runs
     from .jobs import FileJob
@@ -133,7 +134,7 @@ def plan_jobs(inputs: Sequence[str], output: str | None, *, out_format: str | No
                     continue
                 add(str(file), target)
         else:
-            raise InputError(f"input {item} does not exist (give image files, folders or http(s) URLs).")
+            raise InputError(f"input {why_missing(item)} (give image files, folders or http(s) URLs).")
     inputs_resolved = {Path(j.source).resolve() for j in jobs if not _is_url(j.source) and j.problem is None}
     claimed: dict[Path, str] = {}
     for job in jobs:
@@ -266,7 +267,6 @@ def _colorize_in_batches(col, jobs: list[FileJob], rf: int, *, batch_size: int, 
                          bar, on_colour: Callable[[FileJob], None]) -> list[tuple[str, str]]:
     """The simple path: load a batch, colorize it, save each result, one step after the other.
     Returns ``(source, message)`` for each picture that could not be read or written."""
-    from .errors import NonFiniteOutputError
     from .image import has_colour, load_image
     from .runtime import NonFiniteTriage, resolved_paths
 
