@@ -102,7 +102,7 @@ def main() -> None:
             compiled = model if config == "eager" else torch.compile(model, dynamic=False, options=options)
             start = time.perf_counter()
             out = compiled(x).float()
-            bench._sync(device)
+            bench.measure._sync(device)
             compile_s = time.perf_counter() - start
             reference = out if reference is None else reference
             times = bench.time_callable(lambda: compiled(x), device, min_seconds=args.seconds, min_runs=5, warmup=1)

@@ -21,8 +21,10 @@ pipeline above the Colorizer in :mod:`colorizer_lib.runtime`.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -264,3 +266,53 @@ def compile_message(mode: str, device) -> str:
     where = " on a GPU" if getattr(device, "type", device) == "cuda" else ""
     return (f"compiling the model with torch.compile ({mode}): the first batch waits {wait}{where}, "
             "then it runs faster; --compile off skips this")
+
+
+# --------------------------------------------------------------------------------------------------
+# CPU precision
+
+
+_CPUINFO = Path("/proc/cpuinfo")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively: AVX512-BF16 (AMD Zen 4 and later, Intel Cooper
+    Lake and Sapphire Rapids Xeons and later) or AMX-BF16 (Intel Sapphire Rapids and later).
+
+    Read from PyTorch's cpuinfo-based tests of those instruction sets,
+    ``torch.cpu._is_avx512_bf16_supported()`` and ``torch.cpu._is_amx_tile_supported()`` (every CPU
+    with AMX tiles has AMX-BF16); where this torch lacks them, from the ``avx512_bf16`` / ``amx_bf16``
+    flags of ``/proc/cpuinfo``. Two look-alike checks do *not* answer this question:
+    ``torch.backends.cpu.get_cpu_capability()`` names ATen's vector level (``"AVX512"`` on every
+    AVX-512 CPU, bf16 or not), and ``torch.ops.mkldnn._is_mkldnn_bf16_supported()`` says that oneDNN
+    can run bfloat16 at all, which it also does on AVX-512 CPUs without BF16 by converting to
+    float32 around float32 arithmetic: slower than float32 itself (BENCHMARKS.md). Cached: the
+    answer cannot change while the process runs.
+    """
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    if all(check is not None for check in checks):
+        return any(check() for check in checks)
+    try:
+        text = _CPUINFO.read_text()
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def default_cpu_dtype() -> torch.dtype:
+    """The CPU's default compute type for every model: bfloat16 where the CPU has it natively
+    (:func:`cpu_has_native_bf16`), float32 elsewhere, where emulated bfloat16 would be slower.
+
+    On the 2-core AMD EPYC (Zen 4) development VM, Artistic at render factor 35 ran 2-3x faster in
+    bfloat16 than in float32, with outputs as close to float32's as the GPU's bfloat16 (BENCHMARKS.md).
+    ``dtype=`` / ``--dtype`` override it either way."""
+    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+
+
+def prefers_channels_last(device: torch.device, dtype: torch.dtype) -> bool:
+    """The memory layout the models run in: channels-last on CUDA (cuDNN's tensor-core kernels) and
+    for bfloat16 on CPU (oneDNN's bfloat16 convolutions; measured faster in BENCHMARKS.md); plain
+    NCHW for float32 on CPU, where channels-last was slower (docs/PERF_NOTES.md)."""
+    return device.type == "cuda" or (device.type == "cpu" and dtype == torch.bfloat16)

@@ -79,7 +79,7 @@ def _is_url(text: str) -> bool:
 def _output_name(stem: str, suffix: str, out_format: str | None) -> str:
     """``stem`` with the requested format's extension, else the input's when we can write it with
     provenance (which resuming relies on), else PNG (GIF and BMP inputs)."""
-    from .image import OUTPUT_FORMATS
+    from .io import OUTPUT_FORMATS
 
     if out_format:
         return f"{stem}.{out_format.lstrip('.')}"
@@ -98,7 +98,7 @@ def plan_jobs(inputs: Sequence[str], output: str | None, *, out_format: str | No
         InputError: an input that does not exist, or an output that would overwrite an input or
             another input's output.
     """
-    from .image import OUTPUT_FORMATS, iter_image_files
+    from .io import OUTPUT_FORMATS, iter_image_files
     from .jobs import FileJob
 
     single_target = (
@@ -155,6 +155,8 @@ def run_image(args: argparse.Namespace) -> int:
 
 
 def _run_image(args: argparse.Namespace, console: _Console) -> int:
+    import torch
+
     from . import accel
     from .colorizer import Colorizer, check_render_factor
     from .jobs import check_writable, decide, output_folders, remove_stale_temp_files
@@ -169,7 +171,9 @@ def _run_image(args: argparse.Namespace, console: _Console) -> int:
         console.info(f"removed {len(removed)} unfinished temporary file(s) that an interrupted run left behind")
     for folder in output_folders(jobs):
         check_writable(folder)  # before any model is loaded or picture colorized
-    col = Colorizer.from_pretrained(args.model, device=args.device, dtype=args.dtype, cache_dir=args.cache_dir,
+    # ONNX Runtime runs float32: asked for by name, the model is built so unless --dtype says otherwise.
+    dtype = args.dtype or ("float32" if args.runtime == "onnx" else None)
+    col = Colorizer.from_pretrained(args.model, device=args.device, dtype=dtype, cache_dir=args.cache_dir,
                                     progress=not args.quiet)
     rf = col.render_factor_or_default(args.render_factor)
     failures: list[tuple[str, str]] = [(j.source, j.problem) for j in jobs if j.problem]
@@ -191,8 +195,11 @@ def _run_image(args: argparse.Namespace, console: _Console) -> int:
     if compiling and args.runtime == "onnx":
         raise InputError("--compile and --runtime onnx exclude each other (ONNX Runtime does not compile); "
                          "choose one.")
-    onnx_pays = args.runtime == "auto" and todo and _onnx_pays(col, len(todo))
+    onnx_pays = args.runtime == "auto" and todo and _onnx_pays(col, len(todo), dtype_chosen=args.dtype is not None)
     if not compiling and (args.runtime == "onnx" or onnx_pays):
+        if onnx_pays and col.dtype != torch.float32:  # this CPU's default bfloat16; ONNX Runtime takes float32
+            col = Colorizer.from_pretrained(col.spec.name if col.spec else args.model, device=args.device,
+                                            dtype="float32", cache_dir=args.cache_dir, progress=not args.quiet)
         console.info("using ONNX Runtime (the faster CPU runtime; the first run exports the model once)")
         col.use_onnx_runtime(args.cache_dir, progress=not args.quiet)
     if compiling and todo:
@@ -232,7 +239,7 @@ def _one_line_warnings(console: _Console):
     printed as one ``colorize: warning:`` line each, without the source line Python adds."""
     import warnings
 
-    from .image import source_being_loaded
+    from .io import source_being_loaded
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
         text = str(message).strip()
@@ -267,7 +274,7 @@ def _colorize_in_batches(col, jobs: list[FileJob], rf: int, *, batch_size: int, 
                          bar, on_colour: Callable[[FileJob], None]) -> list[tuple[str, str]]:
     """The simple path: load a batch, colorize it, save each result, one step after the other.
     Returns ``(source, message)`` for each picture that could not be read or written."""
-    from .image import has_colour, load_image
+    from .io import has_colour, load_image
     from .runtime import NonFiniteTriage, resolved_paths
 
     protected = resolved_paths(forbid)
@@ -321,13 +328,17 @@ def _colorize_pipelined(col, jobs: list[FileJob], rf: int, *, batch_size: int, w
     return stats.failures
 
 
-def _onnx_pays(col, n_images: int) -> bool:
-    """ONNX Runtime for float32 CPU jobs long enough to repay the one-off export."""
+def _onnx_pays(col, n_images: int, *, dtype_chosen: bool) -> bool:
+    """ONNX Runtime (float32) for CPU jobs long enough to repay the one-off export, where it is the
+    faster runtime (:func:`~colorizer_lib.export.prefer_onnx_on_cpu`); never against an explicit
+    ``--dtype`` other than float32."""
     import torch
 
     from .export import prefer_onnx_on_cpu
 
-    return col.dtype == torch.float32 and prefer_onnx_on_cpu(col.device, n_images)
+    if dtype_chosen and col.dtype != torch.float32:
+        return False
+    return prefer_onnx_on_cpu(col.device, n_images, model=col.model, dtype=col.dtype)
 
 
 def _progress(total: int, enabled: bool):
@@ -425,7 +436,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                        help="replace outputs that Colorizer wrote earlier from another input or with other settings "
                             "(they are kept otherwise); files Colorizer did not write are never replaced")
     image.add_argument("--runtime", choices=["auto", "torch", "onnx"], default="auto",
-                       help="CPU runtime: auto picks ONNX Runtime (faster) when installed and there are 4+ images")
+                       help="CPU runtime: auto picks ONNX Runtime (faster) when installed and there are 4+ "
+                            "images, except for the DeOldify models on CPUs with native bfloat16, where torch "
+                            "bfloat16 is faster")
     image.add_argument("--pipeline", choices=["auto", "on", "off"], default="auto",
                        help="overlap reading and writing photos with the model (nvJPEG on a GPU when torchvision "
                             f"is installed); same outputs. auto: on with CUDA and {PIPELINE_MIN_IMAGES}+ images")

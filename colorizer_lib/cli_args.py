@@ -63,7 +63,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, model_default: str 
         parser.add_argument("--device", help="cpu, cuda or cuda:N (default: a GPU when there is one)")
     if "dtype" not in skip:
         parser.add_argument("--dtype", choices=list(DTYPE_CHOICES),
-                            help="compute precision (default: bfloat16/float16 on GPU, float32 on CPU)")
+                            help="compute precision (default: bfloat16 on GPUs (float16 on older ones) and on CPUs "
+                                 "with native bfloat16 (AVX512-BF16 or AMX), float32 on other CPUs)")
     if "cache_dir" not in skip:
         parser.add_argument("--cache-dir", help="where downloaded weights are kept (default: $COLORIZER_CACHE or "
                                                 "the platform's cache folder)")

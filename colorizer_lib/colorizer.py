@@ -25,14 +25,14 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .accel import CompiledModel, call_in_chunks, pad_channels
+from .accel import CompiledModel, call_in_chunks, default_cpu_dtype, pad_channels, prefers_channels_last
 from .color import compose_luma_chroma, denormalize_imagenet, grey_to_rgb, normalize_imagenet, rgb_to_chroma
 from . import hub
 from .constants import RENDER_BASE, RENDER_FACTOR_RANGE, __version__, check_render_factor  # noqa: F401  (public here too)
 from .errors import (BatchError, ColorizerOutOfMemoryError, InputError,
                      ModelArgumentError, NonFiniteOutputError, NotWeightsError, VerificationError, WeightsError)
 from .export import OnnxCpuModel, require_onnx_extra
-from .image import apply_watermark, load_image, save_image, side_by_side, to_luma_tensor
+from .io import apply_watermark, load_image, save_image, side_by_side, to_luma_tensor
 from .jobs import is_url, source_identity
 from .models import available_architectures, build_generator, expected_state  # noqa: F401  (public here too)
 from .models.fold import fold_for_inference
@@ -79,11 +79,12 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """``None`` -> bfloat16 on GPUs that support it (else float16), float32 on CPU."""
+    """``None`` -> bfloat16 on GPUs that support it (else float16); on CPU bfloat16 where the processor
+    has it natively, else float32 (:func:`~colorizer_lib.accel.default_cpu_dtype`)."""
     if dtype is None:
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
+        return default_cpu_dtype() if device.type == "cpu" else torch.float32
     if isinstance(dtype, str):
         names = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
                  "half": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
@@ -296,10 +297,10 @@ class Colorizer:
             pad = fold and self.device.type == "cuda"
         if pad:
             model = pad_channels(model)
-        self.channels_last = self.device.type == "cuda"
-        model = model.to(device=self.device, dtype=self.dtype)
-        if self.channels_last:
-            model = model.to(memory_format=torch.channels_last)
+        self.channels_last = prefers_channels_last(self.device, self.dtype)
+        # One pass over the weights (type and layout together): part of the CLI's start-up.
+        layout = torch.channels_last if self.channels_last else torch.preserve_format
+        model = model.to(device=self.device, dtype=self.dtype, memory_format=layout)
         self.model = model
         self._chunk_cache: dict = {}  # per input shape: the largest batch one forward may take (accel.call_in_chunks)
 
@@ -316,7 +317,8 @@ class Colorizer:
         """
 
         if self.device.type != "cpu" or self.dtype != torch.float32:
-            raise ValueError("the ONNX runtime is for CPU float32 colorizers; build one with device='cpu'.")
+            raise ValueError("the ONNX runtime is for CPU float32 colorizers; build one with device='cpu', "
+                             "dtype='float32'.")
         require_onnx_extra("onnx", "onnxruntime")
         if not isinstance(self.model, OnnxCpuModel):
             # not created here: a cache that cannot be written makes the model run with torch (one warning)
@@ -472,7 +474,7 @@ class Colorizer:
 
         Args:
             source: a path, an http(s) URL, bytes, a PIL image or a numpy array (see
-                :func:`colorizer_lib.image.load_image`).
+                :func:`colorizer_lib.io.load_image`).
             render_factor: ``None`` for the model's default (its record's, shown by ``colorize models``).
             watermark: add DeOldify's small palette mark in the bottom-left corner.
 

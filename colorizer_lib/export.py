@@ -30,9 +30,11 @@ import torch
 from torch import nn
 
 from . import hub
+from .accel import cpu_has_native_bf16
 from .color import grey_to_rgb, normalize_imagenet
 from .constants import check_render_factor
 from .errors import DependencyError, InputError, NonFiniteOutputError, VerificationError
+from .models.deoldify import DeOldifyUnet
 
 ONNX_TOLERANCE = 2e-3
 """Largest allowed |ONNX Runtime - torch| on the normalised output (range (-3, 3)); 2e-3 there is about
@@ -301,10 +303,19 @@ class OnnxCpuModel(nn.Module):
         return self.model
 
 
-def prefer_onnx_on_cpu(device: torch.device | str, expected_images: int, *, min_images: int = 4) -> bool:
-    """The CPU runtime policy: ONNX Runtime when it is installed and the job is long enough to repay
-    the one-off export (about a minute for Artistic, cached on disk afterwards)."""
+def prefer_onnx_on_cpu(device: torch.device | str, expected_images: int, *, min_images: int = 4,
+                       model: nn.Module | None = None, dtype: torch.dtype = torch.float32) -> bool:
+    """The CPU runtime policy: ONNX Runtime (float32) when it is installed and the job is long enough to
+    repay the one-off export (about a minute for Artistic, cached on disk afterwards), except for a
+    ``model`` that runs faster in torch's ``dtype`` = bfloat16 on a CPU with native bfloat16: DeOldify's
+    U-Nets, made of dense convolutions, where bfloat16 doubles the arithmetic rate. The compact model
+    (depthwise convolutions, small feature maps) stays faster in ONNX Runtime float32 even there.
+    Measured on the 2-core Zen 4 VM, interleaved (BENCHMARKS.md). A float16 model never uses it."""
     if torch.device(device).type != "cpu" or expected_images < min_images:
+        return False
+    if dtype == torch.bfloat16 and (not cpu_has_native_bf16() or isinstance(model, DeOldifyUnet)):
+        return False
+    if dtype not in (torch.float32, torch.bfloat16):
         return False
     import importlib.util
 

@@ -1,7 +1,7 @@
 """What `colorize image` may do with each planned output before any picture is colorized.
 
 An output file is only ever skipped or replaced when Colorizer wrote it: its provenance (PNG text,
-or EXIF ImageDescription, see :func:`colorizer_lib.image.read_provenance`) names the model, the
+or EXIF ImageDescription, see :func:`colorizer_lib.io.read_provenance`) names the model, the
 render factor and the input it was made from (size and SHA-256 of the file, or its URL). Then:
 
 * same input, same model and render factor, and the comparison picture there when one is asked
@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Iterable
 
 from .errors import InputError
-from .image import read_provenance, save_image
-from .image import remove_stale_temp_files as _remove_stale_in
+from .io import read_provenance, save_image
+from .io import remove_stale_temp_files as _remove_stale_in
 
 SOURCE_SIZE = "colorizer:source_size"
 SOURCE_SHA256 = "colorizer:source_sha256"
@@ -42,7 +42,7 @@ class FileJob:
     Attributes:
         source: a file path or an http(s) URL.
         output: the result's path; its extension picks the format (any of
-            :data:`~colorizer_lib.image.OUTPUT_FORMATS`).
+            :data:`~colorizer_lib.io.OUTPUT_FORMATS`).
         compare: where to write the original beside the result, or None.
         problem: why this input cannot be colorized, found while planning (a symbolic link that
             loops or points nowhere); such a job is reported, never run.
@@ -242,7 +242,7 @@ def check_writable(folder: Path) -> None:
 
 def remove_stale_temp_files(jobs: Iterable[FileJob]) -> list[Path]:
     """Delete the temporary files that an interrupted earlier run left in the output folders
-    (:func:`colorizer_lib.image.remove_stale_temp_files`); returns what was removed."""
+    (:func:`colorizer_lib.io.remove_stale_temp_files`); returns what was removed."""
     removed: list[Path] = []
     for folder in output_folders(jobs):
         removed.extend(_remove_stale_in(folder))

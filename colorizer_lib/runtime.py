@@ -27,7 +27,7 @@ import torch
 
 from .errors import DependencyError, InputError, NonFiniteOutputError
 from .colorizer import ColorizeResult, original_for_display, out_of_memory_guard, provenance_metadata
-from .image import (OUTPUT_FORMATS, apply_watermark, carried_metadata, has_colour, load_image, open_header, save_image,
+from .io import (OUTPUT_FORMATS, apply_watermark, carried_metadata, has_colour, load_image, open_header, save_image,
                     save_jpeg_bytes, to_luma_tensor)
 from .jobs import FileJob
 
@@ -138,7 +138,7 @@ def colorize_files_pipelined(colorizer, paths: Sequence[str | os.PathLike], out_
                              reader: Callable[[str | os.PathLike], np.ndarray] = read_jpeg_luma) -> PipelineStats:
     """Colorize picture files into ``out_dir`` (``<stem>.<out_format>``, jpg or png) with I/O
     overlapped with the model. Outputs carry the library's provenance metadata (written atomically
-    by :func:`colorizer_lib.image.save_image`), but not the inputs' ICC profile or EXIF, and the
+    by :func:`colorizer_lib.io.save_image`), but not the inputs' ICC profile or EXIF, and the
     first file that cannot be read or written raises (:func:`colorize_jobs_pipelined` writes what
     the library writes and reports such files instead).
 
@@ -214,15 +214,15 @@ def colorize_jobs_pipelined(colorizer, jobs: Sequence[FileJob], *, render_factor
     :meth:`Colorizer.colorize <colorizer_lib.colorizer.Colorizer.colorize>` and :meth:`FileJob.save`
     write: ``colorize image``'s fast path.
 
-    * Inputs are read by :func:`~colorizer_lib.image.load_image` in the worker threads (any
+    * Inputs are read by :func:`~colorizer_lib.io.load_image` in the worker threads (any
       format, URLs, EXIF orientation, alpha, 16-bit luma, CMYK, ICC profile and EXIF), and the model
       gets the same luma as in ``Colorizer.colorize``. With the device decoder, complete baseline
       JPEG files are decoded on the device instead (not for comparisons, which need the original
       picture); their ICC profile and EXIF come from the headers
-      (:func:`~colorizer_lib.image.carried_metadata`), with ``load_image``'s checks and pixel limit.
+      (:func:`~colorizer_lib.io.carried_metadata`), with ``load_image``'s checks and pixel limit.
     * Results are written by :meth:`FileJob.save` (every output format, comparisons, alpha
       re-attached, ``watermark``), or, with the device encoder, JPEG outputs with none of those
-      are encoded on the device and written by :func:`~colorizer_lib.image.save_jpeg_bytes` with
+      are encoded on the device and written by :func:`~colorizer_lib.io.save_jpeg_bytes` with
       the same provenance, ICC profile and EXIF.
     * A picture that cannot be read or written (:class:`InputError`, or ``OSError``) is recorded in
       ``failures`` as ``(source, message)`` and the others go on; other errors (out of memory, a
@@ -243,7 +243,7 @@ def colorize_jobs_pipelined(colorizer, jobs: Sequence[FileJob], *, render_factor
         on_done: called with each job once it is written or has failed, from the thread that
             finished it, one call at a time (a progress bar).
         on_colour: called with each job whose input is already in colour
-            (:func:`~colorizer_lib.image.has_colour`), from a worker thread, before it is colorized.
+            (:func:`~colorizer_lib.io.has_colour`), from a worker thread, before it is colorized.
         render_factor, batch_size, workers, quality, max_batches_in_flight: as in
             :func:`colorize_files_pipelined`.
         encoder, decoder: as in :func:`colorize_files_pipelined`; ``"auto"`` picks torchvision's

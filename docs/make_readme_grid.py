@@ -13,7 +13,7 @@ from pathlib import Path
 from PIL import Image
 
 from colorizer_lib import Colorizer
-from colorizer_lib.image import iter_image_files
+from colorizer_lib.io import iter_image_files
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,6 +20,21 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("COLORIZER_CACHE", str(tmp_path_factory.mktemp("cache")))
 
 
+@pytest.fixture(autouse=True)
+def _cpu_without_native_bf16(monkeypatch):
+    """Run every test on the float32 CPU path, whatever the host processor: the tolerances of the
+    numerical tests are float32's, and the suite must behave alike on every machine. The default CPU
+    dtype follows torch's AVX512-BF16 / AMX checks (``accel.cpu_has_native_bf16``), so those are
+    answered "no" here; ``tests/test_cpu_precision.py`` sets them either way."""
+    from colorizer_lib import accel
+
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.setattr(torch.cpu, name, lambda: False, raising=False)
+    accel.cpu_has_native_bf16.cache_clear()
+    yield
+    accel.cpu_has_native_bf16.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def tiny_reference() -> dict:
     """``deoldify_tiny_reference.pt``: state dicts, inputs and outputs of the original code."""

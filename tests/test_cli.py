@@ -11,7 +11,7 @@ from PIL import Image
 
 from colorizer_lib.models.random_weights import calibrated_random_model
 from colorizer_lib.cli import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_WEIGHTS, main
-from colorizer_lib.image import read_provenance
+from colorizer_lib.io import read_provenance
 from tests.conftest import BW_EXAMPLES, FIXTURES
 from tests.http_server import closed_port_url, serve_directory
 

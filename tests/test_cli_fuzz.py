@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from colorizer_lib import jobs
-from colorizer_lib.image import read_provenance
+from colorizer_lib.io import read_provenance
 from tests import hostile_files
 
 REPO = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ from colorizer_lib import jobs
 from colorizer_lib.cli import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, build_parser, main
 from colorizer_lib.colorizer import Colorizer
 from colorizer_lib.errors import BatchError, InputError
-from colorizer_lib.image import read_provenance, save_image
+from colorizer_lib.io import read_provenance, save_image
 from colorizer_lib.registry import list_specs
 from tests import hostile_files
 from tests.http_server import closed_port_url
@@ -209,7 +209,7 @@ def test_a_failed_write_names_the_output_and_its_folder_not_a_temporary_file(tmp
     def denied(*args, dir=None, **kwargs):
         raise PermissionError(13, "Permission denied", str(Path(dir) / ".x.jpg.1-abcdefgh.part"))
 
-    monkeypatch.setattr("colorizer_lib.image.tempfile.mkstemp", denied)
+    monkeypatch.setattr("colorizer_lib.io.save.tempfile.mkstemp", denied)
     with pytest.raises(InputError) as caught:
         save_image(Image.new("RGB", (4, 4)), tmp_path / "x.jpg")
     message = str(caught.value)
@@ -242,7 +242,7 @@ def test_toned_and_grey_pictures_are_not_called_colour():
     muted colours that share their brightness (sky, grass, roof) is colour, also as a JPEG."""
     import io
 
-    from colorizer_lib.image import has_colour
+    from colorizer_lib.io import has_colour
 
     examples = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.jpg"))
     assert len(examples) == 9

@@ -26,7 +26,7 @@ from PIL import Image, ImageCms
 
 from colorizer_lib import accel, cli, runtime
 from colorizer_lib.cli import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
-from colorizer_lib.image import read_provenance
+from colorizer_lib.io import read_provenance
 from colorizer_lib.jobs import FileJob
 from colorizer_lib.runtime import colorize_jobs_pipelined
 from tests.http_server import serve_directory
@@ -353,7 +353,7 @@ def test_guarded_finds_a_jobs_protected_targets_however_spelled(tmp_path):
 
 
 def test_save_jpeg_bytes_writes_the_metadata_pil_writes(tmp_path):
-    from colorizer_lib.image import save_image, save_jpeg_bytes
+    from colorizer_lib.io import save_image, save_jpeg_bytes
 
     picture = _grey8(64, 48).convert("RGB")
     encoded = io.BytesIO()

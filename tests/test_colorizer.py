@@ -11,7 +11,7 @@ from colorizer_lib import colorizer as colorizer_module
 from colorizer_lib.color import rgb_to_luma
 from colorizer_lib.colorizer import RENDER_FACTOR_RANGE, Colorizer, check_render_factor
 from colorizer_lib.errors import ColorizerOutOfMemoryError, RenderFactorError, VerificationError, WeightsError
-from colorizer_lib.image import load_image
+from colorizer_lib.io import load_image
 from tests.conftest import BW_EXAMPLES, FIXTURES
 
 PIPE_IN = FIXTURES / "deoldify_tiny_pipeline_in.png"
@@ -55,7 +55,7 @@ def test_model_input_matches_the_original_within_one_grey_level(tiny_colorizer, 
 
 
 def _luma(path) -> torch.Tensor:
-    from colorizer_lib.image import to_luma_tensor
+    from colorizer_lib.io import to_luma_tensor
 
     return to_luma_tensor(load_image(path))
 
@@ -130,7 +130,7 @@ def test_sixteen_bit_grey_keeps_full_precision_luma(tiny_colorizer):
 
 
 def test_saved_file_records_provenance(tiny_colorizer, tmp_path):
-    from colorizer_lib.image import read_provenance
+    from colorizer_lib.io import read_provenance
 
     result = tiny_colorizer.colorize(PIPE_IN, render_factor=4)
     path = result.save(tmp_path / "out.png")

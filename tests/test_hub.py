@@ -31,7 +31,7 @@ SIZE = 300_000
 @pytest.fixture(autouse=True)
 def _hermetic(monkeypatch, tmp_path):
     """Fast retries, and a cache that never lands in the real home directory."""
-    monkeypatch.setattr(hub, "RETRY_DELAY_S", 0.01)
+    monkeypatch.setattr(hub.fetch, "RETRY_DELAY_S", 0.01)
     monkeypatch.setenv(hub.CACHE_ENV_VAR, str(tmp_path / "env-cache"))
 
 
@@ -407,14 +407,14 @@ def test_concurrent_download_from_another_process_waits_for_it(server, payload, 
     assert len(server.requests_for("weights.bin")) == 1
 
 
-@pytest.mark.skipif(hub.fcntl is None, reason="POSIX flock")
+@pytest.mark.skipif(hub.cache.fcntl is None, reason="POSIX flock")
 def test_folders_without_os_locks_fall_back_to_a_lock_file(server, payload, tmp_path, monkeypatch):
     import errno
 
     def no_flock(fd, operation):  # what flock says on mounts without it (some NFS and FUSE)
         raise OSError(errno.ENOSYS, "Function not implemented")
 
-    monkeypatch.setattr(hub.fcntl, "flock", no_flock)
+    monkeypatch.setattr(hub.cache.fcntl, "flock", no_flock)
     dest = tmp_path / "cache" / "weights.bin"
     assert hub.download(server.url("weights.bin"), dest, progress=False) == dest
     assert dest.read_bytes() == payload

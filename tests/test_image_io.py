@@ -1,4 +1,4 @@
-"""Tests for colorizer_lib.image: loading from everything, saving with provenance, watermark, tensors."""
+"""Tests for colorizer_lib.io: loading from everything, saving with provenance, watermark, tensors."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ import pytest
 import torch
 from PIL import Image, ImageCms
 
-from colorizer_lib import image as image_mod
+import colorizer_lib
+from colorizer_lib.io import save as io_save
+from colorizer_lib.io import tensor as io_tensor
 from colorizer_lib.errors import InputError
-from colorizer_lib.image import (
+from colorizer_lib.io import (
     LoadedImage,
     apply_watermark,
     iter_image_files,
@@ -135,7 +137,7 @@ def test_cmyk_jpeg_file_loads_white_as_white(tmp_path):
 def test_cmyk_with_unreadable_profile_falls_back_loudly(caplog):
     cmyk = Image.new("CMYK", (2, 2), (0, 255, 0, 0))  # pure magenta
     cmyk.info["icc_profile"] = b"\0" * 16 + b"CMYK" + b"\0" * 108  # header says CMYK, body is junk
-    with caplog.at_level("WARNING", logger="colorizer_lib.image"):
+    with caplog.at_level("WARNING", logger="colorizer_lib.io.modes"):
         loaded = load_image(cmyk)
     assert "CMYK ICC conversion failed" in caplog.text
     assert np.asarray(loaded.rgb)[0, 0].tolist() == [255, 0, 255]
@@ -391,7 +393,7 @@ def test_save_and_read_provenance_round_trip(tmp_path, ext):
     assert read_provenance(out) == {k: str(v) for k, v in PROVENANCE.items()}
     with Image.open(out) as img:
         assert img.size == (64, 48)
-        assert img.format == image_mod.OUTPUT_FORMATS["." + ext]
+        assert img.format == io_save.OUTPUT_FORMATS["." + ext]
     assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temp file left behind
 
 
@@ -482,7 +484,7 @@ def test_interrupted_save_leaves_previous_file_intact(tmp_path, monkeypatch):
 
 def test_saved_file_gets_normal_permissions(tmp_path):
     out = save_image(gradient_rgb(), tmp_path / "perm.png")
-    assert out.stat().st_mode & 0o777 == 0o666 & ~image_mod._UMASK
+    assert out.stat().st_mode & 0o777 == 0o666 & ~io_save._UMASK
 
 
 def test_save_rgba_png_keeps_alpha(tmp_path):
@@ -507,7 +509,7 @@ def test_watermark_is_additive_in_the_bottom_left_corner():
     assert (a[outside] == [40, 80, 120]).all()
     patch = a[top:top + side, left:left + side] - [40, 80, 120]
     assert patch.min() >= 0  # additive: never darkens
-    icon = Image.open(Path(image_mod.__file__).parent / "assets" / "watermark.png").convert("RGBa")
+    icon = Image.open(Path(colorizer_lib.__file__).parent / "assets" / "watermark.png").convert("RGBa")
     mark = np.asarray(icon.resize((side, side), Image.Resampling.BOX), dtype=float)[..., :3]
     np.testing.assert_allclose(patch, np.clip(np.rint([40, 80, 120] + 0.5 * mark), 0, 255) - [40, 80, 120], atol=1)
     assert patch.max() >= 100  # white palette at half weight is clearly visible
@@ -535,7 +537,7 @@ def test_watermark_asset_is_what_the_script_draws():
     from colorizer_lib.assets.make_watermark import make_watermark
 
     drawn = make_watermark()
-    stored = Image.open(Path(image_mod.__file__).parent / "assets" / "watermark.png")
+    stored = Image.open(Path(colorizer_lib.__file__).parent / "assets" / "watermark.png")
     assert stored.mode == "RGBA" and stored.size == (185, 185)
     assert np.array_equal(np.asarray(drawn), np.asarray(stored))
     arr = np.asarray(stored)
@@ -605,7 +607,7 @@ def test_loaded_image_dataclass_fields():
 
 
 def test_luma_tensor_is_exact_across_row_blocks(monkeypatch):
-    monkeypatch.setattr(image_mod, "_CHUNK_PIXELS", 100)  # 64-px rows -> blocks of 1 row
+    monkeypatch.setattr(io_tensor, "_CHUNK_PIXELS", 100)  # 64-px rows -> blocks of 1 row
     src = gradient_rgb(64, 48)
     arr = np.asarray(src).astype(np.float64)
     lum = to_luma_tensor(load_image(src))[0, 0].numpy()

@@ -31,7 +31,7 @@ LAZY_OWN_IMPORT_REASONS = {
     "colorizer_lib.training.sources": "fastai (training.data) loads only when a zip is unpacked, after the install "
                                       "cell; the Colab check is the notebook UI's",
     "colorizer_lib.video_cli": "`colorize video` checks its arguments before torch and the ffmpeg helpers load",
-    "colorizer_lib.widgets": "the notebook UI shows before torch loads",
+    "colorizer_lib.notebook": "the notebook UI shows before torch loads",
 }
 
 # The number of function-local imports of the package's own modules may only go down.
@@ -58,7 +58,7 @@ def package_modules(root: Path = REPO) -> dict[str, Path]:
 
 
 def _owner(name: str, modules: dict[str, Path]) -> str | None:
-    """The module a dotted name lives in (``colorizer_lib.image.load_image`` -> ``colorizer_lib.image``)."""
+    """The module a dotted name lives in (``colorizer_lib.io.load_image`` -> ``colorizer_lib.io``)."""
     while name and name not in modules:
         name = name.rpartition(".")[0]
     return name or None
@@ -78,6 +78,10 @@ def import_edges(modules: dict[str, Path]) -> list[Edge]:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
                 for inner in ast.walk(node):
                     kinds.setdefault(id(inner), "local")
+        # `[python, "-m", "colorizer_lib.cli", ...]` starts another process: not an import.
+        run_as_program = {id(seq.elts[i + 1]) for seq in ast.walk(tree) if isinstance(seq, (ast.List, ast.Tuple))
+                          for i, elt in enumerate(seq.elts[:-1])
+                          if isinstance(elt, ast.Constant) and elt.value == "-m"}
         for node in ast.walk(tree):
             targets: list[str] = []
             if isinstance(node, ast.Import):
@@ -91,7 +95,7 @@ def import_edges(modules: dict[str, Path]) -> list[Edge]:
                 # `from pkg import sub` imports the submodule; `from mod import name` the module.
                 targets = [f"{full}.{a.name}" if f"{full}.{a.name}" in modules else full for a in node.names]
             elif (isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in modules
-                  and node.value.startswith(PACKAGE + ".")):
+                  and node.value.startswith(PACKAGE + ".") and id(node) not in run_as_program):
                 edges.append(Edge(module, node.value, "string", node.lineno))
                 continue
             for target in targets:

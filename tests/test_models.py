@@ -159,7 +159,7 @@ def test_inference_path_imports_neither_fastai_nor_torchvision():
 
     code = (
         "import sys\n"
-        "import colorizer_lib.colorizer, colorizer_lib.hub, colorizer_lib.image, colorizer_lib.registry\n"
+        "import colorizer_lib.colorizer, colorizer_lib.hub, colorizer_lib.io, colorizer_lib.registry\n"
         "import colorizer_lib.models, colorizer_lib.cli\n"
         "colorizer_lib.models.build_generator('deoldify-deep-resnet34')\n"
         "bad = [m for m in ('fastai', 'torchvision') if m in sys.modules]\n"

@@ -143,7 +143,7 @@ RACE_WORKER = textwrap.dedent("""
     from pathlib import Path
     import torch
     sys.path.insert(0, sys.argv[3])
-    import tests.architectures  # registers deoldify-deep-tiny (conftest does that inside pytest only)
+    import tests.architectures  # noqa: F401  (registers deoldify-deep-tiny)
     from tests.test_onnx_cache import grey_batch, run, tiny_model
     from colorizer_lib.export import OnnxCpuModel
 

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from colorizer_lib.bench import _yuv_merge_cpu
+from colorizer_lib.bench.baseline import _yuv_merge_cpu
 from colorizer_lib.models.random_weights import calibrated_random_model
 from colorizer_lib.models.deoldify import DeOldifyUnet
 from colorizer_lib.models.fold import fold_for_inference
@@ -272,7 +272,7 @@ def _grey_photo(path: Path, size=(150, 100), seed=0) -> Path:
 
 def test_pipelined_path_matches_library(tmp_path):
     from colorizer_lib.colorizer import Colorizer
-    from colorizer_lib.image import read_provenance
+    from colorizer_lib.io import read_provenance
 
     col = Colorizer.from_model(tiny_deep(), name="tiny", default_render_factor=5, device="cpu")
     sources = [_grey_photo(tmp_path / f"in{i}.png", seed=i, size=(150 + 10 * i, 100)) for i in range(3)]
@@ -290,7 +290,7 @@ def test_pipelined_path_matches_library(tmp_path):
 def test_pipelined_device_jpeg_encoder_matches_pil_encoder(tmp_path):
     pytest.importorskip("torchvision")  # installed with the [train] extra (fastai needs it), so in CI
     from colorizer_lib.colorizer import Colorizer
-    from colorizer_lib.image import read_provenance
+    from colorizer_lib.io import read_provenance
 
     col = Colorizer.from_model(tiny_deep(), name="tiny", default_render_factor=5, device="cpu")
     sources = [_grey_photo(tmp_path / f"in{i}.png", seed=i, size=(160, 120 + 8 * i)) for i in range(3)]
@@ -438,3 +438,29 @@ def test_bench_rejects_unknown_names(tmp_path):
     with pytest.raises(InputError, match="unknown model"):
         resolve_arch("no-such-model")
     assert cli.main(["bench", "--device", "cpu", "--variants", "warp-drive", "--out", str(tmp_path)]) == cli.EXIT_USAGE
+
+
+def test_bench_interleaved_times_the_cli_beside_the_baseline(tmp_path, monkeypatch):
+    """``--interleave`` with the cli variant: ``colorize image`` on one photo in a fresh process,
+    timed round-robin with the in-process forwards; each row names its speed-up over the baseline and
+    the in-process outputs their difference from float32."""
+    from colorizer_lib import cli
+    from tests.architectures import python_path_registering_them
+
+    # the cli variant's own process must know the test-only architecture too
+    monkeypatch.setenv("PYTHONPATH", python_path_registering_them(tmp_path / "site"))
+
+    photo = tmp_path / "photo.jpg"
+    Image.new("RGB", (80, 60), (120, 120, 120)).save(photo)
+    args = cli.build_parser("bench").parse_args(
+        ["bench", "--device", "cpu", "--models", "deoldify-deep-tiny", "--render-factors", "3", "--interleave",
+         "--repeats", "1", "--variants", "baseline,eager-fp32,cli", "--cli-photo", str(photo), "--out", str(tmp_path)])
+    assert args.func(args) == 0
+    data = json.loads(next(tmp_path.glob("bench-cpu-*.json")).read_text())
+    rows = {r["variant"]: r for r in data["rows"]}
+    assert set(rows) == {"baseline", "eager-fp32", "cli"} and rows["cli"]["kind"] == "cli-photo"
+    assert all(r["ms"] > 0 and "CPU time median" in r["note"] for r in rows.values())
+    assert "speed-up over baseline" in rows["cli"]["note"] and "speed-up" not in rows["baseline"]["note"]
+    assert "|diff| vs eager-fp32" in rows["baseline"]["note"]
+    assert "cpu_model" in data["meta"] and "cpu_native_bf16" in data["meta"] and "-r 3" in data["meta"]["cli_command"]
+    assert cli.main(["bench", "--device", "cpu", "--variants", "cli", "--out", str(tmp_path)]) == cli.EXIT_USAGE

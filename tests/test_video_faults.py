@@ -197,7 +197,7 @@ def test_bad_settings_exit_2_before_any_download(bad, words, no_download, tmp_pa
 def test_render_factor_takes_the_forms_images_take(clip, tmp_path):
     from colorizer_lib.cli import build_parser
 
-    args = build_parser().parse_args(["video", "in.mp4", "--render-factor", "35.0"])
+    args = build_parser("video").parse_args(["video", "in.mp4", "--render-factor", "35.0"])
     assert args.render_factor == 35 and isinstance(args.render_factor, int)
     result = colorize_video(clip, tiny_colorizer(), tmp_path / "o.mp4", render_factor=2.0, progress=False)
     assert result.render_factor == 2 and result.frames_out == 25
@@ -284,7 +284,9 @@ def test_exit_codes_follow_the_readme_table(error, code, clip, tmp_path, monkeyp
     assert "Traceback" not in capsys.readouterr().err
 
 
-def test_a_missing_weights_file_exits_3(clip, tmp_path, capsys):
+def test_a_missing_weights_file_is_bad_usage(clip, tmp_path, capsys):
+    """A --model path that does not exist is a mistake in the command (exit 2, as for `colorize image`),
+    not a weights download or verification failure (3)."""
     assert video_main([str(clip), "-o", str(tmp_path / "o.mp4"), "--model", str(tmp_path / "no.pth"),
-                           "--no-progress"]) == 3
+                       "--no-progress"]) == 2
     assert "no.pth does not exist" in capsys.readouterr().err

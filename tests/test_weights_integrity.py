@@ -70,7 +70,7 @@ HOSTILE = ["half", "json", "legacy-half", "text"]
 
 @pytest.fixture(autouse=True)
 def _fast_and_offline(monkeypatch):
-    monkeypatch.setattr(hub, "RETRY_DELAY_S", 0.01)
+    monkeypatch.setattr(hub.fetch, "RETRY_DELAY_S", 0.01)
     monkeypatch.delenv("COLORIZER_MIRROR", raising=False)
 
 
@@ -184,7 +184,7 @@ def test_the_default_model_falls_back_to_the_embedded_one_with_one_warning(kind,
 
     out = tmp_path / "out.png"
     assert cli.main(["image", str(photo), "-o", str(out), "--device", "cpu"]) == cli.EXIT_OK
-    from colorizer_lib.image import read_provenance
+    from colorizer_lib.io import read_provenance
 
     assert read_provenance(out)["colorizer:model"] == "compact"
     err = capsys.readouterr().err
@@ -230,7 +230,7 @@ LOCK_WORKER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(hub.fcntl is None, reason="the POSIX lock; Windows uses filelock's")
+@pytest.mark.skipif(hub.cache.fcntl is None, reason="the POSIX lock; Windows uses filelock's")
 def test_the_cache_lock_excludes_processes_although_it_removes_its_file(tmp_path):
     """Removing a lock file on release is safe only if a process that locked a removed file notices; three
     processes incrementing one counter through read-pause-write lose no update, and no lock file is left."""
@@ -257,7 +257,7 @@ def test_a_chunked_download_cut_mid_body_resumes_and_a_lasting_cut_keeps_the_par
     assert (cache / f"{NAME}.pth").read_bytes() == good and leftovers(cache) == []
 
     # a server that cuts every time: a clear error, the bytes kept for the next run, nothing under the final name
-    monkeypatch.setattr(hub, "DEFAULT_RETRIES", 1)
+    monkeypatch.setattr(hub.resolve, "DEFAULT_RETRIES", 1)
     (cache / f"{NAME}.pth").unlink()
     register_tiny(monkeypatch, [server.url(f"good/{NAME}.pth", chunked=1, truncate=len(good) // 2)])
     with pytest.raises(DownloadError, match="the connection dropped") as info:

@@ -1,4 +1,4 @@
-"""Unit tests of colorizer_lib.widgets: parsing, slider bounds, button wiring, errors shown in the UI.
+"""Unit tests of colorizer_lib.notebook: parsing, slider bounds, button wiring, errors shown in the UI.
 
 Widgets run headless here: button callbacks fire through ``Button.click()``, exactly what the
 front end triggers. The colorizer is a real ``Colorizer`` around a constant-colour model, so the
@@ -22,7 +22,8 @@ import ipywidgets as W
 import pytest
 from PIL import Image
 
-from colorizer_lib import widgets
+from colorizer_lib import notebook
+from colorizer_lib.notebook.model_choice import _first_sentence
 from colorizer_lib.errors import InputError, RenderFactorError, WeightsError
 from tests.browser.support import grey_photo, is_tinted, mean_rgb, tint_colorizer
 
@@ -44,7 +45,7 @@ def make_ui(tmp_path, colorizer, **kwargs):
         calls.append(name)
         return colorizer
 
-    ui = widgets.ImageColorizerUI(model=kwargs.pop("model", "artistic"), output_dir=tmp_path / "out",
+    ui = notebook.ImageColorizerUI(model=kwargs.pop("model", "artistic"), output_dir=tmp_path / "out",
                                   factory=factory, **kwargs)
     ui.factory_calls = calls
     return ui
@@ -79,7 +80,7 @@ def set_upload(upload: W.FileUpload, files: list[tuple[str, bytes]], sizes: list
 
 
 def upload_is_empty(upload: W.FileUpload) -> bool:
-    return widgets.upload_files(upload) == [] and len(upload.value) == 0
+    return notebook.upload_files(upload) == [] and len(upload.value) == 0
 
 
 @pytest.fixture
@@ -115,7 +116,7 @@ def fake_colab(monkeypatch, tmp_path):
 
 def test_parse_upload_ipywidgets8_tuple(photo):
     data = png_bytes(photo)
-    uploads = widgets.parse_upload((v8_value("a.png", data), v8_value("b.zip", b"PK")))
+    uploads = notebook.parse_upload((v8_value("a.png", data), v8_value("b.zip", b"PK")))
     assert [u.name for u in uploads] == ["a.png", "b.zip"]
     assert uploads[0].content == data and isinstance(uploads[0].content, bytes)
     assert [u.is_zip for u in uploads] == [False, True]
@@ -126,15 +127,15 @@ def test_parse_upload_ipywidgets7_dict(photo):
     value = {"a.png": {"metadata": {"name": "a.png", "type": "image/png", "size": len(data),
                                     "lastModified": 1700000000000}, "content": data},
              "c.jpg": {"metadata": {}, "content": b"\xff\xd8"}}
-    uploads = widgets.parse_upload(value)
+    uploads = notebook.parse_upload(value)
     assert [(u.name, u.content) for u in uploads] == [("a.png", data), ("c.jpg", b"\xff\xd8")]
 
 
 def test_clear_upload_installed_version(photo):
     upload = W.FileUpload()
     set_upload(upload, [("a.png", png_bytes(photo))])
-    assert [u.name for u in widgets.upload_files(upload)] == ["a.png"]
-    widgets.clear_upload(upload)
+    assert [u.name for u in notebook.upload_files(upload)] == ["a.png"]
+    notebook.clear_upload(upload)
     assert upload_is_empty(upload)
 
 
@@ -156,64 +157,64 @@ def test_clear_upload_ipywidgets7_model_under_any_version():
                 self.value = {m["name"]: {"metadata": m, "content": d} for m, d in zip(self.metadata, self.data)}
 
     v7 = Upload7()
-    widgets.clear_upload(v7)
-    assert v7.value == {} and v7._counter == 0 and widgets.parse_upload(v7.value) == []
+    notebook.clear_upload(v7)
+    assert v7.value == {} and v7._counter == 0 and notebook.parse_upload(v7.value) == []
 
 
 @pytest.mark.parametrize("empty", [None, (), [], {}])
 def test_parse_upload_empty(empty):
-    assert widgets.parse_upload(empty) == []
+    assert notebook.parse_upload(empty) == []
 
 
 @pytest.mark.parametrize("junk", [42, "a.png", ({"name": "x"},), {"a.png": b"bytes"}])
 def test_parse_upload_rejects_unknown_shapes(junk):
     with pytest.raises(InputError, match="upload|FileUpload"):
-        widgets.parse_upload(junk)
+        notebook.parse_upload(junk)
 
 
 def test_parse_sources_accepts_urls_and_existing_paths(photo, tmp_path):
     text = f"https://example.org/a.jpg\n  http://127.0.0.1:8000/b.png https://x.org/c.png \n{photo.parent}\n"
-    assert widgets.parse_sources(text) == ["https://example.org/a.jpg", "http://127.0.0.1:8000/b.png",
+    assert notebook.parse_sources(text) == ["https://example.org/a.jpg", "http://127.0.0.1:8000/b.png",
                                            "https://x.org/c.png", str(photo.parent)]
-    assert widgets.parse_sources("   ") == []
+    assert notebook.parse_sources("   ") == []
 
 
 def test_parse_sources_one_path_per_line_spaces_kept(tmp_path):
     (tmp_path / "my scans").mkdir()
     spaced = grey_photo(tmp_path / "my scans" / "grand ma.png")
-    assert widgets.parse_sources(f"  {spaced}  \n\n{spaced.parent}") == [str(spaced), str(spaced.parent)]
+    assert notebook.parse_sources(f"  {spaced}  \n\n{spaced.parent}") == [str(spaced), str(spaced.parent)]
     grey_photo(tmp_path / "a.png")
     grey_photo(tmp_path / "b.png")  # two paths on one line are one (missing) path, never split
     with pytest.raises(InputError, match="neither an http"):
-        widgets.parse_sources(f"{tmp_path / 'a.png'} {tmp_path / 'b.png'}")
+        notebook.parse_sources(f"{tmp_path / 'a.png'} {tmp_path / 'b.png'}")
 
 
 @pytest.mark.parametrize("bad, words", [("not a url", "neither an http"), ("ftp://host/a.jpg", "only http"),
                                         ("https://", "no host"), ("/no/such/file.jpg", "neither an http")])
 def test_parse_sources_rejects_bad_entries(bad, words):
     with pytest.raises(InputError, match=words):
-        widgets.parse_sources(bad)
+        notebook.parse_sources(bad)
 
 
 def test_source_stem_and_result_filename():
-    assert widgets.source_stem("https://x.org/path/My%20Photo.JPG?size=2") == "My_Photo"
-    assert widgets.source_stem("/tmp/a b/c.d.png") == "c.d"
-    assert widgets.source_stem("https://x.org/") == "image"
-    assert widgets.result_filename("c", 35, ".JPG") == "c_colorized_rf35.jpg"
-    assert widgets.result_filename("c", 12, ".gif") == "c_colorized_rf12.png"
+    assert notebook.source_stem("https://x.org/path/My%20Photo.JPG?size=2") == "My_Photo"
+    assert notebook.source_stem("/tmp/a b/c.d.png") == "c.d"
+    assert notebook.source_stem("https://x.org/") == "image"
+    assert notebook.result_filename("c", 35, ".JPG") == "c_colorized_rf35.jpg"
+    assert notebook.result_filename("c", 12, ".gif") == "c_colorized_rf12.png"
 
 
 def test_parse_factors():
-    assert widgets.parse_factors("10, 20 35") == [10, 20, 35]
-    assert widgets.parse_factors([7, 9]) == [7, 9]
+    assert notebook.parse_factors("10, 20 35") == [10, 20, 35]
+    assert notebook.parse_factors([7, 9]) == [7, 9]
     with pytest.raises(InputError, match="whole numbers"):
-        widgets.parse_factors("10, big")
+        notebook.parse_factors("10, big")
 
 
 def test_format_eta():
-    assert widgets.format_eta(0, 4, 0.0) == "0/4 images"
-    assert widgets.format_eta(1, 1, 2.0) == "1/1 image · 2.0 s/image · ETA 0.0 s"
-    assert widgets.format_eta(2, 10, 30.0, unit="frame") == "2/10 frames · 15 s/frame · ETA 2 min 00 s"
+    assert notebook.format_eta(0, 4, 0.0) == "0/4 images"
+    assert notebook.format_eta(1, 1, 2.0) == "1/1 image · 2.0 s/image · ETA 0.0 s"
+    assert notebook.format_eta(2, 10, 30.0, unit="frame") == "2/10 frames · 15 s/frame · ETA 2 min 00 s"
 
 
 # ---------------------------------------------------------------- runtime check
@@ -227,9 +228,9 @@ def fake_torch(available: bool):
 
 
 def test_describe_runtime_gpu_and_cpu():
-    gpu = widgets.describe_runtime(fake_torch(True))
+    gpu = notebook.describe_runtime(fake_torch(True))
     assert "GPU found: Tesla T4 (16 GiB)" in gpu
-    cpu = widgets.describe_runtime(fake_torch(False))
+    cpu = notebook.describe_runtime(fake_torch(False))
     assert cpu.startswith("No GPU found") and "Change runtime type" in cpu
 
 
@@ -237,19 +238,19 @@ def test_describe_runtime_gpu_and_cpu():
 
 
 def test_slider_bounds():
-    assert widgets.slider_bounds(35, (2, 100)) == widgets.SLIDER_RANGE
-    assert widgets.slider_bounds(80, (2, 100)) == (widgets.SLIDER_RANGE[0], 80)
-    assert widgets.slider_bounds(3, (2, 100)) == (3, widgets.SLIDER_RANGE[1])
-    assert widgets.slider_bounds(10, (8, 20)) == (8, 20)
+    assert notebook.slider_bounds(35, (2, 100)) == notebook.SLIDER_RANGE
+    assert notebook.slider_bounds(80, (2, 100)) == (notebook.SLIDER_RANGE[0], 80)
+    assert notebook.slider_bounds(3, (2, 100)) == (3, notebook.SLIDER_RANGE[1])
+    assert notebook.slider_bounds(10, (8, 20)) == (8, 20)
     with pytest.raises(RenderFactorError, match="2..100"):
-        widgets.slider_bounds(101, (2, 100))
+        notebook.slider_bounds(101, (2, 100))
 
 
 def test_default_model_is_the_embedded_one(tmp_path, colorizer, monkeypatch):
     from colorizer_lib import registry
 
     bundled = next((s.name for s in registry.list_specs() if getattr(s, "bundled", None)), None)
-    ui = widgets.ImageColorizerUI(output_dir=tmp_path, factory=lambda name: colorizer)
+    ui = notebook.ImageColorizerUI(output_dir=tmp_path, factory=lambda name: colorizer)
     assert ui.model.value == (bundled or registry.list_specs()[0].name)
 
 
@@ -272,25 +273,25 @@ def test_ui_slider_follows_model_defaults(tmp_path, colorizer):
 def test_model_labels_are_not_cut_mid_word():
     from colorizer_lib import registry
 
-    for (label, name), spec in zip(widgets.model_options(), registry.list_specs()):
+    for (label, name), spec in zip(notebook.model_options(), registry.list_specs()):
         text = label.removeprefix(f"{name}: ").removesuffix("…")
         assert text and spec.description.startswith(text), label
         following = spec.description[len(text):]
         assert following == "" or not following[0].isalnum(), f"{label!r} ends inside a word"
-        assert len(label) <= widgets.MODEL_LABEL_CHARS and label.count("(") == label.count(")"), label
-    assert widgets._first_sentence("word " * 30).endswith("word…")
+        assert len(label) <= notebook.MODEL_LABEL_CHARS and label.count("(") == label.count(")"), label
+    assert _first_sentence("word " * 30).endswith("word…")
 
 
 def test_model_options_list_registry_and_files(tmp_path):
     from colorizer_lib import registry
 
-    values = [value for _, value in widgets.model_options()]
+    values = [value for _, value in notebook.model_options()]
     assert values == [spec.name for spec in registry.list_specs()]
     weights = tmp_path / "mine.pth"
     weights.write_bytes(b"x")
-    options = widgets.model_options(str(weights))
+    options = notebook.model_options(str(weights))
     assert options[0] == ("mine.pth (file)", str(weights))
-    assert widgets.model_value("ColorizeArtistic_gen") == "artistic"
+    assert notebook.model_value("ColorizeArtistic_gen") == "artistic"
 
 
 # ---------------------------------------------------------------- button wiring
@@ -345,7 +346,7 @@ def test_upload_both_shapes_and_zip_batch(tmp_path, colorizer, photo):
 def test_default_example_only_on_run_all_and_never_kept(tmp_path, colorizer, photo):
     ui = make_ui(tmp_path, colorizer, render_factor=6)
     outcomes = ui.colorize(example_if_empty=True)  # what the notebook's Run all does
-    assert len(outcomes) == 1 and outcomes[0].name == Path(widgets.DEFAULT_EXAMPLE).stem
+    assert len(outcomes) == 1 and outcomes[0].name == Path(notebook.DEFAULT_EXAMPLE).stem
     assert ui.urls.value == ""  # the box holds only what the user types
     assert is_tinted(Image.open(outcomes[0].path))
     # The user's first upload colorizes the upload alone, not the example again.
@@ -382,7 +383,7 @@ def test_two_uploads_with_one_name_are_both_kept(tmp_path, colorizer, photo):
     other = grey_photo(tmp_path / "other.png", size=(40, 30))
     upload = W.FileUpload(multiple=True)
     set_upload(upload, [("scan.png", png_bytes(photo)), ("scan.png", png_bytes(other))])
-    assert [(u.name, u.content) for u in widgets.upload_files(upload)] == [
+    assert [(u.name, u.content) for u in notebook.upload_files(upload)] == [
         ("scan.png", png_bytes(photo)), ("scan.png", png_bytes(other))]
     ui = make_ui(tmp_path, colorizer, render_factor=6)
     set_upload(ui.upload, [("scan.png", png_bytes(photo)), ("scan.png", png_bytes(other))])
@@ -390,8 +391,8 @@ def test_two_uploads_with_one_name_are_both_kept(tmp_path, colorizer, photo):
     assert sorted(Image.open(o.path).size for o in outcomes) == [(40, 30), (96, 64)]
     assert len({o.path for o in outcomes}) == 2
     # Saving uploads never overwrites: same names get _2, _3, also across uploads.
-    paths = widgets.save_uploads(widgets.upload_files(upload), tmp_path / "up")
-    paths += widgets.save_uploads(widgets.upload_files(upload)[:1], tmp_path / "up")
+    paths = notebook.save_uploads(notebook.upload_files(upload), tmp_path / "up")
+    paths += notebook.save_uploads(notebook.upload_files(upload)[:1], tmp_path / "up")
     assert [p.name for p in paths] == ["scan.png", "scan_2.png", "scan_3.png"]
     assert paths[1].read_bytes() == png_bytes(other)
 
@@ -405,7 +406,7 @@ def test_colab_uploads_through_colabs_uploader(tmp_path, colorizer, photo, fake_
     fake_colab.choose([("scan.png", png_bytes(photo))])
     ui.upload.click()  # Colab's picker: the chosen files are colorized at once, exactly those
     assert not ui.status.is_error, ui.status.text
-    assert [o.name for o in ui.outcomes] == [Path(widgets.DEFAULT_EXAMPLE).stem, "scan"]
+    assert [o.name for o in ui.outcomes] == [Path(notebook.DEFAULT_EXAMPLE).stem, "scan"]
     first = ui.outcomes[-1].result
     assert first.original.size == (96, 64)
     fake_colab.choose([("scan.png", png_bytes(other))])  # a second file with the same name
@@ -438,9 +439,9 @@ def test_error_run_keeps_earlier_results(tmp_path, colorizer, photo):
 
 
 def test_loading_message_and_stale_log(tmp_path, colorizer, photo):
-    embedded = widgets.embedded_model_name()
+    embedded = notebook.embedded_model_name()
     statuses = []
-    ui = widgets.ImageColorizerUI(model=embedded, sources=str(photo), output_dir=tmp_path, factory=lambda n: colorizer)
+    ui = notebook.ImageColorizerUI(model=embedded, sources=str(photo), output_dir=tmp_path, factory=lambda n: colorizer)
     ui.status.widget.observe(lambda change: statuses.append(ui.status.text), names="value")
     ui.colorize()
     loading = [t for t in statuses if t.startswith("Loading model")]
@@ -505,7 +506,7 @@ def test_model_load_error_is_shown(tmp_path, photo):
     def factory(name):
         raise WeightsError(f"Could not download {name}: no network. Copy the file into the cache.")
 
-    ui = widgets.ImageColorizerUI(model="stable", sources=str(photo), output_dir=tmp_path, factory=factory)
+    ui = notebook.ImageColorizerUI(model="stable", sources=str(photo), output_dir=tmp_path, factory=factory)
     ui.button.click()
     assert ui.status.is_error and ui.status.text.startswith("Could not download stable")
 
@@ -514,7 +515,7 @@ def test_unexpected_error_is_shown_with_type(tmp_path, photo):
     def factory(name):
         raise KeyError("boom")
 
-    ui = widgets.ImageColorizerUI(model="stable", sources=str(photo), output_dir=tmp_path, factory=factory)
+    ui = notebook.ImageColorizerUI(model="stable", sources=str(photo), output_dir=tmp_path, factory=factory)
     ui.button.click()
     assert ui.status.text.startswith("Unexpected error (KeyError)") and "boom" in ui.status.text
     assert "KeyError" in ui.last_error and "Traceback" in ui.last_error
@@ -524,14 +525,14 @@ def test_unexpected_error_is_shown_with_type(tmp_path, photo):
 
 
 def test_sweep_grid_and_render_factor_sweep(tmp_path, colorizer, photo):
-    results, grid = widgets.render_factor_sweep(colorizer, str(photo), [4, 6, 8, 10])
+    results, grid = notebook.render_factor_sweep(colorizer, str(photo), [4, 6, 8, 10])
     assert [r.render_factor for r in results] == [4, 6, 8, 10]
     assert grid.size == (3 * 320, 2 * (320 + 26))
     assert is_tinted(grid.crop((0, 26 + 60, 320, 26 + 260)))  # each cell holds a colorized image
     assert is_tinted(grid.crop((0, 2 * 26 + 320 + 60, 320, 2 * 26 + 320 + 260)))  # 4th: row 2, column 1
     assert mean_rgb(grid.crop((320, 346, 960, 692))).min() == 255  # the rest of row 2 is empty
     with pytest.raises(RenderFactorError):
-        widgets.render_factor_sweep(colorizer, str(photo), [1])
+        notebook.render_factor_sweep(colorizer, str(photo), [1])
     ui = make_ui(tmp_path, colorizer, render_factor=8, sources=str(photo))
     ui.colorize()
     seen = []
@@ -551,7 +552,7 @@ def test_colorize_to_zip_reports_bad_files(tmp_path, colorizer, photo):
     (folder / "broken.jpg").write_bytes(b"not a jpeg")
     Image.open(folder / "a.png").save(folder / "c.gif")
     progress = []
-    report = widgets.colorize_to_zip(colorizer, str(folder), tmp_path / "z.zip", 6,
+    report = notebook.colorize_to_zip(colorizer, str(folder), tmp_path / "z.zip", 6,
                                      on_progress=lambda d, t: progress.append((d, t)))
     assert report.done == ["a.png", "c.gif", "sub/b.jpg"]
     assert [name for name, _ in report.failed] == ["broken.jpg"]
@@ -562,13 +563,13 @@ def test_colorize_to_zip_reports_bad_files(tmp_path, colorizer, photo):
         assert is_tinted(Image.open(io.BytesIO(zf.read("c_colorized.png"))))
     assert not list(tmp_path.glob("*.part"))  # the finished zip was renamed into place
     with pytest.raises(RenderFactorError):  # not a per-file problem: the batch stops, no zip is left
-        widgets.colorize_to_zip(colorizer, folder, tmp_path / "w.zip", render_factor=1000)
+        notebook.colorize_to_zip(colorizer, folder, tmp_path / "w.zip", render_factor=1000)
     assert not (tmp_path / "w.zip").exists() and not (tmp_path / "w.zip.part").exists()
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="No images"):
-        widgets.colorize_to_zip(colorizer, tmp_path / "empty", tmp_path / "y.zip")
+        notebook.colorize_to_zip(colorizer, tmp_path / "empty", tmp_path / "y.zip")
     with pytest.raises(InputError, match="not a valid zip"):
-        widgets.colorize_to_zip(colorizer, b"garbage", tmp_path / "x.zip")
+        notebook.colorize_to_zip(colorizer, b"garbage", tmp_path / "x.zip")
 
 
 def test_ui_colorize_batch_from_folder(tmp_path, colorizer):
@@ -578,7 +579,7 @@ def test_ui_colorize_batch_from_folder(tmp_path, colorizer):
     ui = make_ui(tmp_path, colorizer, render_factor=8)
     report = ui.colorize_batch(folder)
     assert report.zip_path == tmp_path / "out" / "scans_colorized_rf8.zip" and report.done == ["1.png"]
-    view = widgets.batch_view(report)
+    view = notebook.batch_view(report)
     assert "1 colorized" in view.children[0].value
     with pytest.raises(InputError, match="does not exist"):
         ui.colorize_batch(tmp_path / "nope")
@@ -587,18 +588,18 @@ def test_ui_colorize_batch_from_folder(tmp_path, colorizer):
 def test_download_widget_jupyter_link(tmp_path):
     target = tmp_path / "r.png"
     Image.new("RGB", (4, 4), "red").save(target)
-    link = widgets.download_widget(target)
+    link = notebook.download_widget(target)
     match = re.search(r'download="r.png" href="data:image/png;base64,([^"]+)"', link.value)
     assert match and base64.b64decode(match.group(1)) == target.read_bytes()
 
-    assert not widgets.in_colab()
+    assert not notebook.in_colab()
 
 
 def test_download_widget_colab_button(tmp_path, fake_colab):
     target = tmp_path / "r.png"
     Image.new("RGB", (4, 4), "red").save(target)
-    assert widgets.in_colab()
-    button = widgets.download_widget(target)
+    assert notebook.in_colab()
+    button = notebook.download_widget(target)
     assert isinstance(button, W.Button)
     button.click()
     assert fake_colab.downloaded == [str(target)]
@@ -606,13 +607,13 @@ def test_download_widget_colab_button(tmp_path, fake_colab):
 
 def test_drive_folder_refuses_outside_colab():
     with pytest.raises(InputError, match="only be mounted on Colab"):
-        widgets.drive_folder("x")
+        notebook.drive_folder("x")
 
 
 def test_before_after_html_embeds_both_images():
     original = Image.new("RGB", (200, 100), (128, 128, 128))
     colorized = Image.new("RGB", (200, 100), (200, 120, 60))
-    page = widgets.before_after_html(original, colorized, width=100)
+    page = notebook.before_after_html(original, colorized, width=100)
     images = re.findall(r'alt="(\w+)" src="data:image/jpeg;base64,([^"]+)"', page)
     assert [alt for alt, _ in images] == ["colorized", "original"]
     decoded = {alt: Image.open(io.BytesIO(base64.b64decode(data))) for alt, data in images}
@@ -652,11 +653,11 @@ def clip(tmp_path_factory):
 
 
 def test_fetch_video_paths_links_and_reuse(tmp_path, clip):
-    assert widgets.fetch_video(f"  {clip} ", tmp_path) == clip
+    assert notebook.fetch_video(f"  {clip} ", tmp_path) == clip
     with pytest.raises(InputError, match="neither a link nor an existing video"):
-        widgets.fetch_video("/no/such/film.mp4", tmp_path)
+        notebook.fetch_video("/no/such/film.mp4", tmp_path)
     with pytest.raises(InputError, match="No video given"):
-        widgets.fetch_video("  ", tmp_path)
+        notebook.fetch_video("  ", tmp_path)
     calls = []
 
     def download(url, dest):
@@ -667,17 +668,17 @@ def test_fetch_video_paths_links_and_reuse(tmp_path, clip):
         return target
 
     url = "https://example.org/watch?v=abc"
-    first = widgets.fetch_video(url, tmp_path, download=download)
-    again = widgets.fetch_video(url, tmp_path, download=download)  # e.g. after a Colab disconnect
+    first = notebook.fetch_video(url, tmp_path, download=download)
+    again = notebook.fetch_video(url, tmp_path, download=download)  # e.g. after a Colab disconnect
     assert first == again and first.read_bytes() == clip.read_bytes() and calls == [url]
     first.unlink()
-    widgets.fetch_video(url, tmp_path, download=download)  # a vanished file is downloaded again
+    notebook.fetch_video(url, tmp_path, download=download)  # a vanished file is downloaded again
     assert calls == [url, url]
 
 
 def test_video_ui_preview_and_render_buttons(tmp_path, colorizer, clip):
     calls = []
-    ui = widgets.VideoColorizerUI(model="video", render_factor=4, source=str(clip), output_dir=tmp_path / "out",
+    ui = notebook.VideoColorizerUI(model="video", render_factor=4, source=str(clip), output_dir=tmp_path / "out",
                                   factory=lambda name: calls.append(name) or colorizer, preview_factors="4, 6",
                                   preview_frames=2, segment_seconds=0.5)
     assert ui.render_factor.value == 4 and ui.model.value == "video"
@@ -700,7 +701,7 @@ def test_video_ui_preview_and_render_buttons(tmp_path, colorizer, clip):
 
 
 def test_video_ui_upload_and_errors(tmp_path, colorizer, clip):
-    ui = widgets.VideoColorizerUI(model="video", render_factor=4, output_dir=tmp_path / "out",
+    ui = notebook.VideoColorizerUI(model="video", render_factor=4, output_dir=tmp_path / "out",
                                   factory=lambda name: colorizer)
     assert ui.preview() is None and ui.status.is_error and "No video given" in ui.status.text
     assert "10 MB" in ui.status.text  # an upload too large to arrive is named as a likely cause
@@ -730,8 +731,8 @@ def test_call_in_output_reraises_where_a_kernel_would_swallow(monkeypatch):
         raise InputError("swallowed by a bare with-block")  # what call_in_output protects against
     assert len(shown) == 1
     with pytest.raises(InputError, match="no video"):
-        widgets.call_in_output(output, lambda: (_ for _ in ()).throw(InputError("no video")))
-    assert widgets.call_in_output(output, lambda x: x + 1, 1) == 2
+        notebook.call_in_output(output, lambda: (_ for _ in ()).throw(InputError("no video")))
+    assert notebook.call_in_output(output, lambda x: x + 1, 1) == 2
 
 
 def test_two_photos_with_one_name_keep_both_results(tmp_path, colorizer):
@@ -745,7 +746,7 @@ def test_two_photos_with_one_name_keep_both_results(tmp_path, colorizer):
 
 
 def test_video_ui_colab_upload(tmp_path, colorizer, clip, fake_colab):
-    ui = widgets.VideoColorizerUI(model="video", render_factor=4, output_dir=tmp_path / "out",
+    ui = notebook.VideoColorizerUI(model="video", render_factor=4, output_dir=tmp_path / "out",
                                   factory=lambda name: colorizer, preview_frames=1, preview_factors="4")
     assert isinstance(ui.upload, W.Button)
     assert ui.preview() is None and "No video given" in ui.status.text and "10 MB" not in ui.status.text

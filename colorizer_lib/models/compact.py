@@ -92,7 +92,10 @@ class CompactUnet(nn.Module):
 
     def predict_chroma(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised grey ``(B, 3, S, S)`` -> chroma ``(B, 2, S, S)`` (U, V within the YUV gamut)."""
-        feats = self.encoder.features(imagenet_to_lite_range(x))
+        # The range change runs in float32: in bfloat16 its rounding bands the grey input (about half a
+        # level), and the encoder turns those bands into colour (CPU, trained model, nine photos:
+        # 5.7 instead of 1.1 levels of mean chroma difference from float32; BENCHMARKS.md).
+        feats = self.encoder.features(imagenet_to_lite_range(x.float()).to(x.dtype))
         y = feats[-1]
         for block, skip in zip(self.decoder["up"], feats[-2::-1]):
             y = block(y, skip)

@@ -24,30 +24,30 @@ from .layers import SpectralNormConv, WeightNormConv2d
 def _plain_conv(module: SpectralNormConv | WeightNormConv2d) -> nn.Module:
     weight = module.normalized_weight().detach()
     out_c, in_c, *kernel = weight.shape
+    # Built on the meta device and given the tensors: no random initialisation or copy (load time).
     if isinstance(module, SpectralNormConv) and module.dims == 1:
-        conv: nn.Module = nn.Conv1d(in_c, out_c, kernel[0], module.stride, module.padding, bias=module.bias is not None)
+        conv: nn.Module = nn.Conv1d(in_c, out_c, kernel[0], module.stride, module.padding, bias=module.bias is not None,
+                                    device="meta")
     else:
         stride = getattr(module, "stride", 1)
-        conv = nn.Conv2d(in_c, out_c, tuple(kernel), stride, module.padding, bias=module.bias is not None)
-    conv = conv.to(device=weight.device, dtype=weight.dtype)
-    conv.weight.copy_(weight)
+        conv = nn.Conv2d(in_c, out_c, tuple(kernel), stride, module.padding, bias=module.bias is not None,
+                         device="meta")
+    conv.weight = nn.Parameter(weight, requires_grad=False)
     if module.bias is not None:
-        conv.bias.copy_(module.bias)
+        conv.bias = nn.Parameter(module.bias.detach().to(weight.dtype), requires_grad=False)
     return conv
 
 
 @torch.no_grad()
 def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """Return a conv equal to ``bn(conv(x))`` for a BatchNorm in eval mode."""
-    fused = copy.deepcopy(conv)
+    # A copy of the module (its class and settings) without copies of the tensors that are replaced.
+    fused = copy.deepcopy(conv, memo={id(conv.weight): None, id(conv.bias): None})
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    fused.weight.copy_(conv.weight * scale.reshape(-1, *([1] * (conv.weight.dim() - 1))))
     bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-    new_bias = (bias - bn.running_mean) * scale + bn.bias
-    if fused.bias is None:
-        fused.bias = nn.Parameter(new_bias)
-    else:
-        fused.bias.copy_(new_bias)
+    fused.weight = nn.Parameter(conv.weight * scale.reshape(-1, *([1] * (conv.weight.dim() - 1))),
+                                requires_grad=conv.weight.requires_grad)
+    fused.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias, requires_grad=conv.weight.requires_grad)
     return fused
 
 

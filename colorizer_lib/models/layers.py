@@ -16,6 +16,23 @@ from torch import nn
 _EPS = 1e-12  # torch.nn.utils.spectral_norm's default eps
 
 
+# Random initialisation is skipped on the meta device (where tensors hold no values): there
+# ``normal_``, ``randn`` and ``normalize`` run through torch's Python decompositions, whose first use
+# imports about 900 modules (1-4 s), and loading weights builds the generators on the meta device.
+
+
+def _init_kaiming_normal(weight: torch.Tensor) -> None:
+    """``nn.init.kaiming_normal_``, except on the meta device."""
+    if not weight.is_meta:
+        nn.init.kaiming_normal_(weight)
+
+
+def _random_unit_vector(n: int) -> torch.Tensor:
+    """A random unit vector of length ``n`` (an uninitialised one on the meta device)."""
+    v = torch.empty(n)
+    return v if v.is_meta else F.normalize(torch.randn(n), dim=0, eps=_EPS)
+
+
 class SpectralNormConv(nn.Module):
     """A convolution whose weight is divided by its largest singular value.
 
@@ -38,10 +55,10 @@ class SpectralNormConv(nn.Module):
         # Registration order gives the state-dict order of the original: bias, weight_orig, u, v.
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self.weight_orig = nn.Parameter(torch.empty(out_channels, in_channels, *kernel))
-        nn.init.kaiming_normal_(self.weight_orig)
+        _init_kaiming_normal(self.weight_orig)
         fan_in = in_channels * kernel_size**dims
-        self.register_buffer("weight_u", F.normalize(torch.randn(out_channels), dim=0, eps=_EPS))
-        self.register_buffer("weight_v", F.normalize(torch.randn(fan_in), dim=0, eps=_EPS))
+        self.register_buffer("weight_u", _random_unit_vector(out_channels))
+        self.register_buffer("weight_v", _random_unit_vector(fan_in))
 
     def normalized_weight(self) -> torch.Tensor:
         """The effective weight ``weight_orig / sigma`` (power iteration first when training)."""
@@ -77,8 +94,9 @@ class WeightNormConv2d(nn.Module):
         self.padding = padding
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         v = torch.empty(out_channels, in_channels, kernel_size, kernel_size)
-        nn.init.kaiming_normal_(v)
-        self.weight_g = nn.Parameter(v.flatten(1).norm(dim=1).reshape(-1, 1, 1, 1))
+        _init_kaiming_normal(v)
+        g = torch.empty(out_channels, 1, 1, 1) if v.is_meta else v.flatten(1).norm(dim=1).reshape(-1, 1, 1, 1)
+        self.weight_g = nn.Parameter(g)
         self.weight_v = nn.Parameter(v)
 
     def normalized_weight(self) -> torch.Tensor:

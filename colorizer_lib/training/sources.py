@@ -41,9 +41,9 @@ def training_folders(folders: Sequence[str], work_dir: str | Path, data_zip: str
 
     Elsewhere with no photos, raises ``InputError`` saying what to set.
     """
-    from colorizer_lib import widgets
+    from colorizer_lib import notebook
 
-    colab = widgets.in_colab() if colab is None else colab
+    colab = notebook.in_colab() if colab is None else colab
     work_dir = Path(work_dir)
     if data_zip:
         zip_path = Path(data_zip).expanduser()
@@ -71,7 +71,7 @@ def training_folders(folders: Sequence[str], work_dir: str | Path, data_zip: str
     print(f"No training photos yet ({where} is not on this Colab machine). Choose a .zip of your colour photos "
           "(a few hundred at least) in the picker below; it is unpacked on the runtime's disk. To use a Drive "
           "folder instead, stop this cell and set DRIVE_FOLDER.", flush=True)
-    zips = [p for p in widgets.colab_upload(work_dir / "uploads") if p.suffix.lower() == ".zip"]
+    zips = [p for p in notebook.colab_upload(work_dir / "uploads") if p.suffix.lower() == ".zip"]
     if not zips:
         raise InputError("No .zip was uploaded: run this cell again and choose a .zip of colour photos, or set "
                          "DATA_ZIP or DRIVE_FOLDER.")
