@@ -21,9 +21,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from .cli_args import add_common_arguments, positive_int
+from .cli_args import add_common_arguments, positive_int, why_missing
 from .errors import (EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_WEIGHTS, EXIT_OOM,  # noqa: F401  (the table's names)
-                     EXIT_INTERRUPTED, ColorizerError, DependencyError, InputError, exit_code)
+                     EXIT_INTERRUPTED, ColorizerError, DependencyError, InputError, NonFiniteOutputError,
+                     exit_code)
 
 if TYPE_CHECKING:  # torch-heavy; imported when a command runs
     from .jobs import FileJob
@@ -133,7 +134,7 @@ def plan_jobs(inputs: Sequence[str], output: str | None, *, out_format: str | No
                     continue
                 add(str(file), target)
         else:
-            raise InputError(f"input {item} does not exist (give image files, folders or http(s) URLs).")
+            raise InputError(f"input {why_missing(item)} (give image files, folders or http(s) URLs).")
     inputs_resolved = {Path(j.source).resolve() for j in jobs if not _is_url(j.source) and j.problem is None}
     claimed: dict[Path, str] = {}
     for job in jobs:
@@ -274,10 +275,11 @@ def _colorize_in_batches(col, jobs: list[FileJob], rf: int, *, batch_size: int, 
     """The simple path: load a batch, colorize it, save each result, one step after the other.
     Returns ``(source, message)`` for each picture that could not be read or written."""
     from .io import has_colour, load_image
-    from .runtime import resolved_paths
+    from .runtime import NonFiniteTriage, resolved_paths
 
     protected = resolved_paths(forbid)
     failures: list[tuple[str, str]] = []
+    triage = NonFiniteTriage(col, len(jobs))
     for start in range(0, len(jobs), batch_size):
         batch = jobs[start:start + batch_size]
         loaded = []
@@ -292,9 +294,20 @@ def _colorize_in_batches(col, jobs: list[FileJob], rf: int, *, batch_size: int, 
             if has_colour(item.rgb):
                 on_colour(job)
             loaded.append((job, item))
-        if not loaded:
-            continue
-        results = col.colorize_batch([item for _, item in loaded], rf, batch_size=len(loaded), watermark=watermark)
+        results = []
+        while loaded:
+            try:
+                results = col.colorize_batch([item for _, item in loaded], rf, batch_size=len(loaded),
+                                             watermark=watermark)
+            except NonFiniteOutputError as exc:  # those pictures fail alone, unless it is the weights
+                bad = triage.failing(exc, len(loaded))
+                for position in bad:
+                    failures.append((loaded[position][0].source, triage.message()))
+                    bar.update(1)
+                loaded = [item for position, item in enumerate(loaded) if position not in bad]
+                continue
+            triage.passed(len(loaded))
+            break
         for (job, _), result in zip(loaded, results):
             try:
                 job.save(result, forbid=job.guarded(protected))
@@ -339,18 +352,20 @@ def _progress(total: int, enabled: bool):
 
 
 def models_table(cache_dir: str | None = None) -> list[dict[str, str]]:
-    """One row per registered model: name, render factor, size, where it is, licence, description."""
+    """One row per registered model: name, render factor, size, where it is (bundled, not downloaded, or
+    cached: verified, not yet verified, or changed since; :func:`~colorizer_lib.hub.cache_status`, which
+    reads no weights), licence, description."""
     from . import hub
     from .registry import size_text, list_specs
 
     rows = []
     for spec in list_specs():
-        if spec.bundled is not None:
-            where = "bundled"
-        elif hub.is_cached(spec, cache_dir=cache_dir):
-            where = f"cached ({hub.cache_dir(cache_dir) / spec.filename})"
-        else:
-            where = "not downloaded"
+        path = hub.cache_path(cache_dir) / spec.filename
+        status = "bundled" if spec.bundled is not None else hub.cache_status(spec, cache_dir)
+        where = {"bundled": "bundled", "missing": "not downloaded",
+                 "verified": f"cached, verified ({path})",
+                 "unverified": f"cached, not verified yet: checked when first used ({path})",
+                 "changed": f"cached but NOT the verified file: replaced when next used ({path})"}[status]
         rows.append({"name": spec.name, "render factor": str(spec.default_render_factor), "size": size_text(spec),
                      "status": where, "license": spec.license, "description": spec.description})
     return rows
@@ -383,7 +398,7 @@ def run_models(args: argparse.Namespace) -> int:
     if args.verbose:
         for row in rows:
             print(f"\n{row['name']}: {row['description']}\n  licence: {row['license']}")
-    print(f"\ncache: {hub.cache_dir(args.cache_dir)} (set COLORIZER_CACHE or --cache-dir to move it)")
+    print(f"\ncache: {hub.cache_path(args.cache_dir)} (set COLORIZER_CACHE or --cache-dir to move it)")
     return EXIT_OK
 
 

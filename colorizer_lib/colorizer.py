@@ -30,7 +30,7 @@ from .color import compose_luma_chroma, denormalize_imagenet, grey_to_rgb, norma
 from . import hub
 from .constants import RENDER_BASE, RENDER_FACTOR_RANGE, __version__, check_render_factor  # noqa: F401  (public here too)
 from .errors import (BatchError, ColorizerOutOfMemoryError, InputError,
-                     ModelArgumentError, NonFiniteOutputError, VerificationError, WeightsError)
+                     ModelArgumentError, NonFiniteOutputError, NotWeightsError, VerificationError, WeightsError)
 from .export import OnnxCpuModel, require_onnx_extra
 from .io import apply_watermark, load_image, save_image, side_by_side, to_luma_tensor
 from .jobs import is_url, source_identity
@@ -144,24 +144,50 @@ def identify_architecture(state_dict: dict[str, torch.Tensor], source: str, hint
     ``hint`` (e.g. the ``arch`` recorded in a safetensors file's metadata) is tried first.
 
     Raises:
-        VerificationError: no architecture matches (names the closest one and what differs).
+        NotWeightsError: no architecture matches: the file given is no model Colorizer can run (bad
+            usage); the message names the architectures it resembles, what differs, and what is expected.
     """
-    best: tuple[float, str] = (-1.0, "")
     candidates = available_architectures()
     if hint in candidates:
         candidates = [hint] + [a for a in candidates if a != hint]
+    scored = []
     for arch in candidates:
         manifest = expected_state(arch)
         same = sum(1 for k, v in manifest.items() if k in state_dict and list(state_dict[k].shape) == v["shape"])
         if same == len(manifest) == len(state_dict):
             return arch
-        score = same / max(len(manifest), len(state_dict))
-        best = max(best, (score, arch))
-    raise VerificationError(
-        f"{source} does not hold the weights of any known model (closest: {best[1]}, "
-        f"{best[0]:.0%} of its tensors match). Use DeOldify's ColorizeArtistic_gen.pth, ColorizeStable_gen.pth "
-        f"or ColorizeVideo_gen.pth, or a model exported by `colorizer_lib.training`."
+        scored.append((same / max(len(manifest), len(state_dict), 1), same, arch, manifest))
+    scored.sort(key=lambda item: -item[0])
+    resembles = [item for item in scored if item[1] > 0][:2]
+    if resembles:
+        _, same, arch, manifest = resembles[0]
+        missing = [k for k in manifest if k not in state_dict]
+        extra = [k for k in state_dict if k not in manifest]
+        reshaped = [k for k in manifest if k in state_dict and list(state_dict[k].shape) != manifest[k]["shape"]]
+        what = "; ".join(f"{label}: {_some(keys)}" for label, keys in
+                         (("missing", missing), ("unexpected", extra), ("other shapes", reshaped)) if keys)
+        also = "".join(f"; it also resembles {a} ({n} of {len(m)})" for _, n, a, m in resembles[1:])
+        found = (f"resembles {arch} but is not it: {same} of its {len(manifest)} tensors match, and the file has "
+                 f"{len(state_dict)} ({what}){also}")
+    else:
+        found = (f"holds {len(state_dict)} tensor(s) ({_some(list(state_dict))}) of which none has the name and "
+                 f"shape of any Colorizer architecture's")
+    models: dict[str, list[str]] = {}
+    for spec in list_specs():
+        models.setdefault(spec.arch, []).append(spec.name)
+    expected = ", ".join(f"{a} ({'/'.join(models[a])})" if a in models else a for a in candidates)
+    raise NotWeightsError(
+        f"{source} is not the weights of a model Colorizer can run: it {found}. --model takes the weights of one of "
+        f"these architectures: {expected}; for example DeOldify's ColorizeArtistic_gen.pth, ColorizeStable_gen.pth "
+        f"or ColorizeVideo_gen.pth, DDColor's released checkpoints, or a model exported by `colorizer_lib.training`; "
+        f"or a model name."
     )
+
+
+def _some(keys: list[str], shown: int = 3) -> str:
+    """The first ``shown`` of ``keys``, quoted, and how many more."""
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(repr(k) for k in keys[:shown]) + more
 
 
 def _safetensors_arch(path: Path) -> str | None:
@@ -346,7 +372,9 @@ class Colorizer:
 
         Raises:
             WeightsError: unknown name, download failure or a file that fails verification; the
-                message names the file or URL and what to do.
+                message names the file or URL and what to do. A weights path given that is no
+                model Colorizer can run (another architecture's weights, text, a plain pickle) is a
+                :class:`NotWeightsError`, also an ``InputError`` (bad usage).
         """
         resolve_dtype(dtype, resolve_device(device))  # a bad device or dtype is said before any download
         if name_or_path is None:

@@ -33,7 +33,7 @@ from . import hub
 from .accel import cpu_has_native_bf16
 from .color import grey_to_rgb, normalize_imagenet
 from .constants import check_render_factor
-from .errors import DependencyError, InputError, VerificationError
+from .errors import DependencyError, InputError, NonFiniteOutputError, VerificationError
 from .models.deoldify import DeOldifyUnet
 
 ONNX_TOLERANCE = 2e-3
@@ -107,7 +107,8 @@ def verify_onnx(path: str | os.PathLike, model: nn.Module, *, batches: Sequence[
     inputs (one draw per batch size); raise unless they agree within ``tolerance``.
 
     Raises:
-        VerificationError: the outputs differ by more than ``tolerance`` (or are not finite).
+        VerificationError: the outputs differ by more than ``tolerance`` (or ONNX Runtime's are not finite).
+        NonFiniteOutputError: torch's outputs are not finite (broken weights: nothing to compare with).
         DependencyError: onnxruntime is missing (from :class:`OnnxRunner`).
     """
     runner = OnnxRunner(path)
@@ -119,6 +120,9 @@ def verify_onnx(path: str | os.PathLike, model: nn.Module, *, batches: Sequence[
         x = normalize_imagenet(grey_to_rgb(torch.rand(batch, 1, size, size, generator=generator))).contiguous()
         with torch.inference_mode():
             expected = model(x)
+        if not torch.isfinite(expected).all():
+            raise NonFiniteOutputError(f"{path} cannot be checked: torch's own output of the model is NaN or infinite "
+                                       f"for random grey inputs, so its weights are broken; nothing is exported.")
         got = runner(x)
         if got.shape != expected.shape or not torch.isfinite(got).all():
             raise VerificationError(f"{path}: ONNX Runtime returned shape {tuple(got.shape)} or non-finite values "
@@ -255,6 +259,8 @@ class OnnxCpuModel(nn.Module):
                     self._export(path, size // 16)
                     runner = OnnxRunner(path, threads=self.threads)
             return runner
+        except NonFiniteOutputError:  # broken weights, no export: torch runs, and the colorizer's check names them
+            return self.model
         except OSError as exc:  # a read-only folder, a full disk: torch computes the same
             return self._torch_instead(f"cannot write the ONNX Runtime cache in {self.folder} ({exc})")
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from .errors import DependencyError, InputError
+from .errors import DependencyError, InputError, NonFiniteOutputError
 from .colorizer import ColorizeResult, original_for_display, out_of_memory_guard, provenance_metadata
 from .io import (OUTPUT_FORMATS, apply_watermark, carried_metadata, has_colour, load_image, open_header, save_image,
                     save_jpeg_bytes, to_luma_tensor)
@@ -33,6 +33,53 @@ from .jobs import FileJob
 
 if TYPE_CHECKING:
     from PIL import Image
+
+# --------------------------------------------------------------------------------------------------
+# non-finite model output: one picture's problem, or the weights'
+
+
+class NonFiniteTriage:
+    """Decides, for a job of ``total`` pictures, whether a :class:`NonFiniteOutputError` is the fault
+    of the pictures it names (an overflow on particular content, as float16 can) or of the weights.
+
+    The weights are to blame, and the job stops at once with the error (which names them), when
+    they hold NaN or infinity themselves, or when no picture of the job has come out finite yet and
+    every picture tried so far did not, and that is the whole first batch and at least two pictures
+    (or the job's only one). Otherwise only the named pictures fail and the others go on.
+    ``colorize image`` uses it on both its paths."""
+
+    def __init__(self, colorizer, total: int):
+        self.colorizer = colorizer
+        self.total = total
+        self.finite_seen = False
+        self.non_finite = 0
+
+    def passed(self, count: int) -> None:
+        """``count`` pictures came out finite."""
+        self.finite_seen = self.finite_seen or count > 0
+
+    def failing(self, error: NonFiniteOutputError, batch_len: int) -> tuple[int, ...]:
+        """The positions in the batch (of ``batch_len`` pictures) that fail alone; raises ``error``
+        when it is the weights' fault."""
+        if not error.indices or not weights_are_finite(self.colorizer.model):
+            raise error
+        self.non_finite += len(error.indices)
+        if not self.finite_seen and len(error.indices) == batch_len and self.non_finite >= min(self.total, 2):
+            raise error
+        return error.indices
+
+    def message(self) -> str:
+        hint = " (or try --dtype float32)" if self.colorizer.dtype == torch.float16 else ""
+        return (f"the model '{self.colorizer.name}' produced NaN or infinite values for this picture, which would "
+                f"come out black, so nothing was written; its weights are finite and other pictures came out "
+                f"fine: try another render factor{hint}.")
+
+
+def weights_are_finite(model: torch.nn.Module) -> bool:
+    """Whether every floating-point parameter and buffer of ``model`` is finite (one pass, run only
+    after the model produced a non-finite output)."""
+    return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
+
 
 # --------------------------------------------------------------------------------------------------
 # disk-to-disk pipeline
@@ -313,6 +360,7 @@ def _run_pipeline(colorizer, jobs: Sequence[FileJob], decode: Callable[[FileJob,
     start = time.perf_counter()
     lock = threading.Lock()
     failures: dict[int, str] = {}
+    triage = NonFiniteTriage(colorizer, len(jobs))
 
     def settle(index: int, error: BaseException | None = None) -> None:
         with lock:
@@ -348,6 +396,25 @@ def _run_pipeline(colorizer, jobs: Sequence[FileJob], decode: Callable[[FileJob,
             uploaded.append((index, decoded, luma))
         return uploaded
 
+    def colorize(ready: list[tuple[int, _Decoded, torch.Tensor]]):
+        """The batch's results; with per-file failures, a picture whose output is not finite fails
+        alone and the rest of the batch is run again (:class:`NonFiniteTriage`)."""
+        while ready:
+            try:
+                host = _colorize_lumas(colorizer, [luma for _, _, luma in ready], rf, jpeg_quality,
+                                       [d.device_jpeg for _, d, _ in ready])
+            except NonFiniteOutputError as exc:
+                if not failed:
+                    raise
+                bad = triage.failing(exc, len(ready))
+                for position in bad:
+                    settle(ready[position][0], InputError(triage.message()))
+                ready = [item for position, item in enumerate(ready) if position not in bad]
+                continue
+            triage.passed(len(ready))
+            return ready, host
+        return [], []
+
     def written(futures: list[Future]) -> list[Path]:
         return [path for path in (future.result() for future in futures) if path is not None]
 
@@ -376,9 +443,7 @@ def _run_pipeline(colorizer, jobs: Sequence[FileJob], decode: Callable[[FileJob,
                 began = torch.cuda.Event(enable_timing=True)
                 began.record()
             with torch.inference_mode(), out_of_memory_guard(rf, len(batch)):
-                ready = upload(batch)
-                host = _colorize_lumas(colorizer, [luma for _, _, luma in ready], rf, jpeg_quality,
-                                       [d.device_jpeg for _, d, _ in ready]) if ready else []
+                ready, host = colorize(upload(batch))
             done = None
             if cuda:
                 done = torch.cuda.Event(enable_timing=True)

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli_args import add_common_arguments, comma_separated_ints, positive_int
+from .cli_args import add_common_arguments, comma_separated_ints, positive_int, why_missing
 from .errors import ColorizerError, DependencyError, InputError
 
 
@@ -200,6 +200,8 @@ def _local_source(args: argparse.Namespace, tools) -> Path:
 
     if not video.is_url(args.input):
         if not Path(args.input).exists():
+            if Path(args.input).is_symlink():
+                raise InputError(f"input {why_missing(args.input)}.")
             raise InputError(f"{args.input!r} is neither an existing file nor a URL (http(s)://, file://).")
         return Path(args.input)
     from .hub import cache_dir

@@ -97,6 +97,21 @@ def test_missing_input_exit_code(tmp_path, capsys):
     assert "nope.jpg does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["image", "video"])
+def test_a_symbolic_link_given_as_input_that_loops_or_dangles_is_named(command, tmp_path, capsys):
+    (tmp_path / "a.jpg").symlink_to(tmp_path / "b.jpg")
+    (tmp_path / "b.jpg").symlink_to(tmp_path / "a.jpg")
+    (tmp_path / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    out = tmp_path / "out"
+    assert main([command, str(tmp_path / "a.jpg"), "-o", str(out / "x.mp4"), "-m", "compact"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'a.jpg'} is a symbolic link that loops" in err and "fix or remove the link" in err
+    assert main([command, str(tmp_path / "gone.jpg"), "-o", str(out / "x.mp4"), "-m", "compact"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'gone.jpg'} is a symbolic link to '{tmp_path / 'deleted.jpg'}', which does not exist" in err
+    assert not out.exists()
+
+
 def test_no_network_names_the_urls_and_the_fix(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("COLORIZER_MIRROR", closed_port_url())
     # Official URLs are unreachable here as well; the mirror fails fast with "connection refused".

@@ -115,6 +115,29 @@ def test_colorize_image_finishes_every_photo_when_the_onnx_cache_cannot_be_writt
     assert err.count("running the model with torch instead") == 1 and "Traceback" not in err  # ...and fell back
 
 
+def test_nan_weights_on_the_automatic_onnx_path_are_named_not_blamed_on_the_export(tmp_path, capsys):
+    """Broken weights met while exporting (torch's own reference output is NaN): no export is cached, and the
+    message names the weights as on the torch path, instead of asking to export the model again."""
+    state = build_generator("deoldify-deep-tiny").state_dict()
+    last = [k for k, v in state.items() if v.is_floating_point()][-1]
+    state[last] = torch.full_like(state[last], float("nan"))
+    weights = tmp_path / "nan.pth"
+    torch.save(state, weights)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((40, 56), 40 * i, np.uint8), "L").save(photos / f"p{i}.png")
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    code = cli.main(["image", str(photos), "-o", str(out), "--model", str(weights), "--cache-dir", str(cache),
+                     "--device", "cpu", "-r", str(RF)])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_WEIGHTS, err
+    assert "using ONNX Runtime" in err  # the automatic path was taken
+    assert f"the model 'nan' ({weights}) produced NaN or infinite values" in err and "export the model" not in err
+    assert not list((cache / "onnx").glob("*.onnx")) and leftovers(cache) == []
+    assert not out.exists() or not any(out.rglob("*.png"))
+
+
 RACE_WORKER = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path

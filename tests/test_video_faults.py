@@ -228,6 +228,10 @@ def test_an_encoder_failure_quotes_ffmpeg_and_names_the_codec(clip, tmp_path):
                        encode=EncodeSettings(preset="no-such-preset"))
     message = str(info.value)
     assert "libx264" in message and "no-such-preset" in message and "disk" not in message
+    # the file the user asked for, not the temporary segment in the hidden parts folder
+    assert f"while writing {tmp_path / 'o.mp4'} (segment 1)" in message
+    assert ".parts" not in message and ".tmp" not in message
+    assert list(tmp_path.iterdir()) == []  # nothing left behind
 
 
 def test_frame_writer_refuses_times_that_do_not_increase(tmp_path):

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import io
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -290,6 +291,30 @@ def test_a_text_file_as_the_model_is_a_usage_error(tmp_path, photo, capsys):
         Colorizer.from_pretrained(passwd, device="cpu")
 
 
+def test_weights_of_another_architecture_are_a_usage_error_naming_what_they_resemble(tmp_path, photo, capsys):
+    state = tiny_state()
+    state["extra.weight"] = torch.zeros(3)  # the tiny U-Net plus one tensor no architecture has
+    state.pop(next(iter(state)))
+    near = tmp_path / "near.pth"
+    torch.save(state, near)
+    other = tmp_path / "classifier.pth"
+    torch.save(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Linear(8, 2)).state_dict(), other)
+    for path in (near, other):
+        out = tmp_path / "o.png"
+        assert cli.main(["image", str(photo), "-o", str(out), "--model", str(path)]) == cli.EXIT_USAGE
+        err = capsys.readouterr().err
+        assert f"{path} is not the weights of a model Colorizer can run" in err and "Traceback" not in err
+        # what is expected: every architecture, with the model names that use it
+        assert "compact-efficientnet-lite0 (compact)" in err and "deoldify-deep-resnet34 (artistic)" in err
+        assert not out.exists()
+    near_err = pytest.raises(NotWeightsError, Colorizer.from_pretrained, near, device="cpu").value
+    n = len(tiny_state())
+    assert f"resembles {ARCH} but is not it: {n - 1} of its {n} tensors match" in str(near_err)
+    assert "unexpected: 'extra.weight'" in str(near_err) and "missing: " in str(near_err)
+    other_err = pytest.raises(NotWeightsError, Colorizer.from_pretrained, other, device="cpu").value
+    assert "holds 4 tensor(s) ('0.weight', '0.bias', '1.weight' and 1 more) of which none" in str(other_err)
+
+
 @pytest.mark.parametrize("device", ["tpu9", "bogus", "cuda:7"])
 def test_an_unknown_device_is_a_usage_error(device, tmp_path, photo, capsys):
     if device == "cuda:7" and torch.cuda.device_count() > 7:
@@ -379,3 +404,125 @@ def test_the_check_names_which_images_of_a_batch_are_not_finite():
         col.predict_chroma(luma)  # the video path's call
     assert info.value.indices == (1,) and isinstance(info.value, WeightsError)
     assert col.predict_chroma(luma[[0, 2]]).isfinite().all()
+
+
+class OverflowsOnBrightImages(torch.nn.Module):
+    """A model whose output is infinite for bright pictures only (as float16 overflows on some content);
+    ``everywhere=True``: for every picture, although its (lone) parameter is finite."""
+
+    def __init__(self, everywhere: bool = False):
+        super().__init__()
+        self.gain = torch.nn.Parameter(torch.ones(()))
+        self.everywhere = everywhere
+
+    def forward(self, x):
+        bright = x.mean(dim=(1, 2, 3)) > 1.0  # normalised: white is about 2.2, black about -1.8
+        if self.everywhere:
+            bright = torch.ones_like(bright)
+        return x * self.gain * torch.where(bright, float("inf"), 1.0)[:, None, None, None]
+
+
+def overflowing_cli(monkeypatch, everywhere: bool = False) -> Colorizer:
+    col = Colorizer.from_model(OverflowsOnBrightImages(everywhere), name="overflowing", default_render_factor=2,
+                               device="cpu", fold=False)
+    monkeypatch.setattr(Colorizer, "from_pretrained", classmethod(lambda cls, *args, **kwargs: col))
+    return col
+
+
+def dark_and_bright_photos(folder: Path) -> tuple[list[Path], Path]:
+    """``a_bright.png`` (white, first in the folder's order) and three dark grey pictures."""
+    folder.mkdir()
+    bright = folder / "a_bright.png"
+    Image.new("L", (40, 32), 255).save(bright)
+    rng = np.random.default_rng(0)
+    dark = []
+    for i in range(3):
+        dark.append(folder / f"dark{i}.png")
+        Image.fromarray(rng.integers(0, 50, (32, 40), dtype=np.uint8), "L").save(dark[-1])
+    return dark, bright
+
+
+@pytest.mark.parametrize("pipeline,batch_size", [("off", 1), ("off", 4), ("on", 1), ("on", 4)])
+def test_one_overflowing_picture_fails_alone_and_the_others_are_done(pipeline, batch_size, tmp_path, monkeypatch,
+                                                                     capsys):
+    overflowing_cli(monkeypatch)
+    dark, bright = dark_and_bright_photos(tmp_path / "in")
+    out = tmp_path / "out"
+    code = cli.main(["image", str(tmp_path / "in"), "-o", str(out), "--runtime", "torch", "--pipeline", pipeline,
+                     "--batch-size", str(batch_size)])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_PARTIAL, err
+    assert "done: 3 colorized, 0 skipped, 1 failed" in err
+    assert f"{bright}: the model 'overflowing' produced NaN or infinite values for this picture" in err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in (out / "in").iterdir()) == ["dark0.png", "dark1.png", "dark2.png"]
+    for path in dark:  # each a real, finite colorization (the model keeps the grey: not black)
+        assert np.asarray(Image.open(out / "in" / path.name).convert("L")).max() > 0
+
+
+@pytest.mark.parametrize("pipeline,batch_size", [("off", 1), ("off", 4), ("on", 1), ("on", 4)])
+def test_a_model_that_overflows_on_every_picture_stops_the_job_naming_the_weights(pipeline, batch_size, tmp_path,
+                                                                                  monkeypatch, capsys):
+    overflowing_cli(monkeypatch, everywhere=True)
+    dark_and_bright_photos(tmp_path / "in")
+    out = tmp_path / "out"
+    code = cli.main(["image", str(tmp_path / "in"), "-o", str(out), "--runtime", "torch", "--pipeline", pipeline,
+                     "--batch-size", str(batch_size)])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_WEIGHTS, err
+    assert "the model 'overflowing' produced NaN or infinite values" in err and "weights are broken" in err
+    assert not any(out.rglob("*.png"))
+
+
+@pytest.mark.parametrize("pipeline", ["off", "on"])
+def test_nan_weights_stop_a_folder_job_at_the_first_picture(pipeline, tmp_path, capsys):
+    weights = nan_weights_file(tmp_path)
+    dark_and_bright_photos(tmp_path / "in")
+    out = tmp_path / "out"
+    code = cli.main(["image", str(tmp_path / "in"), "-o", str(out), "--model", str(weights), "--device", "cpu",
+                     "--pipeline", pipeline, "--runtime", "torch", "--batch-size", "1", "-r", "2"])
+    assert code == cli.EXIT_WEIGHTS
+    err = capsys.readouterr().err
+    assert str(weights) in err and "NaN or infinite" in err and "for 1 of 1 image" in err
+    assert not any(out.rglob("*.png"))
+
+
+# ------------------------------------------------------------------------------- `colorize models` listing
+
+
+def listed_status(capsys, cache: Path) -> str:
+    assert cli.main(["models", "--cache-dir", str(cache)]) == cli.EXIT_OK
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(NAME + " "))
+    return line
+
+
+@pytest.mark.parametrize("kind", HOSTILE)
+def test_models_lists_a_poisoned_cached_file_as_unverified_then_a_verified_one_as_verified(kind, server, tmp_path,
+                                                                                       monkeypatch, capsys):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    cached = cache / f"{NAME}.pth"
+    cached.write_bytes(hostile_bodies()[kind])  # what an older version stored under the final name
+    register_tiny(monkeypatch, [server.url(f"good/{NAME}.pth")])
+    assert "cached, not verified yet: checked when first used" in listed_status(capsys, cache)
+    assert cli.main(["models", "--download", NAME, "--cache-dir", str(cache), "-q"]) == cli.EXIT_OK
+    assert f"cached, verified ({cached})" in listed_status(capsys, cache)
+    # replaced behind our back (same size, later modification): no longer called verified
+    data = bytearray(cached.read_bytes())
+    data[-1] ^= 0xFF
+    time_before = cached.stat().st_mtime
+    cached.write_bytes(bytes(data))
+    os.utime(cached, (time_before + 5, time_before + 5))
+    assert "cached but NOT the verified file: replaced when next used" in listed_status(capsys, cache)
+
+
+def test_listing_models_reads_no_weights_and_creates_no_cache(tmp_path, monkeypatch, capsys):
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the listing read a weights file")
+
+    monkeypatch.setattr(hub, "file_sha256", no_reading)
+    monkeypatch.setattr(torch, "load", no_reading)
+    cache = tmp_path / "absent" / "cache"
+    assert cli.main(["models", "--cache-dir", str(cache)]) == cli.EXIT_OK
+    assert "not downloaded" in capsys.readouterr().out
+    assert not cache.exists()

@@ -40,7 +40,7 @@ from .cache import CACHE_ENV_VAR, cache_dir, cache_lock, cache_path, default_cac
 from .checkpoint import load_checkpoint, load_state_dict, read_manifest, state_dict_manifest, verify_state_dict
 from .fetch import download, google_drive_file_id, normalize_url, quarantine
 from .records import file_sha256, hash_record_path, record_file_hash, verified_file_hash
-from .resolve import WeightSource, is_cached, load_weights, resolve_weights
+from .resolve import WeightSource, cache_status, is_cached, load_weights, resolve_weights
 
 __all__ = [
     "CACHE_ENV_VAR",
@@ -53,6 +53,7 @@ __all__ = [
     "download",
     "resolve_weights",
     "is_cached",
+    "cache_status",
     "file_sha256",
     "hash_record_path",
     "verified_file_hash",

@@ -16,7 +16,7 @@ from colorizer_lib.errors import DownloadError, ModelArgumentError, Verification
 from .cache import CACHE_ENV_VAR, _cache_path, _resolve_cache_dir
 from .checkpoint import load_state_dict, read_manifest
 from .fetch import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, Verifier, _Failure, _download_locked, _first_sentence
-from .records import file_sha256, hash_record_path, record_file_hash
+from .records import _read_hash_record, file_sha256, hash_record_path, record_file_hash
 
 if TYPE_CHECKING:  # torch is imported where tensors are loaded, so downloads start fast
     import torch
@@ -83,6 +83,35 @@ def is_cached(spec: WeightSource, cache_dir: str | os.PathLike | None = None) ->
     if not path.is_file():
         return False
     return spec.size is None or path.stat().st_size == spec.size
+
+
+def cache_status(spec: WeightSource, cache_dir: str | os.PathLike | None = None) -> str:
+    """What ``colorize models`` says of ``cache_dir/<spec.filename>``, without reading the file:
+
+    * ``"missing"``: no such file;
+    * ``"verified"``: its sha256 record (written after a verified load) matches its size, and the
+      file has not been modified since the record was written;
+    * ``"unverified"``: no record yet (the file is verified, or moved aside and downloaded again,
+      when it is first used);
+    * ``"changed"``: not the file that was verified (another size or a later modification than its
+      record, a size other than the published one, or an unreadable record): it fails
+      verification when used, and is then moved aside and downloaded again.
+
+    Creates nothing (a listing of models must not need a writable cache)."""
+    path = _cache_path(cache_dir) / spec.filename
+    if not path.is_file():
+        return "missing"
+    stat = path.stat()
+    if spec.size is not None and stat.st_size != spec.size:
+        return "changed"
+    try:
+        record = _read_hash_record(path)
+        if record is None:
+            return "unverified"
+        recorded_at = hash_record_path(path).stat().st_mtime
+    except (VerificationError, OSError):
+        return "changed"
+    return "verified" if record["size"] == stat.st_size and stat.st_mtime <= recorded_at else "changed"
 
 
 def resolve_weights(
@@ -200,10 +229,11 @@ def _loaded_and_recorded(
     path: Path, state: dict[str, torch.Tensor], known_sha256: str | None
 ) -> dict[str, torch.Tensor]:
     """``state`` (just verified from ``path``), after writing ``path``'s sha256 record when it has
-    no published checksum and no record yet (later loads then detect changes on disk)."""
-    if known_sha256 is None and not hash_record_path(path).exists():
+    none yet: later loads then detect changes on disk (when there is no published checksum), and
+    :func:`cache_status` can tell a verified file without reading it."""
+    if not hash_record_path(path).exists():
         with contextlib.suppress(OSError):  # a read-only cache still works, unrecorded
-            record_file_hash(path, file_sha256(path))
+            record_file_hash(path, known_sha256 or file_sha256(path))
     return state
 
 

@@ -268,8 +268,9 @@ class _SegmentSink:
 
     def __init__(self, tools: FFmpegTools, work_dir: Path, manifest: dict, size: tuple[int, int],
                  timeline: _Timeline, time_base: Fraction, sar: Fraction, encode: EncodeSettings,
-                 frames_per_segment: int, b_frames: bool = True):
+                 frames_per_segment: int, b_frames: bool = True, output: Path | None = None):
         self.tools, self.work_dir, self.manifest = tools, work_dir, manifest
+        self.output = output  # the final file, which messages name (segments are temporary)
         self.size, self.timeline, self.time_base, self.sar, self.encode = size, timeline, time_base, sar, encode
         self.frames_per_segment, self.b_frames = frames_per_segment, b_frames
         self.writer: FrameWriter | None = None
@@ -314,13 +315,18 @@ class _SegmentSink:
         self.writer = FrameWriter(self.tools, self.tmp_path, *self.size, time_base=self.time_base,
                                   codec=self.encode.codec, crf=self.encode.crf, preset=self.encode.preset,
                                   sample_aspect_ratio=self.sar, fmt="mp4", threads=self.encode.threads,
-                                  b_frames=self.b_frames)
+                                  b_frames=self.b_frames, label=self._segment_label())
+
+    def _segment_label(self) -> str:
+        """The open segment as messages name it: ``out.mp4 (segment 3)``."""
+        return f"{self.output or self.work_dir} (segment {self.next_index + 1})"
 
     def close_segment(self) -> None:
         """Finish the open segment: wait for the encoder, check its frame count, rename, record."""
         if self.writer is None:
             return
         writer, tmp = self.writer, self.tmp_path
+        label = self._segment_label()
         self.writer = None
         if writer.frames_written == 0:  # stopped before its first frame: nothing to keep
             writer.abort()
@@ -334,11 +340,11 @@ class _SegmentSink:
             hint = "the disk is probably full; free some space or choose another output folder" if free < 100 \
                 else "check the encoder settings (codec, preset)"
             raise VideoError(
-                f"The encoder wrote an unreadable segment {tmp.name} ({exc}). {free:.1f} MB are free in "
+                f"The encoder wrote an unreadable file for {label} ({exc}). {free:.1f} MB are free in "
                 f"{self.work_dir}: {hint}. Finished segments are kept and the next run resumes from them."
             ) from exc
         if packets != frames:
-            raise VideoError(f"Segment {tmp.name} holds {packets} frames but {frames} were encoded.")
+            raise VideoError(f"The encoder wrote {packets} frames for {label} but was given {frames}.")
         final = tmp.with_suffix("")
         os.replace(tmp, final)
         self.manifest["segments"].append({"file": final.name, "frames": frames, "start": self.segment_start})
@@ -456,7 +462,7 @@ def colorize_video(
             smoother.reset()
         try:
             _run_frames(tools, info, colorizer, rf, smoother, batch, start, duration, manifest, wdir,
-                        size, time_base, steady, encode, frames_per_segment, resumed, progress, cuda)
+                        size, time_base, steady, encode, frames_per_segment, resumed, progress, cuda, output=out)
         except BaseException:
             if not manifest["segments"]:  # nothing worth resuming from
                 shutil.rmtree(wdir, ignore_errors=True)
@@ -474,7 +480,7 @@ def colorize_video(
                         "each was placed one frame after the frame before it.")
     tmp_out = out.with_name(f".{out.stem}.partial{out.suffix}")
     try:
-        warnings += _assemble(tools, wdir, manifest, src, info, tmp_out, fmt, start, duration)
+        warnings += _assemble(tools, wdir, manifest, src, info, tmp_out, fmt, start, duration, output=out)
         written = count_video_packets(tools, tmp_out)
         if written != frames:
             raise VideoError(
@@ -498,7 +504,7 @@ def colorize_video(
 
 
 def _run_frames(tools, info, colorizer, rf, smoother, batch, start, duration, manifest, wdir, size, time_base,
-                b_frames, encode, frames_per_segment, skip, progress, cuda) -> None:
+                b_frames, encode, frames_per_segment, skip, progress, cuda, output: Path | None = None) -> None:
     """Decode, colorize and encode every frame after the first ``skip``; record segments in ``manifest``."""
     from tqdm.auto import tqdm
 
@@ -513,7 +519,7 @@ def _run_frames(tools, info, colorizer, rf, smoother, batch, start, duration, ma
     reader = FrameReader(tools, info.path, width, height, start=start, duration=duration)
     timeline = _Timeline(reader.times, info.fps, stop)
     sink = _SegmentSink(tools, wdir, manifest, size, timeline, time_base, info.sample_aspect_ratio, encode,
-                        frames_per_segment, b_frames)
+                        frames_per_segment, b_frames, output=output)
     total = info.estimated_frames
     if duration is not None:
         total = round(duration * info.fps)
@@ -651,8 +657,9 @@ def _run_frames(tools, info, colorizer, rf, smoother, batch, start, duration, ma
 
 
 def _assemble(tools: FFmpegTools, wdir: Path, manifest: dict, src: Path, info: VideoInfo, tmp_out: Path,
-              fmt: str, start: float | None, duration: float | None) -> list[str]:
-    """Join the segments (stream copy) with the source's audio, subtitles and metadata into ``tmp_out``.
+              fmt: str, start: float | None, duration: float | None, output: Path | None = None) -> list[str]:
+    """Join the segments (stream copy) with the source's audio, subtitles and metadata into ``tmp_out``
+    (which becomes ``output``, the name messages use).
 
     Audio is copied when the container accepts it and re-encoded to AAC otherwise (always when a part
     is selected with ``start``/``duration``, since stream copy cuts only at packet boundaries and keeps
@@ -702,5 +709,5 @@ def _assemble(tools: FFmpegTools, wdir: Path, manifest: dict, src: Path, info: V
             break
     if tmp_out.exists():
         tmp_out.unlink()
-    raise VideoError(f"Assembling {tmp_out.name} failed: {' || '.join(failures)}. Check free disk space; the "
+    raise VideoError(f"Assembling {output or tmp_out} failed: {' || '.join(failures)}. Check free disk space; the "
                      f"finished segments are kept in {wdir}, so running again resumes from them.")

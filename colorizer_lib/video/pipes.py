@@ -272,16 +272,17 @@ class FrameWriter:
     written to ``path`` with the muxer ``fmt``. ``b_frames=False`` encodes without B-frames: with
     unevenly spaced frames, reordering delay would vary and MP4 (which counts a track's length in
     decoding order) would end the video early. Call :meth:`write` with bytes-like frames and their
-    times, then :meth:`finish`.
+    times, then :meth:`finish`. ``label`` is what error messages call the file (default: ``path``).
     """
 
     def __init__(self, tools: FFmpegTools, path: str | os.PathLike, width: int, height: int,
                  time_base: Fraction = Fraction(1, TIME_UNITS), codec: str = "libx264", crf: int = 18,
                  preset: str | None = "veryfast", sample_aspect_ratio: Fraction = Fraction(1), fmt: str = "mp4",
-                 threads: int = 0, b_frames: bool = True):
+                 threads: int = 0, b_frames: bool = True, label: str | None = None):
         if width % 2 or height % 2:
             raise ValueError("yuv420p frames need an even width and height; pad them first")
         self.path = str(path)
+        self.label = label or self.path  # what messages call the file (the user's output, not a temporary file)
         self.codec = codec
         self.frame_bytes = width * height * 3 // 2
         self.frames_written = 0
@@ -314,7 +315,7 @@ class FrameWriter:
         text = self._stderr.text
         hint = " The disk is full: free some space or choose another output folder." if "No space left" in text \
             else ""
-        return VideoError(f"The {self.codec} encoder {what} while writing {self.path}: {tail(text)}.{hint}")
+        return VideoError(f"The {self.codec} encoder {what} while writing {self.label}: {tail(text)}.{hint}")
 
     def _send(self, data) -> None:
         try:
