@@ -30,7 +30,7 @@ from .color import compose_luma_chroma, denormalize_imagenet, grey_to_rgb, norma
 from . import hub
 from .constants import RENDER_BASE, RENDER_FACTOR_RANGE, __version__, check_render_factor  # noqa: F401  (public here too)
 from .errors import (BatchError, ColorizerOutOfMemoryError, InputError,
-                     ModelArgumentError, NonFiniteOutputError, NotWeightsError, VerificationError, WeightsError)
+                     ModelArgumentError, NonFiniteOutputError, NotWeightsError, WeightsError)
 from .export import OnnxCpuModel, require_onnx_extra
 from .io import apply_watermark, load_image, save_image, side_by_side, to_luma_tensor
 from .jobs import is_url, source_identity

@@ -31,6 +31,7 @@ import torch
 from PIL import Image, ImageOps
 
 from ..errors import InputError
+from ..metrics import colorfulness
 
 INDEX_NAME = "index.jsonl"
 META_NAME = "meta.json"
@@ -273,8 +274,6 @@ def photo_stats(image: Image.Image, side: int = 64, white: int = 235, border: in
     - ``white_border``: the same share on a ``border``-pixel frame (product shots on white paper);
     - ``flat``: share of pixels equal to their right neighbour (drawings and clip art are flat).
     """
-    from ..metrics import colorfulness
-
     a = np.asarray(image.convert("RGB").resize((side, side), Image.BILINEAR, reducing_gap=2.0), dtype=np.uint8)
     whiteish = (a.min(axis=2) >= white)
     frame = np.ones((side, side), dtype=bool)
