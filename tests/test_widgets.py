@@ -756,3 +756,13 @@ def test_video_ui_colab_upload(tmp_path, colorizer, clip, fake_colab):
     assert ui.url.value == str(path) and path.read_bytes() == clip.read_bytes()
     assert "Uploaded reel one.mp4" in ui.status.text
     assert ui.preview() is not None and not ui.status.is_error, ui.status.text
+
+
+def test_example_source_finds_the_bundled_photo_from_any_folder(tmp_path, monkeypatch):
+    """Run outside the repository (a notebook opened from another folder), the example is still the
+    local file of this checkout, never a download."""
+    from colorizer_lib.notebook.sources import example_source
+
+    monkeypatch.chdir(tmp_path)
+    found = Path(example_source())
+    assert found.is_file() and found.parent == Path(__file__).resolve().parents[1] / "examples"

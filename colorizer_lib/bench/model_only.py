@@ -157,7 +157,7 @@ def bench_interleaved(report: Report, name: str, base: nn.Module, device: torch.
             start = time.perf_counter()
             if v == "cli":
                 subprocess.run(command + ["-o", str(workdir / f"cli-{run}{photo.suffix}")], check=True,
-                               cwd=Path(__file__).resolve().parents[1])
+                               cwd=Path(__file__).resolve().parents[2])
             else:
                 fn, dtype, cl = built[v]
                 x = random_input(1, size, device, dtype, cl)

@@ -75,7 +75,7 @@ def result_filename(stem: str, render_factor: int, suffix: str = ".png") -> str:
 def example_source(name: str = DEFAULT_EXAMPLE) -> str:
     """The path of a bundled example photo when the repository is present (local Jupyter),
     else its URL in the public repository (Colab installs the package without ``examples/``)."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # colorizer_lib
     if (Path("examples") / name).is_file():  # the notebook runs in the repository: keep the path short
         return str(Path("examples") / name)
     for candidate in (package.parent / "examples" / name, package / "examples" / name):
