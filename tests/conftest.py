@@ -75,3 +75,14 @@ def tiny_weights_file(tmp_path, tiny_reference) -> Path:
     path = tmp_path / "tiny_deep.pth"
     torch.save(tiny_reference["deep"]["state_dict"], path)
     return path
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> str:
+    """The path of a saved tiny DeOldify state dict (``tests.test_video_support.tiny_model``), for the
+    video tests' `--model` (one per test module)."""
+    from tests.test_video_support import tiny_model
+
+    path = tmp_path_factory.mktemp("w") / "tiny.pth"
+    torch.save(tiny_model().state_dict(), path)
+    return str(path)

@@ -15,7 +15,7 @@ from colorizer_lib.video_cli import add_video_parser, run_video
 
 from .http_server import serve_directory
 from .test_video_support import one_torch_thread  # noqa: F401 (autouse fixture)
-from .test_video_support import make_clip, needs_ffmpeg, tiny_colorizer, tiny_model
+from .test_video_support import make_clip, needs_ffmpeg, tiny_colorizer
 
 pytestmark = needs_ffmpeg
 
@@ -23,13 +23,6 @@ pytestmark = needs_ffmpeg
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     return make_clip(tmp_path_factory.mktemp("cli") / "film.mp4", size="96x72", seconds=1.0)
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    path = tmp_path_factory.mktemp("w") / "tiny.pth"
-    torch.save(tiny_model().state_dict(), path)
-    return str(path)
 
 
 def cli(*args: str) -> int:

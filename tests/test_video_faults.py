@@ -20,7 +20,7 @@ from colorizer_lib.video.pipes import FrameWriter
 from colorizer_lib.cli import video_main
 
 from .test_video_support import one_torch_thread  # noqa: F401 (autouse fixture)
-from .test_video_support import FFPROBE, make_clip, needs_ffmpeg, tiny_colorizer, tiny_model
+from .test_video_support import FFPROBE, make_clip, needs_ffmpeg, tiny_colorizer
 
 pytestmark = needs_ffmpeg
 
@@ -28,15 +28,6 @@ pytestmark = needs_ffmpeg
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     return make_clip(tmp_path_factory.mktemp("faults") / "film.mp4", size="96x72", seconds=1.0)
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    import torch
-
-    path = tmp_path_factory.mktemp("w") / "tiny.pth"
-    torch.save(tiny_model().state_dict(), path)
-    return str(path)
 
 
 @pytest.fixture()
