@@ -5,12 +5,13 @@ capture, error reporting, upload controls.
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import importlib
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 import ipywidgets as W
 
@@ -159,6 +160,20 @@ def call_in_output(output: W.Output, function: Callable[..., Any], *args, **kwar
     if error is not None:
         raise error
     return value
+
+
+@contextlib.contextmanager
+def buttons_disabled(buttons: Iterable[W.Widget]) -> Iterator[None]:
+    """Disable ``buttons`` while a run lasts (no second click starts a second run), and enable them
+    again however it ends."""
+    buttons = list(buttons)
+    for button in buttons:
+        button.disabled = True
+    try:
+        yield
+    finally:
+        for button in buttons:
+            button.disabled = False
 
 
 def report_exception(status: StatusLine, error: BaseException) -> str:

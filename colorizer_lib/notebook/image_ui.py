@@ -15,8 +15,8 @@ from PIL import Image
 
 from colorizer_lib.errors import InputError
 from .controls import (
-    LABEL_STYLE, ProgressDisplay, StatusLine, call_in_output, clear, download_widget, nothing_given_message,
-    report_exception, upload_controls,
+    buttons_disabled, LABEL_STYLE, ProgressDisplay, StatusLine, call_in_output, clear, download_widget,
+    nothing_given_message, report_exception, upload_controls,
 )
 from .environment import in_colab
 from .images import (
@@ -118,22 +118,17 @@ class ImageColorizerUI:
         return self._guarded(run)
 
     def _guarded(self, action: Callable[[], list[ImageOutcome]]) -> list[ImageOutcome]:
-        buttons = [self.button] + ([self.upload] if self.colab else [])
-        for button in buttons:
-            button.disabled = True
         self.last_error = None
-        try:
-            return action()
-        except Exception as error:  # shown to the user in the widget, not as a traceback
-            self.last_error = report_exception(self.status, error)
-            if self.progress.active:
-                self.progress.finish(False)
-            else:  # stopped before anything was counted: the last run's count would mislead
-                self.progress.reset()
-            return []
-        finally:
-            for button in buttons:
-                button.disabled = False
+        with buttons_disabled([self.button] + ([self.upload] if self.colab else [])):
+            try:
+                return action()
+            except Exception as error:  # shown to the user in the widget, not as a traceback
+                self.last_error = report_exception(self.status, error)
+                if self.progress.active:
+                    self.progress.finish(False)
+                else:  # stopped before anything was counted: the last run's count would mislead
+                    self.progress.reset()
+                return []
 
     def _colorize(self, example_if_empty: bool) -> list[ImageOutcome]:
         entries = parse_sources(self.urls.value)

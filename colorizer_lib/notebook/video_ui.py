@@ -11,8 +11,8 @@ import ipywidgets as W
 
 from colorizer_lib.errors import InputError
 from .controls import (
-    LABEL_STYLE, MAX_INLINE_BYTES, StatusLine, call_in_output, clear, download_widget, nothing_given_message,
-    report_exception, upload_controls,
+    buttons_disabled, LABEL_STYLE, MAX_INLINE_BYTES, StatusLine, call_in_output, clear, download_widget,
+    nothing_given_message, report_exception, upload_controls,
 )
 from .environment import in_colab
 from .images import DISPLAY_SIZE, encode_image, parse_factors, thumbnail
@@ -140,18 +140,13 @@ class VideoColorizerUI:
         display(self.widget)
 
     def _guarded(self, action: Callable[[], Any]):
-        buttons = (self.preview_button, self.render_button) + ((self.upload,) if self.colab else ())
-        for button in buttons:
-            button.disabled = True
         self.last_error = None
-        try:
-            return action()
-        except Exception as error:  # shown to the user in the widget, not as a traceback
-            self.last_error = report_exception(self.status, error)
-            return None
-        finally:
-            for button in buttons:
-                button.disabled = False
+        with buttons_disabled((self.preview_button, self.render_button) + ((self.upload,) if self.colab else ())):
+            try:
+                return action()
+            except Exception as error:  # shown to the user in the widget, not as a traceback
+                self.last_error = report_exception(self.status, error)
+                return None
 
     def upload_clip(self) -> Path | None:
         """Colab: ask for a clip with Colab's uploader (no size limit), keep it under
