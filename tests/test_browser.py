@@ -173,9 +173,13 @@ def test_large_uploads_in_jupyter_fail_clearly(tmp_path, tools_present):
         choose_file(page, page.locator(".colorizer-upload").first, tiff)
         page.wait_for_timeout(8000)  # the browser reads and sends the file (or fails to)
         page.locator("button.colorizer-run").click()
-        page.wait_for_function("""() => { const t = document.querySelector('.colorizer-status').innerText;
-                                          return t.includes('No photo given') || t.startsWith('Done'); }""",
-                               timeout=180_000)
+        # The status still says "Done" from the small photo until this run ends, so wait for this run's own
+        # outcome: the TIFF's result caption, or the message that no photo arrived.
+        page.wait_for_function("""() => {
+            const t = document.querySelector('.colorizer-status').innerText;
+            const shown = Array.from(document.querySelectorAll('.colorizer-results')).map(e => e.innerText).join(' ');
+            return t.includes('No photo given') || (t.startsWith('Done') && shown.includes('scan ·')); }""",
+            timeout=180_000)
         text = status_text(page)
         page.locator(".colorizer-status").first.scroll_into_view_if_needed()
         page.screenshot(path=str(shots / "4_big_tiff_upload.png"))
