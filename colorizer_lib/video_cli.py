@@ -53,7 +53,7 @@ def _render_factor(value: float) -> int:
 
 
 def _segment_seconds(value: float) -> float:
-    from .video.pipeline import check_segment_seconds
+    from .video.settings import check_segment_seconds
 
     return check_segment_seconds(value)
 
@@ -181,13 +181,13 @@ def _maybe_compile(args: argparse.Namespace, colorizer, source: Path, tools) -> 
 
 def _check_arguments(args: argparse.Namespace) -> None:
     """Refuse bad settings at once, not after a download and a model load."""
-    from .video.pipeline import _output_format, check_crf
+    from .video.settings import check_crf, output_format
     from .video.smoothing import ChromaSmoother
 
     ChromaSmoother(args.smoothing)  # validates the strength
     check_crf(args.codec, args.crf)  # the range depends on the encoder
     if args.output is not None and not args.preview:
-        _output_format(Path(args.output))
+        output_format(Path(args.output))
 
 
 def _local_source(args: argparse.Namespace, tools) -> Path:
