@@ -105,7 +105,7 @@ def test_cli_reports_bad_input_without_traceback(tmp_path, weights, capsys, load
     assert "error:" in capsys.readouterr().err
     text = tmp_path / "x.mp4"
     text.write_text("hello")
-    assert cli(str(text), "--model", weights, "--no-progress") == 2
+    assert cli(str(text), "--model", weights, "-q") == 2
     assert "not a video" in capsys.readouterr().err
 
 
@@ -124,6 +124,80 @@ def test_add_video_parser_hooks_into_a_main_cli():
     add_video_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["video", "in.mp4", "--smoothing", "0", "--start", "1:30", "--preview"])
     assert args.func is run_video and args.smoothing == 0 and args.start == 90.0 and args.preview
+
+
+# ------------------------------------------------------------------------- flags shared with `colorize image`
+
+def _video_parser():
+    from colorizer_lib.cli import build_parser
+
+    parser = build_parser("video")
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["video"]
+    return parser, {a.dest: a for a in sub._actions}
+
+
+@pytest.mark.parametrize("flag", ["-r", "--render-factor"])
+@pytest.mark.parametrize("text, value", [("35", 35), ("35.0", 35), ("2", 2), ("100", 100)])
+def test_render_factor_is_the_shared_flag_with_the_library_check(flag, text, value):
+    from colorizer_lib import cli_args
+
+    parser, actions = _video_parser()
+    assert actions["render_factor"].type is cli_args.render_factor
+    assert actions["render_factor"].option_strings == ["-r", "--render-factor"]
+    args = parser.parse_args(["video", "in.mp4", flag, text])
+    assert args.render_factor == value and type(args.render_factor) is int
+
+
+@pytest.mark.parametrize("text, words", [("35.5", "render factor must be a whole number from 2 to 100"),
+                                         ("1", "render factor 1 is outside the allowed range 2..100"),
+                                         ("101", "render factor 101 is outside the allowed range 2..100"),
+                                         ("nan", "render factor must be a whole number"),
+                                         ("abc", "not a number: 'abc'")])
+def test_render_factor_refusals_carry_the_library_message(text, words, capsys):
+    from colorizer_lib.constants import check_render_factor
+
+    parser, _ = _video_parser()
+    with pytest.raises(SystemExit) as exc:
+        parser.parse_args(["video", "in.mp4", "-r", text])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument -r/--render-factor: {words}" in err
+    if text != "abc":  # the very message the library raises
+        with pytest.raises(ValueError) as library:
+            check_render_factor(float(text))
+        assert str(library.value) in err
+
+
+def test_quiet_is_the_documented_flag_and_no_progress_its_hidden_alias():
+    parser, actions = _video_parser()
+    for flag in ("-q", "--quiet", "--no-progress"):
+        assert parser.parse_args(["video", "in.mp4", flag]).quiet is True
+    assert parser.parse_args(["video", "in.mp4"]).quiet is False
+    help_text = parser._subparsers._group_actions[0].choices["video"].format_help()
+    assert "-q, --quiet" in help_text and "--no-progress" not in help_text
+
+
+def test_video_help_and_argument_checks_import_no_torch():
+    """`colorize video --help` and parsing (render factor included) stay torch-free, as `colorize --help`."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys\n"
+        "from colorizer_lib.cli import build_parser, main\n"
+        "args = build_parser('video').parse_args(['video', 'in.mp4', '-r', '35.0', '-q', '--device', 'cpu',\n"
+        "                                         '--dtype', 'float32', '--cache-dir', 'c', '-m', 'compact'])\n"
+        "assert args.render_factor == 35, args\n"
+        "try:\n"
+        "    main(['video', '--help'])\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        "print('TORCH', 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert "TORCH False" in done.stdout and "--render-factor" in done.stdout, done.stdout + done.stderr
 
 
 # ------------------------------------------------------------------------------------------ URLs
