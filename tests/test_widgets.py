@@ -668,12 +668,21 @@ def test_fetch_video_paths_links_and_reuse(tmp_path, clip):
         return target
 
     url = "https://example.org/watch?v=abc"
-    first = notebook.fetch_video(url, tmp_path, download=download)
-    again = notebook.fetch_video(url, tmp_path, download=download)  # e.g. after a Colab disconnect
+    announced = []
+    first = notebook.fetch_video(url, tmp_path, download=download, on_download=lambda: announced.append(url))
+    again = notebook.fetch_video(url, tmp_path, download=download,  # e.g. after a Colab disconnect
+                                 on_download=lambda: announced.append(url))
     assert first == again and first.read_bytes() == clip.read_bytes() and calls == [url]
+    assert announced == [url]  # "Downloading..." only when a download starts, not when the file is reused
     first.unlink()
     notebook.fetch_video(url, tmp_path, download=download)  # a vanished file is downloaded again
     assert calls == [url, url]
+    # A link is what `colorize video` calls one (video.is_url): a bare www. address is downloaded, announced.
+    bare = "www.example.org/film"
+    notebook.fetch_video(bare, tmp_path, download=download, on_download=lambda: announced.append(bare))
+    assert calls[-1] == bare and announced == [url, bare]
+    notebook.fetch_video(f"  {clip} ", tmp_path, on_download=lambda: announced.append("local"))
+    assert announced == [url, bare]  # a local file is never announced as a download
 
 
 def test_video_ui_preview_and_render_buttons(tmp_path, colorizer, clip):
