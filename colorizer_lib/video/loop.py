@@ -17,7 +17,8 @@ from typing import Protocol
 
 import torch
 
-from ..errors import ColorizerOutOfMemoryError, InputError, VideoError
+from ..colorizer import out_of_memory_guard
+from ..errors import InputError, VideoError
 from .convert import gray_u8_to_luma, pad_to_even, rgb_to_yuv420p
 from .pipes import FrameReader, MissingFrameTime
 from .segments import SegmentSink, Timeline, save_manifest
@@ -41,21 +42,18 @@ def colorize_frames(colorizer: ColorizerLike, frames: torch.Tensor, render_facto
     """Colorize a batch of decoded frames: ``(B, H, W)`` uint8 luma -> ``(B, H'*W'*3/2)`` uint8 yuv420p.
 
     The same ``predict_chroma -> compose`` path as still images, with the chroma smoothed across
-    frames in between; H' and W' are H and W rounded up to even (edge pixels replicated).
+    frames in between; H' and W' are H and W rounded up to even (edge pixels replicated). Running out
+    of memory anywhere in the batch raises :class:`~colorizer_lib.errors.ColorizerOutOfMemoryError`
+    with the photos' advice (:func:`~colorizer_lib.colorizer.out_of_memory_guard`).
     """
-    try:
+    rf = render_factor if render_factor is not None else colorizer.default_render_factor
+    with out_of_memory_guard(rf, frames.shape[0]):
         luma = gray_u8_to_luma(frames, colorizer.device)
         chroma = colorizer.predict_chroma(luma, render_factor)
         if smoother is not None:
             chroma = smoother(chroma, luma)
         rgb = colorizer.compose(luma, chroma)
         return rgb_to_yuv420p(pad_to_even(rgb.float()))
-    except torch.cuda.OutOfMemoryError as exc:
-        torch.cuda.empty_cache()
-        raise ColorizerOutOfMemoryError(
-            f"Out of GPU memory on a batch of {frames.shape[0]} frames of {frames.shape[2]}x{frames.shape[1]}: "
-            "lower batch_size (--batch-size) or the render factor. Finished frames are kept; rerun to resume."
-        ) from exc
 
 
 # ------------------------------------------------------------------------ queues shared by the threads
