@@ -60,7 +60,7 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preview-render-factors", type=comma_separated_ints, default=None,
                         help="render factors to compare in the preview (default 14,21,28,35)")
     parser.add_argument("--batch-size", type=positive_int, default=None,
-                        help="frames per model batch (default 16 GPU, 4 CPU)")
+                        help="frames per model batch (default 16 GPU, 4 CPU)")  # video.settings.FRAME_BATCH_SIZES
     parser.add_argument("--crf", type=int, default=18,
                         help="encoder quality, lower is better: 0-51 for H.264/H.265, 0-63 for VP9/AV1 (default 18)")
     parser.add_argument("--preset", default="veryfast",

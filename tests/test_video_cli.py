@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from colorizer_lib.errors import InputError
-from colorizer_lib.video import download_video, is_google_drive, is_url, preview_video, probe
+from colorizer_lib.video import colorize_video, download_video, is_google_drive, is_url, preview_video, probe
 from colorizer_lib.cli import video_main
 from colorizer_lib.video_cli import add_video_parser, run_video
 
@@ -175,6 +175,22 @@ def test_quiet_is_the_documented_flag_and_no_progress_its_hidden_alias():
     assert parser.parse_args(["video", "in.mp4"]).quiet is False
     help_text = parser._subparsers._group_actions[0].choices["video"].format_help()
     assert "-q, --quiet" in help_text and "--no-progress" not in help_text
+
+
+def test_the_batch_size_default_is_the_library_s_and_the_help_says_it(clip, tmp_path):
+    from colorizer_lib.video.settings import FRAME_BATCH_SIZES, frame_batch_size
+
+    from .test_video_support import CountingColorizer
+
+    parser, actions = _video_parser()
+    assert f"(default {FRAME_BATCH_SIZES['cuda']} GPU, {FRAME_BATCH_SIZES['cpu']} CPU)" in actions["batch_size"].help
+    assert [frame_batch_size(None, d) for d in ("cuda", "cpu", "mps")] == [16, 4, 4]
+    assert frame_batch_size(3, "cuda") == 3
+    with pytest.raises(InputError, match="batch_size must be a whole number"):
+        frame_batch_size(0, "cpu")
+    col = CountingColorizer(tiny_colorizer())  # on the CPU: 25 frames in batches of 4
+    colorize_video(clip, col, tmp_path / "o.mp4", render_factor=2, progress=False)
+    assert (col.frames, col.batches) == (25, -(-25 // FRAME_BATCH_SIZES["cpu"]))
 
 
 def test_video_help_and_argument_checks_import_no_torch():

@@ -28,7 +28,7 @@ from .pipes import TIME_UNITS
 from .probe import probe
 from .segments import job_key, load_manifest
 from .settings import (EncodeSettings, check_batch_size, check_crf, check_segment_seconds, default_output,
-                       output_format, prepare_output)
+                       frame_batch_size, output_format, prepare_output)
 from .smoothing import ChromaSmoother
 
 
@@ -117,7 +117,7 @@ def colorize_video(
         raise InputError(f"start={start}s is past the end of the video ({info.duration:.2f}s).")
     device = torch.device(colorizer.device)
     cuda = device.type == "cuda"
-    batch = batch_size or (16 if cuda else 4)
+    batch = frame_batch_size(batch_size, device.type)
     width, height = info.width, info.height
     size = (width + width % 2, height + height % 2)
     warnings: list[str] = []

@@ -73,6 +73,11 @@ def check_segment_seconds(seconds) -> float | None:
     return float(seconds)
 
 
+#: Frames per model batch when the caller gives none, by device type (``colorize video --batch-size``
+#: documents the same numbers): enough frames to keep a GPU busy, few on a CPU, where the model dominates.
+FRAME_BATCH_SIZES = {"cuda": 16, "cpu": 4}
+
+
 def check_batch_size(batch) -> int | None:
     """``batch_size`` as an int (None: the default for the device), else InputError."""
     if batch is None:
@@ -80,6 +85,12 @@ def check_batch_size(batch) -> int | None:
     if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1:
         raise InputError(f"batch_size must be a whole number of frames, 1 or more, got {batch!r}.")
     return int(batch)
+
+
+def frame_batch_size(batch, device_type: str) -> int:
+    """``batch`` checked (:func:`check_batch_size`), or :data:`FRAME_BATCH_SIZES` for the device type
+    (``"cuda"``; any other device takes the CPU's)."""
+    return check_batch_size(batch) or FRAME_BATCH_SIZES.get(device_type, FRAME_BATCH_SIZES["cpu"])
 
 
 def default_output(source: str | os.PathLike) -> Path:
