@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from colorizer_lib.errors import InputError
+from colorizer_lib.errors import InputError, RenderFactorError
 from colorizer_lib.video import colorize_video, download_video, is_google_drive, is_url, preview_video, probe
 from colorizer_lib.cli import video_main
 from colorizer_lib.video_cli import add_video_parser, run_video
@@ -256,6 +256,20 @@ def test_preview_api_times_default_to_spread_frames(clip):
     assert a.size == (96, 72) and a.tobytes() != b.tobytes()  # render factors give different colours
     with pytest.raises(InputError, match="No frame"):
         preview_video(clip, tiny_colorizer(), times=[5.0], render_factors=(2,))
+    grid = preview_video(clip, tiny_colorizer(), times=[0.25], render_factors=(2.0, 4), thumb_width=48)
+    assert grid.render_factors == [2, 4] and grid.images[(0.25, 2)].tobytes() == a.tobytes()  # 2.0 is 2, as images
+
+
+def test_preview_refuses_bad_render_factors_before_decoding(monkeypatch):
+    import colorizer_lib.video.preview as preview
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("probed before checking the render factors")
+
+    monkeypatch.setattr(preview, "probe", no_probe)
+    for bad, words in [((21, 35.5), "whole number from 2 to 100"), ((500,), "outside the allowed range 2..100")]:
+        with pytest.raises(RenderFactorError, match=words):
+            preview_video("film.mp4", tiny_colorizer(), render_factors=bad)
 
 
 @pytest.mark.parametrize("bad, words", [(("--render-factor", "500"), "render factor"),

@@ -211,6 +211,21 @@ def test_parse_factors():
         notebook.parse_factors("10, big")
 
 
+@pytest.mark.parametrize("given, expected", [("35.0, 21", [35, 21]), ([35.0, 2], [35, 2]), ("100", [100])])
+def test_parse_factors_takes_what_the_library_takes(given, expected):
+    """The sweep and video preview factors are checked as the CLI and the library check a render factor."""
+    assert notebook.parse_factors(given) == expected
+    assert all(type(v) is int for v in notebook.parse_factors(given))
+
+
+@pytest.mark.parametrize("given, words", [("35.5", "whole number from 2 to 100"), ([35.5], "whole number"),
+                                          ("500", "outside the allowed range 2..100"), ([1], "outside"),
+                                          ("nan", "whole number")])
+def test_parse_factors_refuses_what_the_library_refuses(given, words):
+    with pytest.raises(RenderFactorError, match=words):
+        notebook.parse_factors(given)
+
+
 def test_format_eta():
     assert notebook.format_eta(0, 4, 0.0) == "0/4 images"
     assert notebook.format_eta(1, 1, 2.0) == "1/1 image · 2.0 s/image · ETA 0.0 s"
@@ -707,6 +722,11 @@ def test_video_ui_preview_and_render_buttons(tmp_path, colorizer, clip):
     assert isinstance(player, W.Video) and player.value == result.path.read_bytes()
     assert 'download="film_colorized_rf6.mp4"' in link.value
     assert calls == ["video"] and not ui.render_button.disabled
+    bad = notebook.VideoColorizerUI(model="video", render_factor=4, source=str(clip), output_dir=tmp_path / "bad",
+                                    factory=lambda name: colorizer, preview_factors=[4], preview_frames=1)
+    bad.preview_factors = [4, 500]  # set after construction, which checks: the preview itself still refuses it
+    assert bad.preview() is None and bad.status.is_error and "outside the allowed range 2..100" in bad.status.text
+    assert not (tmp_path / "bad" / "film_preview.png").exists()
 
 
 def test_video_ui_upload_and_errors(tmp_path, colorizer, clip):

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from ..constants import check_render_factor
 from ..errors import InputError
 from .binaries import FFmpegTools, find_tools, tail
 from .probe import VideoInfo, probe
@@ -50,13 +51,13 @@ def preview_video(source: str | os.PathLike, colorizer, times: list[float] | Non
     Uses the same ``predict_chroma -> compose`` path as the full render (without temporal smoothing).
     Saves the labelled grid to ``output`` (PNG/JPEG) when given.
     """
+    rfs = [check_render_factor(rf) for rf in render_factors]  # before any decoding, as colorize_video
     tools = tools or find_tools()
     info = probe(source, tools)
     if times is None:
         if not info.duration:
             raise InputError("The video states no duration; pass explicit preview times.")
         times = [round(info.duration * (k + 0.5) / n_frames, 3) for k in range(n_frames)]
-    rfs = [int(rf) for rf in render_factors]
     if not times or not rfs:
         raise InputError("Give at least one preview time and one render factor.")
     images: dict[tuple[float, int], Image.Image] = {}
