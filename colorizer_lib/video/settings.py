@@ -13,8 +13,8 @@ from pathlib import Path
 
 from ..errors import InputError
 
+#: Output containers by file suffix (the ffmpeg muxer each one takes).
 MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
-_TEXT_SUBS_FOR = {"mp4": "mov_text", "mov": "mov_text", "matroska": "srt"}
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,8 @@ class EncodeSettings:
     threads: int = 0
 
 
-
 def output_format(output: Path) -> str:
+    """The ffmpeg muxer for ``output``'s suffix (:data:`MUXERS`), else InputError naming the choices."""
     fmt = MUXERS.get(output.suffix.lower())
     if fmt is None:
         raise InputError(
@@ -39,6 +39,7 @@ def output_format(output: Path) -> str:
 
 
 def prepare_output(source: Path, output: Path) -> None:
+    """Refuse an output that is the source itself or sits in a folder that cannot be made or written."""
     if output.resolve() == source.resolve():
         raise InputError(f"The output {str(output)!r} is the source itself; choose another output name.")
     try:
@@ -47,7 +48,6 @@ def prepare_output(source: Path, output: Path) -> None:
         raise InputError(f"Cannot create the output folder {str(output.parent)!r}: {exc}.") from exc
     if not os.access(output.parent, os.W_OK):
         raise InputError(f"The output folder {str(output.parent)!r} is not writable; choose another output.")
-
 
 
 # Highest quality value (--crf, or -cq for NVENC) each encoder family takes; 51 for H.264/H.265.
