@@ -62,6 +62,11 @@ render_factor = checked(check_render_factor)
 accepts (``35``, ``35.0``) as an int, else its message."""
 
 
+def render_factors(text: str) -> list[int]:
+    """argparse type for lists of render factors (``"14,21,35.0"``), each checked as :data:`render_factor`."""
+    return [render_factor(v) for v in text.split(",") if v.strip()]
+
+
 def add_render_factor_argument(parser: argparse.ArgumentParser, help: str) -> None:
     """``-r/--render-factor`` (default None: the model's own), checked as the library checks it."""
     parser.add_argument("-r", "--render-factor", type=render_factor, default=None, help=help)

@@ -16,8 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli_args import (add_common_arguments, add_render_factor_argument, checked, comma_separated_ints,
-                       positive_int, why_missing)
+from .cli_args import (add_common_arguments, add_render_factor_argument, checked, positive_int, render_factors,
+                       why_missing)
 from .errors import DependencyError, InputError
 
 
@@ -57,7 +57,7 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preview", action="store_true",
                         help="only colorize a few frames at several render factors and save a comparison grid")
     parser.add_argument("--preview-times", type=_times, default=None, help="preview times, e.g. 5,30,1:10")
-    parser.add_argument("--preview-render-factors", type=comma_separated_ints, default=None,
+    parser.add_argument("--preview-render-factors", type=render_factors, default=None,
                         help="render factors to compare in the preview (default 14,21,28,35)")
     parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="frames per model batch (default 16 GPU, 4 CPU)")  # video.settings.FRAME_BATCH_SIZES

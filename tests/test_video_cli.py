@@ -168,6 +168,17 @@ def test_render_factor_refusals_carry_the_library_message(text, words, capsys):
         assert str(library.value) in err
 
 
+def test_preview_render_factors_are_each_checked_as_the_render_factor(capsys):
+    parser, actions = _video_parser()
+    assert parser.parse_args(["video", "in.mp4", "--preview-render-factors", "14, 21,35.0"]).preview_render_factors \
+        == [14, 21, 35]
+    for bad, words in [("14,35.5", "render factor must be a whole number"), ("14,500", "render factor 500 is outside the allowed range"),
+                       ("14,x", "not a number: 'x'")]:
+        with pytest.raises(SystemExit):
+            parser.parse_args(["video", "in.mp4", "--preview-render-factors", bad])
+        assert f"argument --preview-render-factors: {words}" in capsys.readouterr().err
+
+
 def test_quiet_is_the_documented_flag_and_no_progress_its_hidden_alias():
     parser, actions = _video_parser()
     for flag in ("-q", "--quiet", "--no-progress"):
