@@ -229,6 +229,23 @@ def test_video_help_and_argument_checks_import_no_torch():
 
 # ------------------------------------------------------------------------------------------ URLs
 
+def test_finished_download_is_the_record_download_video_writes(clip, tmp_path):
+    from colorizer_lib.video import finished_download
+
+    url = clip.resolve().as_uri()
+    assert finished_download(url, tmp_path) is None  # never downloaded
+    path = download_video(url, tmp_path)
+    assert finished_download(url, tmp_path) == path and download_video(url, tmp_path) == path
+    marker = path.parent / "complete.json"
+    for broken in ("{not json", "[]", '{"url": "x"}'):  # an interrupted or damaged record: not finished
+        marker.write_text(broken)
+        assert finished_download(url, tmp_path) is None
+    marker.write_text('{"url": "%s", "file": "gone.mp4"}' % url)
+    assert finished_download(url, tmp_path) is None  # the file it names is gone
+    assert finished_download("www.example.org/v", tmp_path) is None
+    assert (finished_download("www.example.org/v", tmp_path / "x") is None and not (tmp_path / "x").exists())
+
+
 def test_url_detection():
     assert is_url("https://youtu.be/x") and is_url("file:///tmp/a.mp4") and is_url("www.example.com/v")
     assert not is_url("/tmp/a.mp4") and not is_url("C:/films/a.mp4")

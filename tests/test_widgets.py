@@ -673,31 +673,32 @@ def test_fetch_video_paths_links_and_reuse(tmp_path, clip):
         notebook.fetch_video("/no/such/film.mp4", tmp_path)
     with pytest.raises(InputError, match="No video given"):
         notebook.fetch_video("  ", tmp_path)
-    calls = []
+    from colorizer_lib import video
 
-    def download(url, dest):
+    calls, announced = [], []
+
+    def download(url, dest):  # the real download (yt-dlp reads file:// links offline), counted
         calls.append(url)
-        target = Path(dest) / "download-x" / "video.mp4"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(clip.read_bytes())
-        return target
+        return video.download_video(url, dest)
 
-    url = "https://example.org/watch?v=abc"
-    announced = []
+    url = clip.resolve().as_uri()
     first = notebook.fetch_video(url, tmp_path, download=download, on_download=lambda: announced.append(url))
+    stamp = first.stat().st_mtime_ns
     again = notebook.fetch_video(url, tmp_path, download=download,  # e.g. after a Colab disconnect
                                  on_download=lambda: announced.append(url))
-    assert first == again and first.read_bytes() == clip.read_bytes() and calls == [url]
+    assert first == again and first.read_bytes() == clip.read_bytes() and first.stat().st_mtime_ns == stamp
     assert announced == [url]  # "Downloading..." only when a download starts, not when the file is reused
+    assert video.finished_download(url, tmp_path / "downloads") == first  # download_video's one record
     first.unlink()
-    notebook.fetch_video(url, tmp_path, download=download)  # a vanished file is downloaded again
-    assert calls == [url, url]
-    # A link is what `colorize video` calls one (video.is_url): a bare www. address is downloaded, announced.
+    again = notebook.fetch_video(url, tmp_path, download=download, on_download=lambda: announced.append(url))
+    assert again.read_bytes() == clip.read_bytes() and announced == [url, url]  # a vanished file: downloaded again
+    # A link is what `colorize video` calls one (video.is_url): a bare www. address is a download, announced.
     bare = "www.example.org/film"
-    notebook.fetch_video(bare, tmp_path, download=download, on_download=lambda: announced.append(bare))
-    assert calls[-1] == bare and announced == [url, bare]
+    notebook.fetch_video(bare, tmp_path, download=lambda u, d: calls.append(u) or clip,
+                         on_download=lambda: announced.append(bare))
+    assert calls[-1] == bare and announced == [url, url, bare]
     notebook.fetch_video(f"  {clip} ", tmp_path, on_download=lambda: announced.append("local"))
-    assert announced == [url, bare]  # a local file is never announced as a download
+    assert announced == [url, url, bare]  # a local file is never announced as a download
 
 
 def test_video_ui_preview_and_render_buttons(tmp_path, colorizer, clip):
