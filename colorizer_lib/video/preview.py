@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 from ..constants import check_render_factor
 from ..errors import InputError
 from .binaries import FFmpegTools, find_tools, tail
+from .convert import gray_u8_to_luma
 from .probe import VideoInfo, probe
 
 DEFAULT_RENDER_FACTORS = (14, 21, 28, 35)
@@ -64,7 +65,7 @@ def preview_video(source: str | os.PathLike, colorizer, times: list[float] | Non
     with torch.inference_mode():
         for t in times:
             gray = torch.from_numpy(extract_gray_frame(tools, info, t).copy())
-            luma = gray.to(colorizer.device).view(1, 1, *gray.shape).float().div_(255)
+            luma = gray_u8_to_luma(gray[None], colorizer.device)  # as the full render reads its frames
             for rf in rfs:
                 rgb = colorizer.compose(luma, colorizer.predict_chroma(luma, rf))[0]
                 arr = rgb.float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
