@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from colorizer_lib.colorizer import Colorizer  # noqa: E402
 from colorizer_lib.models import build_generator  # noqa: E402
 from colorizer_lib.video import EncodeSettings, colorize_frames, colorize_video, find_tools  # noqa: E402
+from colorizer_lib.video.settings import FRAME_BATCH_SIZES  # noqa: E402
 
 
 class GpuSampler:
@@ -211,7 +212,7 @@ def main(argv=None) -> int:
     p.add_argument("--fps", type=int, default=25)
     p.add_argument("--render-factor", type=int, default=21)
     p.add_argument("--arch", default="deoldify-wide-resnet101", help="models.ARCHITECTURES key (Video model)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=FRAME_BATCH_SIZES["cuda"])
     p.add_argument("--dtype", default="bfloat16")
     p.add_argument("--presets", default="veryfast,superfast", help="x264 presets to time, comma-separated")
     p.add_argument("--smoothing", type=float, default=0.6)

@@ -15,7 +15,10 @@ an existing one (a dtype, say) into its constant here.
 from __future__ import annotations
 
 import argparse
-from typing import Iterable
+from typing import Any, Callable, Iterable
+
+from .constants import check_render_factor
+from .errors import ColorizerError
 
 COMMON_FLAGS = ("model", "device", "dtype", "cache_dir", "quiet")
 """The flags :func:`add_common_arguments` adds, by their ``args`` attribute name."""
@@ -39,6 +42,34 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
     return value
+
+
+def checked(check: Callable[[Any], Any], convert: Callable[[str], Any] = float) -> Callable[[str], Any]:
+    """An argparse type from a library check: the text is converted with ``convert`` and validated by
+    ``check``, so a command line refuses what the library refuses, with the library's message."""
+    def parse(text: str):
+        try:
+            return check(convert(text))
+        except (ValueError, ColorizerError) as exc:
+            message = str(exc) if isinstance(exc, ColorizerError) else f"not a number: {text!r}"
+            raise argparse.ArgumentTypeError(message) from None
+    parse.__name__ = getattr(check, "__name__", "value")  # argparse names the type in some messages
+    return parse
+
+
+render_factor = checked(check_render_factor)
+"""argparse type of ``-r/--render-factor``: what :func:`~colorizer_lib.constants.check_render_factor`
+accepts (``35``, ``35.0``) as an int, else its message."""
+
+
+def render_factors(text: str) -> list[int]:
+    """argparse type for lists of render factors (``"14,21,35.0"``), each checked as :data:`render_factor`."""
+    return [render_factor(v) for v in text.split(",") if v.strip()]
+
+
+def add_render_factor_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """``-r/--render-factor`` (default None: the model's own), checked as the library checks it."""
+    parser.add_argument("-r", "--render-factor", type=render_factor, default=None, help=help)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, model_default: str | None = None,

@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cli_args import add_common_arguments
+from .cli_args import add_common_arguments, add_render_factor_argument
 from .colorizer import Colorizer
 from .training.evaluate import evaluate_paths
 from .training.split import list_images, split_items
@@ -39,7 +39,7 @@ DEFAULT_MAX_SIDE = 1024
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add this benchmark's arguments to ``parser`` (used by the script and by ``colorize bench-quality``)."""
     parser.add_argument("folder", type=Path, nargs="+", help="folder(s) of colour photos (searched recursively)")
-    parser.add_argument("--render-factor", type=int, default=None, help="render factor (default: the model's)")
+    add_render_factor_argument(parser, help="render factor (default: the model's)")
     parser.add_argument("--split", choices=("all", "valid"), default="all",
                         help="'valid': only the seeded validation split of the training pipeline")
     parser.add_argument("--n-valid", type=int, default=150, help="validation size for --split valid (default 150)")
@@ -49,9 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help=f"shrink photos to at most this many pixels on the long side before colorizing and "
                              f"measuring (default {DEFAULT_MAX_SIDE}: SSIM and CIEDE2000 at 12 megapixels take most "
                              "of a minute per photo on a CPU); 0: full resolution")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    # -q/--quiet (a common flag) is the documented spelling; --no-progress stays for existing scripts.
+    parser.add_argument("--no-progress", dest="quiet", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
-    add_common_arguments(parser, model_default="compact", skip=("quiet",))
+    add_common_arguments(parser, model_default="compact")
     return parser
 
 
@@ -93,11 +94,11 @@ def run(args: argparse.Namespace) -> dict:
     max_side = args.max_side or None
     size_note = (f"photos shrunk to at most {max_side} px on the long side (--max-side 0: full resolution)"
                  if max_side else "photos at full resolution")
-    if not getattr(args, "no_progress", False):
+    if not args.quiet:
         print(f"bench-quality: {len(paths)} photos with '{colorizer.name}', {size_note}", file=sys.stderr)
     start = time.perf_counter()
     results = evaluate_paths(colorizer, paths, render_factor=args.render_factor, max_side=max_side,
-                             progress=not getattr(args, "no_progress", False))
+                             progress=not args.quiet)
     results.update({"model_name": colorizer.name, "render_factor": colorizer.render_factor_or_default(args.render_factor),
                     "split": args.split, "seconds": round(time.perf_counter() - start, 2),
                     "folders": [str(f) for f in args.folder], "max_side": max_side})

@@ -16,8 +16,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli_args import add_common_arguments, comma_separated_ints, positive_int, why_missing
-from .errors import ColorizerError, DependencyError, InputError
+from .cli_args import (add_common_arguments, add_render_factor_argument, checked, positive_int, render_factors,
+                       why_missing)
+from .errors import DependencyError, InputError
 
 
 def _seconds(text: str) -> float:
@@ -34,26 +35,8 @@ def _seconds(text: str) -> float:
     return total
 
 
-def _argument(check, convert=float):
-    """An argparse type that converts the text with ``convert`` and validates it with the library's own
-    ``check``, so the command line refuses what the library refuses, with the same message."""
-    def parse(text: str):
-        try:
-            return check(convert(text))
-        except (ValueError, ColorizerError) as exc:
-            message = str(exc) if isinstance(exc, ColorizerError) else f"not a number: {text!r}"
-            raise argparse.ArgumentTypeError(message) from None
-    return parse
-
-
-def _render_factor(value: float) -> int:
-    from .colorizer import check_render_factor
-
-    return check_render_factor(value)
-
-
 def _segment_seconds(value: float) -> float:
-    from .video.pipeline import check_segment_seconds
+    from .video.settings import check_segment_seconds
 
     return check_segment_seconds(value)
 
@@ -66,8 +49,7 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``colorize video`` options to ``parser``."""
     parser.add_argument("input", help="video file, or a URL (YouTube and other yt-dlp sites, Google Drive, file://)")
     parser.add_argument("-o", "--output", help="output video (.mp4, .mov, .mkv); default <input>_colorized.mp4")
-    parser.add_argument("--render-factor", type=_argument(_render_factor), default=None,
-                        help="model resolution / 16 (default: the model's own, 21 for video)")
+    add_render_factor_argument(parser, help="model resolution is 16 x this (default: the model's own, 21 for video)")
     parser.add_argument("--smoothing", type=float, default=0.6,
                         help="temporal colour smoothing strength in [0, 1); 0 switches it off (default 0.6)")
     parser.add_argument("--start", type=_seconds, default=None, help="start time (seconds or [h:]m:s)")
@@ -75,17 +57,17 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preview", action="store_true",
                         help="only colorize a few frames at several render factors and save a comparison grid")
     parser.add_argument("--preview-times", type=_times, default=None, help="preview times, e.g. 5,30,1:10")
-    parser.add_argument("--preview-render-factors", type=comma_separated_ints, default=None,
+    parser.add_argument("--preview-render-factors", type=render_factors, default=None,
                         help="render factors to compare in the preview (default 14,21,28,35)")
     parser.add_argument("--batch-size", type=positive_int, default=None,
-                        help="frames per model batch (default 16 GPU, 4 CPU)")
+                        help="frames per model batch (default 16 GPU, 4 CPU)")  # video.settings.FRAME_BATCH_SIZES
     parser.add_argument("--crf", type=int, default=18,
                         help="encoder quality, lower is better: 0-51 for H.264/H.265, 0-63 for VP9/AV1 (default 18)")
     parser.add_argument("--preset", default="veryfast",
                         help="x264 speed preset (default veryfast; superfast is ~1.6x faster end to end on a fast GPU, "
                              "with files about twice as large at the same --crf)")
     parser.add_argument("--codec", default="libx264", help="ffmpeg video encoder, e.g. libx264, h264_nvenc")
-    parser.add_argument("--segment-seconds", type=_argument(_segment_seconds), default=60.0,
+    parser.add_argument("--segment-seconds", type=checked(_segment_seconds), default=60.0,
                         help="resumable unit in seconds (default 60): an interrupted run restarts after the last "
                              "finished segment")
     parser.add_argument("--no-resume", action="store_true", help="start over even if finished segments exist")
@@ -99,7 +81,8 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where URL downloads go and are reused by reruns (default: <weights cache>/videos)")
     parser.add_argument("--max-filesize", type=float, default=4096, help="URL download limit in MB (default 4096)")
     parser.add_argument("--max-duration", type=_seconds, default=None, help="URL download limit in seconds")
-    parser.add_argument("--no-progress", dest="quiet", action="store_true", help="no progress bar (as -q)")
+    # -q/--quiet (a common flag) is the documented spelling; --no-progress stays for existing scripts.
+    parser.add_argument("--no-progress", dest="quiet", action="store_true", help=argparse.SUPPRESS)
     add_common_arguments(parser, model_help="artistic, stable, video, compact, or a .pth/.safetensors path (default: video; when it cannot be downloaded, the embedded compact model, with a warning)")
 
 
@@ -181,13 +164,13 @@ def _maybe_compile(args: argparse.Namespace, colorizer, source: Path, tools) -> 
 
 def _check_arguments(args: argparse.Namespace) -> None:
     """Refuse bad settings at once, not after a download and a model load."""
-    from .video.pipeline import _output_format, check_crf
+    from .video.settings import check_crf, output_format
     from .video.smoothing import ChromaSmoother
 
     ChromaSmoother(args.smoothing)  # validates the strength
     check_crf(args.codec, args.crf)  # the range depends on the encoder
     if args.output is not None and not args.preview:
-        _output_format(Path(args.output))
+        output_format(Path(args.output))
 
 
 def _local_source(args: argparse.Namespace, tools) -> Path:

@@ -52,7 +52,7 @@ def test_only_the_chosen_command_module_is_imported(monkeypatch):
 
 
 @pytest.mark.parametrize("command, skipped", [
-    ("image", ()), ("video", ()), ("export", ("device", "dtype")), ("bench-quality", ("quiet",)),
+    ("image", ()), ("video", ()), ("export", ("device", "dtype")), ("bench-quality", ()),
     ("models", ("model",)), ("bench", ("model", "dtype", "cache_dir", "quiet")),
 ])
 def test_commands_share_the_common_flags(command, skipped):
@@ -64,6 +64,24 @@ def test_commands_share_the_common_flags(command, skipped):
     if "dtype" not in skipped:
         with pytest.raises(SystemExit):
             parser.parse_args([command, "x", "--dtype", "float64"])
+
+
+@pytest.mark.parametrize("command, positional", [("video", "in.mp4"), ("bench-quality", "photos")])
+def test_render_factor_and_quiet_are_spelled_and_checked_once(command, positional, capsys):
+    """`-r/--render-factor` is cli_args' flag (the library's check: 35.0 is 35) and `-q` the documented quiet
+    flag; the old `--no-progress` still works but is not offered."""
+    from colorizer_lib import cli_args
+
+    parser = cli.build_parser(command)
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    assert next(a for a in sub._actions if a.dest == "render_factor").type is cli_args.render_factor
+    assert parser.parse_args([command, positional, "-r", "35.0"]).render_factor == 35
+    for flag in ("-q", "--no-progress"):
+        assert parser.parse_args([command, positional, flag]).quiet is True
+    assert "--no-progress" not in sub.format_help()
+    with pytest.raises(SystemExit):
+        parser.parse_args([command, positional, "--render-factor", "35.5"])
+    assert "render factor must be a whole number from 2 to 100" in capsys.readouterr().err
 
 
 def test_common_flags_refuse_unknown_names():

@@ -35,7 +35,18 @@ LAZY_OWN_IMPORT_REASONS = {
 }
 
 # The number of function-local imports of the package's own modules may only go down.
-MAX_LAZY_OWN_IMPORTS = 42
+MAX_LAZY_OWN_IMPORTS = 40
+
+# No module of the package may be longer than this (lines, as `wc -l` counts them).
+MAX_MODULE_LINES = 600
+
+# Modules still over MAX_MODULE_LINES, with who is shrinking them (issue 15). The list may only get
+# shorter: a module not listed here that grows past the limit fails, and so does a listed module that
+# is already under it (remove it from the list in the commit that shrinks it). Empty when issue 15 is done.
+OVER_LINE_LIMIT_BEING_SPLIT = {
+    "colorizer_lib/colorizer.py": "issue 15: the one strip-bounded merge and the photo pipeline move out",
+    "colorizer_lib/runtime.py": "issue 15: the model wrappers below Colorizer and the job executor above it part",
+}
 
 
 @dataclass(frozen=True)
@@ -220,6 +231,45 @@ def _reason(module: str) -> str | None:
     return None
 
 
+def module_lines(root: Path = REPO) -> dict[str, int]:
+    """Line count of every ``.py`` of the package, by path relative to ``root`` (``colorizer_lib/cli.py``)."""
+    return {path.relative_to(root).as_posix(): len(path.read_text(encoding="utf-8").splitlines())
+            for path in sorted((root / PACKAGE).rglob("*.py"))}
+
+
+def line_limit_problems(lines: dict[str, int], limit: int = MAX_MODULE_LINES,
+                        allowed: dict[str, str] | None = None) -> list[str]:
+    """Modules over ``limit`` that ``allowed`` does not list, and listed modules that no longer are
+    over it (or no longer exist), each as a sentence saying what to do."""
+    allowed = OVER_LINE_LIMIT_BEING_SPLIT if allowed is None else allowed
+    problems = [f"{path} has {count} lines, over the limit of {limit}: split it into modules that each own one "
+                f"thing (docs/ARCHITECTURE.md, one paragraph per module)"
+                for path, count in sorted(lines.items()) if count > limit and path not in allowed]
+    problems += [f"{path} is listed in OVER_LINE_LIMIT_BEING_SPLIT but has "
+                 f"{lines[path] if path in lines else 'no file and so 0'} lines (limit {limit}): remove it from the list"
+                 for path in sorted(allowed) if lines.get(path, 0) <= limit]
+    return problems
+
+
+def layers_report(modules: dict[str, Path], layers: list[list[str]]) -> str:
+    """The layers, bottom first, each with its entries and how many modules each entry holds."""
+    lines = [f"{len(layers)} layers (bottom first), {len(modules)} modules:"]
+    for index, names in enumerate(layers):
+        counts = {name: sum(1 for m in modules if layer_of(m, layers) == index
+                            and (m == name or m.startswith(name + "."))) for name in names}
+        entries = ", ".join(f"{name.removeprefix(PACKAGE + '.')} ({n})" for name, n in counts.items())
+        lines.append(f"  {index:2d}. {sum(counts.values()):3d} module(s): {entries}")
+    return "\n".join(lines)
+
+
+def largest_report(lines: dict[str, int], top: int = 10) -> str:
+    biggest = sorted(lines.items(), key=lambda item: (-item[1], item[0]))[:top]
+    rows = [f"largest modules (limit {MAX_MODULE_LINES} lines; being split: "
+            f"{', '.join(OVER_LINE_LIMIT_BEING_SPLIT) or 'none'}):"]
+    rows += [f"  {count:5d}  {path}" for path, count in biggest]
+    return "\n".join(rows)
+
+
 def report(edges: list[Edge]) -> str:
     lazy = _lazy_own(edges)
     lines = [f"{len(lazy)} function-local import(s) of the package's own modules remain (limit {MAX_LAZY_OWN_IMPORTS}):"]
@@ -261,17 +311,45 @@ def test_imports_only_go_down_the_layers():
         f"  {e.source}:{e.line} ({e.kind}) -> {e.target}" for e in upward)
 
 
-def test_lazy_imports_of_own_modules_are_few_and_explained(capsys):
+def test_lazy_imports_of_own_modules_are_few_and_explained():
     edges = import_edges(package_modules())
     lazy = _lazy_own(edges)
     unexplained = sorted({e.source for e in lazy if _reason(e.source) is None})
-    with capsys.disabled():
-        print("\n" + report(edges))
     assert not unexplained, f"function-local imports of own modules without a reason: {unexplained}"
     stale = sorted(k for k in LAZY_OWN_IMPORT_REASONS if not any(_reason(e.source) == LAZY_OWN_IMPORT_REASONS[k]
                                                                  for e in lazy))
     assert not stale, f"LAZY_OWN_IMPORT_REASONS explains modules that no longer import lazily: {stale}"
     assert len(lazy) <= MAX_LAZY_OWN_IMPORTS, report(edges)
+
+
+def test_no_module_is_over_the_line_limit():
+    problems = line_limit_problems(module_lines())
+    assert not problems, "\n".join(problems)
+
+
+def test_the_line_limit_check_catches_new_and_stale_entries():
+    limit = 600
+    allowed = {"pkg/big.py": "being split"}
+    assert line_limit_problems({"pkg/big.py": 601, "pkg/small.py": 600}, limit, allowed) == []
+    new, = line_limit_problems({"pkg/big.py": 601, "pkg/other.py": 601}, limit, allowed)
+    assert new.startswith("pkg/other.py has 601 lines, over the limit of 600")
+    stale, = line_limit_problems({"pkg/big.py": 600}, limit, allowed)
+    assert stale.startswith("pkg/big.py is listed in OVER_LINE_LIMIT_BEING_SPLIT but has 600 lines")
+    gone, = line_limit_problems({}, limit, allowed)
+    assert "pkg/big.py is listed" in gone and "no file" in gone
+
+
+def test_report():
+    """Prints the layers, the lazy imports with their reasons and the largest modules: read it with
+    ``pytest -s`` or ``pytest -rP`` (or ``python tests/test_layering.py``, which adds every edge)."""
+    modules = package_modules()
+    text = full_report(modules, import_edges(modules))
+    print("\n" + text)
+    assert "layers (bottom first)" in text and "largest modules" in text
+
+
+def full_report(modules: dict[str, Path], edges: list[Edge]) -> str:
+    return "\n\n".join([layers_report(modules, layer_table()), report(edges), largest_report(module_lines())])
 
 
 def test_the_walker_sees_every_kind_of_import(tmp_path):
@@ -300,5 +378,5 @@ if __name__ == "__main__":
     all_edges = import_edges(package_modules())
     for edge in sorted(all_edges, key=lambda e: (e.source, e.target)):
         print(f"{edge.source} -> {edge.target} ({edge.kind}, line {edge.line})")
-    print(report(all_edges))
+    print(full_report(package_modules(), all_edges))
     print("cycles:", find_cycles(all_edges) or "none")

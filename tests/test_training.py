@@ -61,6 +61,17 @@ def test_split_and_listing_errors_name_the_fix(photo_dirs, tmp_path):
         tdata.list_images(tmp_path)
 
 
+def test_training_photos_are_the_files_the_library_reads_except_gif(tmp_path):
+    from colorizer_lib.io import INPUT_EXTENSIONS
+    from colorizer_lib.training.split import IMAGE_SUFFIXES
+
+    assert set(IMAGE_SUFFIXES) == INPUT_EXTENSIONS - {".gif"}
+    rng = np.random.default_rng(1)
+    for name in ("a.JPG", "b.webp", "c.tiff", "d.gif", "e.txt"):
+        _photo(rng).save(tmp_path / name, format="JPEG" if name.endswith(("JPG", "txt")) else None)
+    assert [p.name for p in tdata.list_images(tmp_path)] == ["a.JPG", "b.webp", "c.tiff"]
+
+
 def test_pack_images_stretches_to_squares_and_caches(photo_dirs, tmp_path):
     items = tdata.list_images(photo_dirs)[:3]
     packed = tdata.pack_images(items, 24, cache=tmp_path / "p.npy")

@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from colorizer_lib.errors import InputError
-from colorizer_lib.video import download_video, is_google_drive, is_url, preview_video, probe
+from colorizer_lib.errors import InputError, RenderFactorError
+from colorizer_lib.video import colorize_video, download_video, is_google_drive, is_url, preview_video, probe
 from colorizer_lib.cli import video_main
 from colorizer_lib.video_cli import add_video_parser, run_video
 
@@ -105,7 +105,7 @@ def test_cli_reports_bad_input_without_traceback(tmp_path, weights, capsys, load
     assert "error:" in capsys.readouterr().err
     text = tmp_path / "x.mp4"
     text.write_text("hello")
-    assert cli(str(text), "--model", weights, "--no-progress") == 2
+    assert cli(str(text), "--model", weights, "-q") == 2
     assert "not a video" in capsys.readouterr().err
 
 
@@ -126,7 +126,125 @@ def test_add_video_parser_hooks_into_a_main_cli():
     assert args.func is run_video and args.smoothing == 0 and args.start == 90.0 and args.preview
 
 
+# ------------------------------------------------------------------------- flags shared with `colorize image`
+
+def _video_parser():
+    from colorizer_lib.cli import build_parser
+
+    parser = build_parser("video")
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["video"]
+    return parser, {a.dest: a for a in sub._actions}
+
+
+@pytest.mark.parametrize("flag", ["-r", "--render-factor"])
+@pytest.mark.parametrize("text, value", [("35", 35), ("35.0", 35), ("2", 2), ("100", 100)])
+def test_render_factor_is_the_shared_flag_with_the_library_check(flag, text, value):
+    from colorizer_lib import cli_args
+
+    parser, actions = _video_parser()
+    assert actions["render_factor"].type is cli_args.render_factor
+    assert actions["render_factor"].option_strings == ["-r", "--render-factor"]
+    args = parser.parse_args(["video", "in.mp4", flag, text])
+    assert args.render_factor == value and type(args.render_factor) is int
+
+
+@pytest.mark.parametrize("text, words", [("35.5", "render factor must be a whole number from 2 to 100"),
+                                         ("1", "render factor 1 is outside the allowed range 2..100"),
+                                         ("101", "render factor 101 is outside the allowed range 2..100"),
+                                         ("nan", "render factor must be a whole number"),
+                                         ("abc", "not a number: 'abc'")])
+def test_render_factor_refusals_carry_the_library_message(text, words, capsys):
+    from colorizer_lib.constants import check_render_factor
+
+    parser, _ = _video_parser()
+    with pytest.raises(SystemExit) as exc:
+        parser.parse_args(["video", "in.mp4", "-r", text])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument -r/--render-factor: {words}" in err
+    if text != "abc":  # the very message the library raises
+        with pytest.raises(ValueError) as library:
+            check_render_factor(float(text))
+        assert str(library.value) in err
+
+
+def test_preview_render_factors_are_each_checked_as_the_render_factor(capsys):
+    parser, actions = _video_parser()
+    assert parser.parse_args(["video", "in.mp4", "--preview-render-factors", "14, 21,35.0"]).preview_render_factors \
+        == [14, 21, 35]
+    for bad, words in [("14,35.5", "render factor must be a whole number"), ("14,500", "render factor 500 is outside the allowed range"),
+                       ("14,x", "not a number: 'x'")]:
+        with pytest.raises(SystemExit):
+            parser.parse_args(["video", "in.mp4", "--preview-render-factors", bad])
+        assert f"argument --preview-render-factors: {words}" in capsys.readouterr().err
+
+
+def test_quiet_is_the_documented_flag_and_no_progress_its_hidden_alias():
+    parser, actions = _video_parser()
+    for flag in ("-q", "--quiet", "--no-progress"):
+        assert parser.parse_args(["video", "in.mp4", flag]).quiet is True
+    assert parser.parse_args(["video", "in.mp4"]).quiet is False
+    help_text = parser._subparsers._group_actions[0].choices["video"].format_help()
+    assert "-q, --quiet" in help_text and "--no-progress" not in help_text
+
+
+def test_the_batch_size_default_is_the_library_s_and_the_help_says_it(clip, tmp_path):
+    from colorizer_lib.video.settings import FRAME_BATCH_SIZES, frame_batch_size
+
+    from .test_video_support import CountingColorizer
+
+    parser, actions = _video_parser()
+    assert f"(default {FRAME_BATCH_SIZES['cuda']} GPU, {FRAME_BATCH_SIZES['cpu']} CPU)" in actions["batch_size"].help
+    assert [frame_batch_size(None, d) for d in ("cuda", "cpu", "mps")] == [16, 4, 4]
+    assert frame_batch_size(3, "cuda") == 3
+    with pytest.raises(InputError, match="batch_size must be a whole number"):
+        frame_batch_size(0, "cpu")
+    col = CountingColorizer(tiny_colorizer())  # on the CPU: 25 frames in batches of 4
+    colorize_video(clip, col, tmp_path / "o.mp4", render_factor=2, progress=False)
+    assert (col.frames, col.batches) == (25, -(-25 // FRAME_BATCH_SIZES["cpu"]))
+
+
+def test_video_help_and_argument_checks_import_no_torch():
+    """`colorize video --help` and parsing (render factor included) stay torch-free, as `colorize --help`."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys\n"
+        "from colorizer_lib.cli import build_parser, main\n"
+        "args = build_parser('video').parse_args(['video', 'in.mp4', '-r', '35.0', '-q', '--device', 'cpu',\n"
+        "                                         '--dtype', 'float32', '--cache-dir', 'c', '-m', 'compact'])\n"
+        "assert args.render_factor == 35, args\n"
+        "try:\n"
+        "    main(['video', '--help'])\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        "print('TORCH', 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert "TORCH False" in done.stdout and "--render-factor" in done.stdout, done.stdout + done.stderr
+
+
 # ------------------------------------------------------------------------------------------ URLs
+
+def test_finished_download_is_the_record_download_video_writes(clip, tmp_path):
+    from colorizer_lib.video import finished_download
+
+    url = clip.resolve().as_uri()
+    assert finished_download(url, tmp_path) is None  # never downloaded
+    path = download_video(url, tmp_path)
+    assert finished_download(url, tmp_path) == path and download_video(url, tmp_path) == path
+    marker = path.parent / "complete.json"
+    for broken in ("{not json", "[]", '{"url": "x"}'):  # an interrupted or damaged record: not finished
+        marker.write_text(broken)
+        assert finished_download(url, tmp_path) is None
+    marker.write_text('{"url": "%s", "file": "gone.mp4"}' % url)
+    assert finished_download(url, tmp_path) is None  # the file it names is gone
+    assert finished_download("www.example.org/v", tmp_path) is None
+    assert (finished_download("www.example.org/v", tmp_path / "x") is None and not (tmp_path / "x").exists())
+
 
 def test_url_detection():
     assert is_url("https://youtu.be/x") and is_url("file:///tmp/a.mp4") and is_url("www.example.com/v")
@@ -166,6 +284,20 @@ def test_preview_api_times_default_to_spread_frames(clip):
     assert a.size == (96, 72) and a.tobytes() != b.tobytes()  # render factors give different colours
     with pytest.raises(InputError, match="No frame"):
         preview_video(clip, tiny_colorizer(), times=[5.0], render_factors=(2,))
+    grid = preview_video(clip, tiny_colorizer(), times=[0.25], render_factors=(2.0, 4), thumb_width=48)
+    assert grid.render_factors == [2, 4] and grid.images[(0.25, 2)].tobytes() == a.tobytes()  # 2.0 is 2, as images
+
+
+def test_preview_refuses_bad_render_factors_before_decoding(monkeypatch):
+    import colorizer_lib.video.preview as preview
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("probed before checking the render factors")
+
+    monkeypatch.setattr(preview, "probe", no_probe)
+    for bad, words in [((21, 35.5), "whole number from 2 to 100"), ((500,), "outside the allowed range 2..100")]:
+        with pytest.raises(RenderFactorError, match=words):
+            preview_video("film.mp4", tiny_colorizer(), render_factors=bad)
 
 
 @pytest.mark.parametrize("bad, words", [(("--render-factor", "500"), "render factor"),

@@ -281,3 +281,45 @@ def test_a_missing_weights_file_is_bad_usage(clip, tmp_path, capsys):
     assert video_main([str(clip), "-o", str(tmp_path / "o.mp4"), "--model", str(tmp_path / "no.pth"),
                        "--no-progress"]) == 2
     assert "no.pth does not exist" in capsys.readouterr().err
+
+
+class _OutOfMemoryIn:
+    """A Colorizer whose ``compose`` (outside the model, which the Colorizer guards itself) runs out of memory."""
+
+    def __init__(self, inner, error):
+        self.inner, self.error = inner, error
+        self.device, self.default_render_factor, self.name = inner.device, inner.default_render_factor, inner.name
+
+    def predict_chroma(self, luma, render_factor=None):
+        return self.inner.predict_chroma(luma, render_factor)
+
+    def compose(self, luma, chroma):
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [
+    lambda: __import__("torch").OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    lambda: RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 123 bytes."),
+])
+def test_out_of_memory_anywhere_in_a_batch_gives_the_photos_advice_and_exit_4(error, clip, tmp_path, monkeypatch,
+                                                                           capsys):
+    """One translation of out-of-memory errors for photos and frames (colorizer.out_of_memory_guard): the
+    render factor and batch size in use are named, on a CPU allocator failure as on a GPU one."""
+    import torch
+
+    from colorizer_lib.video import colorize_frames
+
+    col = _OutOfMemoryIn(tiny_colorizer(), error())
+    with pytest.raises(ColorizerOutOfMemoryError,
+                       match=r"lower the render factor \(now 2\) or the batch size \(now 3\)"):
+        colorize_frames(col, torch.zeros(3, 8, 10, dtype=torch.uint8), 2)
+    with pytest.raises(ColorizerOutOfMemoryError, match=r"render factor \(now 4\)"):  # the colorizer's default
+        colorize_frames(col, torch.zeros(1, 8, 10, dtype=torch.uint8), None)
+    import colorizer_lib.video_cli as video_cli
+
+    monkeypatch.setattr(video_cli, "_load_colorizer", lambda args: _OutOfMemoryIn(tiny_colorizer(), error()))
+    out = tmp_path / "o.mp4"
+    assert video_main([str(clip), "-o", str(out), "-r", "2", "--batch-size", "5", "-q"]) == 4
+    err = capsys.readouterr().err
+    assert "out of memory while colorizing: lower the render factor (now 2) or the batch size (now 5)" in err
+    assert "Traceback" not in err and not out.exists()

@@ -211,6 +211,21 @@ def test_parse_factors():
         notebook.parse_factors("10, big")
 
 
+@pytest.mark.parametrize("given, expected", [("35.0, 21", [35, 21]), ([35.0, 2], [35, 2]), ("100", [100])])
+def test_parse_factors_takes_what_the_library_takes(given, expected):
+    """The sweep and video preview factors are checked as the CLI and the library check a render factor."""
+    assert notebook.parse_factors(given) == expected
+    assert all(type(v) is int for v in notebook.parse_factors(given))
+
+
+@pytest.mark.parametrize("given, words", [("35.5", "whole number from 2 to 100"), ([35.5], "whole number"),
+                                          ("500", "outside the allowed range 2..100"), ([1], "outside"),
+                                          ("nan", "whole number")])
+def test_parse_factors_refuses_what_the_library_refuses(given, words):
+    with pytest.raises(RenderFactorError, match=words):
+        notebook.parse_factors(given)
+
+
 def test_format_eta():
     assert notebook.format_eta(0, 4, 0.0) == "0/4 images"
     assert notebook.format_eta(1, 1, 2.0) == "1/1 image · 2.0 s/image · ETA 0.0 s"
@@ -658,22 +673,32 @@ def test_fetch_video_paths_links_and_reuse(tmp_path, clip):
         notebook.fetch_video("/no/such/film.mp4", tmp_path)
     with pytest.raises(InputError, match="No video given"):
         notebook.fetch_video("  ", tmp_path)
-    calls = []
+    from colorizer_lib import video
 
-    def download(url, dest):
+    calls, announced = [], []
+
+    def download(url, dest):  # the real download (yt-dlp reads file:// links offline), counted
         calls.append(url)
-        target = Path(dest) / "download-x" / "video.mp4"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(clip.read_bytes())
-        return target
+        return video.download_video(url, dest)
 
-    url = "https://example.org/watch?v=abc"
-    first = notebook.fetch_video(url, tmp_path, download=download)
-    again = notebook.fetch_video(url, tmp_path, download=download)  # e.g. after a Colab disconnect
-    assert first == again and first.read_bytes() == clip.read_bytes() and calls == [url]
+    url = clip.resolve().as_uri()
+    first = notebook.fetch_video(url, tmp_path, download=download, on_download=lambda: announced.append(url))
+    stamp = first.stat().st_mtime_ns
+    again = notebook.fetch_video(url, tmp_path, download=download,  # e.g. after a Colab disconnect
+                                 on_download=lambda: announced.append(url))
+    assert first == again and first.read_bytes() == clip.read_bytes() and first.stat().st_mtime_ns == stamp
+    assert announced == [url]  # "Downloading..." only when a download starts, not when the file is reused
+    assert video.finished_download(url, tmp_path / "downloads") == first  # download_video's one record
     first.unlink()
-    notebook.fetch_video(url, tmp_path, download=download)  # a vanished file is downloaded again
-    assert calls == [url, url]
+    again = notebook.fetch_video(url, tmp_path, download=download, on_download=lambda: announced.append(url))
+    assert again.read_bytes() == clip.read_bytes() and announced == [url, url]  # a vanished file: downloaded again
+    # A link is what `colorize video` calls one (video.is_url): a bare www. address is a download, announced.
+    bare = "www.example.org/film"
+    notebook.fetch_video(bare, tmp_path, download=lambda u, d: calls.append(u) or clip,
+                         on_download=lambda: announced.append(bare))
+    assert calls[-1] == bare and announced == [url, url, bare]
+    notebook.fetch_video(f"  {clip} ", tmp_path, on_download=lambda: announced.append("local"))
+    assert announced == [url, url, bare]  # a local file is never announced as a download
 
 
 def test_video_ui_preview_and_render_buttons(tmp_path, colorizer, clip):
@@ -698,6 +723,11 @@ def test_video_ui_preview_and_render_buttons(tmp_path, colorizer, clip):
     assert isinstance(player, W.Video) and player.value == result.path.read_bytes()
     assert 'download="film_colorized_rf6.mp4"' in link.value
     assert calls == ["video"] and not ui.render_button.disabled
+    bad = notebook.VideoColorizerUI(model="video", render_factor=4, source=str(clip), output_dir=tmp_path / "bad",
+                                    factory=lambda name: colorizer, preview_factors=[4], preview_frames=1)
+    bad.preview_factors = [4, 500]  # set after construction, which checks: the preview itself still refuses it
+    assert bad.preview() is None and bad.status.is_error and "outside the allowed range 2..100" in bad.status.text
+    assert not (tmp_path / "bad" / "film_preview.png").exists()
 
 
 def test_video_ui_upload_and_errors(tmp_path, colorizer, clip):

@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Sequence
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from colorizer_lib.constants import check_render_factor
 from colorizer_lib.errors import InputError
 from .sources import output_suffix
 
@@ -128,15 +129,18 @@ def render_factor_sweep(colorizer, source, factors: Iterable[int],
 
 
 def parse_factors(text: str | Sequence[int]) -> list[int]:
-    """``"10, 20 35"`` or ``[10, 20, 35]`` -> ``[10, 20, 35]``; raises ``InputError`` on junk."""
+    """``"10, 20 35"`` or ``[10, 20, 35]`` -> ``[10, 20, 35]``, each checked as the library checks a render
+    factor (``constants.check_render_factor``: ``35.0`` is 35, ``35.5`` or ``500`` raise ``RenderFactorError``);
+    raises ``InputError`` on junk."""
     if isinstance(text, str):
         tokens = [t for t in re.split(r"[,\s]+", text) if t]
         try:
-            return [int(t) for t in tokens]
+            values = [float(t) for t in tokens]
         except ValueError:
             raise InputError(f"Render factors must be whole numbers separated by commas, e.g. "
                              f"'10, 20, 35'; got {text!r}.") from None
-    return [int(f) for f in text]
+        return [check_render_factor(v) for v in values]
+    return [check_render_factor(f) for f in text]
 
 
 @dataclass

@@ -9,6 +9,7 @@ from typing import Any, Callable, Union
 
 import ipywidgets as W
 
+from colorizer_lib.constants import RENDER_FACTOR_RANGE
 from colorizer_lib.errors import RenderFactorError, WeightsError
 from .controls import LABEL_STYLE, StatusLine, call_in_output, clear
 
@@ -29,20 +30,13 @@ def slider_bounds(default: int, allowed: tuple[int, int] | None = None) -> tuple
     """(min, max) of the render-factor slider: ``SLIDER_RANGE`` intersected with the library's
     allowed range, widened to include ``default``. Raises ``RenderFactorError`` if ``default``
     itself is not allowed."""
-    lo_allowed, hi_allowed = allowed or _render_factor_range()
+    lo_allowed, hi_allowed = allowed or RENDER_FACTOR_RANGE
     if not lo_allowed <= default <= hi_allowed:
         raise RenderFactorError(f"Render factor {default} is outside the allowed range "
                                 f"{lo_allowed}..{hi_allowed}; pick a value in that range (35 is typical).")
     lo = max(SLIDER_RANGE[0], lo_allowed)
     hi = min(SLIDER_RANGE[1], hi_allowed)
     return min(lo, default), max(hi, default)
-
-
-def _render_factor_range() -> tuple[int, int]:
-    from colorizer_lib import colorizer
-
-    lo, hi = colorizer.RENDER_FACTOR_RANGE
-    return int(lo), int(hi)
 
 
 def default_factory(name_or_path: str | None):

@@ -17,26 +17,25 @@ from .controls import (
 from .environment import in_colab
 from .images import DISPLAY_SIZE, encode_image, parse_factors, thumbnail
 from .model_choice import ColorizerCache, ColorizerFactory, ModelPicker
-from .sources import _is_remote, source_stem
+from .sources import source_stem
 from .uploads import clear_upload, colab_upload, save_uploads, upload_files
 
 
 #: Render factors compared by the video preview (DeOldify's video model was tuned for 21).
 VIDEO_PREVIEW_FACTORS = (14, 21, 28, 35)
-_DOWNLOADS_INDEX = "downloads.json"
 
 
-def fetch_video(source: str, work_dir: Path | str, download: Callable[..., Path] | None = None) -> Path:
+def fetch_video(source: str, work_dir: Path | str, download: Callable[..., Path] | None = None,
+                on_download: Callable[[], None] | None = None) -> Path:
     """The local file for a video link or path.
 
-    A local path must exist (``InputError`` otherwise). A link (http, https, file, www.) is
-    downloaded with ``colorizer_lib.video.download_video`` into ``work_dir/downloads`` once: the
-    link -> file map is kept in ``work_dir/downloads/downloads.json``, so re-running after a
-    disconnect reuses the file (and the render resumes from its finished segments).
-    ``download`` replaces ``download_video`` in tests.
+    A local path must exist (``InputError`` otherwise). A link (what ``colorizer_lib.video.is_url``
+    calls one, as ``colorize video`` does: http, https, file, www.) is downloaded with
+    ``colorizer_lib.video.download_video`` into ``work_dir/downloads``, which reuses a download it
+    finished before, so re-running after a disconnect reuses the file (and the render resumes from its
+    finished segments). ``on_download`` is called just before a download starts (not when the file is
+    reused); ``download`` replaces ``download_video`` in tests.
     """
-    import json
-
     from colorizer_lib import video
 
     source = source.strip()
@@ -50,16 +49,9 @@ def fetch_video(source: str, work_dir: Path | str, download: Callable[..., Path]
                              "(https://...) or the path of a video file.")
         return path
     downloads = Path(work_dir) / "downloads"
-    downloads.mkdir(parents=True, exist_ok=True)
-    index_path = downloads / _DOWNLOADS_INDEX
-    index = json.loads(index_path.read_text()) if index_path.is_file() else {}
-    known = index.get(source)
-    if known and Path(known).is_file():
-        return Path(known)
-    path = Path((download or video.download_video)(source, downloads))
-    index[source] = str(path)
-    index_path.write_text(json.dumps(index, indent=1))
-    return path
+    if on_download is not None and video.finished_download(source, downloads) is None:
+        on_download()
+    return Path((download or video.download_video)(source, downloads))
 
 
 def video_player(path: Path | str) -> W.Widget:
@@ -171,9 +163,8 @@ class VideoColorizerUI:
             return path
         if not self.url.value.strip():
             raise InputError(nothing_given_message("video", self.colab))
-        if _is_remote(self.url.value.strip()):
-            self.status.info("Downloading the video...")
-        return fetch_video(self.url.value, self.output_dir)
+        return fetch_video(self.url.value, self.output_dir,
+                           on_download=lambda: self.status.info("Downloading the video..."))
 
     def output_path(self, source: Path) -> Path:
         """Where the render of ``source`` goes: ``output_dir/<stem>_colorized_rf<N>.mp4``."""

@@ -6,8 +6,11 @@ import random
 from pathlib import Path
 
 from ..errors import InputError
+from ..io.files import INPUT_EXTENSIONS
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+#: Photos a training set is made of: what the library reads (``io.INPUT_EXTENSIONS``) except GIF,
+#: whose 256-colour palettes are poor colour targets.
+IMAGE_SUFFIXES = tuple(sorted(INPUT_EXTENSIONS - {".gif"}))
 
 
 def list_images(folders: str | Path | list[str | Path]) -> list[Path]:

@@ -10,15 +10,17 @@ See :func:`colorize_video` for the options and :class:`VideoResult` for what com
 
 from .binaries import FFmpegTools, check_encoder, count_video_packets, find_tools
 from .convert import gray_u8_to_luma, pad_to_even, rgb_to_yuv420p, yuv420p_to_rgb
-from .download import download_video, is_google_drive, is_url
-from .pipeline import EncodeSettings, VideoResult, colorize_frames, colorize_video, default_output
+from .download import download_video, finished_download, is_google_drive, is_url
+from .loop import colorize_frames
+from .pipeline import VideoResult, colorize_video
 from .preview import PreviewResult, extract_gray_frame, preview_video
 from .probe import VideoInfo, probe
+from .settings import EncodeSettings, default_output
 from .smoothing import ChromaSmoother
 
 __all__ = [
     "ChromaSmoother", "EncodeSettings", "FFmpegTools", "PreviewResult", "VideoInfo", "VideoResult",
     "check_encoder", "colorize_frames", "colorize_video", "count_video_packets", "default_output", "download_video",
-    "extract_gray_frame", "find_tools", "gray_u8_to_luma", "is_google_drive", "is_url", "pad_to_even",
-    "preview_video", "probe", "rgb_to_yuv420p", "yuv420p_to_rgb",
+    "extract_gray_frame", "find_tools", "finished_download", "gray_u8_to_luma", "is_google_drive", "is_url",
+    "pad_to_even", "preview_video", "probe", "rgb_to_yuv420p", "yuv420p_to_rgb",
 ]

@@ -33,6 +33,29 @@ def is_google_drive(url: str) -> bool:
     return (urlparse(url).hostname or "").lower() in _DRIVE_HOSTS
 
 
+_MARKER = "complete.json"  # in a download's folder: the URL and the file's name, written when it is done
+
+
+def _full_url(url: str) -> str:
+    return "https://" + url if url.lower().startswith("www.") else url
+
+
+def _download_folder(url: str, dest_dir: str | os.PathLike) -> Path:
+    return Path(dest_dir) / f"download-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
+
+
+def finished_download(url: str, dest_dir: str | os.PathLike) -> Path | None:
+    """The file an earlier :func:`download_video` of ``url`` into ``dest_dir`` finished, or None when
+    there is none (never downloaded, interrupted, or the file is gone): the one record of finished
+    downloads, which every front end relies on to reuse a download."""
+    folder = _download_folder(_full_url(url), dest_dir)
+    try:
+        done = folder / json.loads((folder / _MARKER).read_text())["file"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return done if done.is_file() else None
+
+
 def download_video(url: str, dest_dir: str | os.PathLike, *, max_filesize: int | None = 4 * 1024**3,
                    max_duration: float | None = None, retries: int = 10, via: str | None = None,
                    tools: FFmpegTools | None = None, quiet: bool = True) -> Path:
@@ -46,18 +69,13 @@ def download_video(url: str, dest_dir: str | os.PathLike, *, max_filesize: int |
     Raises :class:`InputError` when the site refuses, the link holds no video, or a limit is hit,
     and :class:`DependencyError` when yt-dlp / gdown is not installed.
     """
-    if url.lower().startswith("www."):
-        url = "https://" + url
+    url = _full_url(url)
+    done = finished_download(url, dest_dir)
+    if done is not None:
+        return done
     tools = tools or find_tools()
-    folder = Path(dest_dir) / f"download-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
-    marker = folder / "complete.json"
-    if marker.is_file():
-        try:
-            done = folder / json.loads(marker.read_text())["file"]
-        except (OSError, ValueError, KeyError):
-            done = None
-        if done is not None and done.is_file():
-            return done
+    folder = _download_folder(url, dest_dir)
+    marker = folder / _MARKER
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)

@@ -11,8 +11,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from ..constants import check_render_factor
 from ..errors import InputError
 from .binaries import FFmpegTools, find_tools, tail
+from .convert import gray_u8_to_luma
 from .probe import VideoInfo, probe
 
 DEFAULT_RENDER_FACTORS = (14, 21, 28, 35)
@@ -50,20 +52,20 @@ def preview_video(source: str | os.PathLike, colorizer, times: list[float] | Non
     Uses the same ``predict_chroma -> compose`` path as the full render (without temporal smoothing).
     Saves the labelled grid to ``output`` (PNG/JPEG) when given.
     """
+    rfs = [check_render_factor(rf) for rf in render_factors]  # before any decoding, as colorize_video
     tools = tools or find_tools()
     info = probe(source, tools)
     if times is None:
         if not info.duration:
             raise InputError("The video states no duration; pass explicit preview times.")
         times = [round(info.duration * (k + 0.5) / n_frames, 3) for k in range(n_frames)]
-    rfs = [int(rf) for rf in render_factors]
     if not times or not rfs:
         raise InputError("Give at least one preview time and one render factor.")
     images: dict[tuple[float, int], Image.Image] = {}
     with torch.inference_mode():
         for t in times:
             gray = torch.from_numpy(extract_gray_frame(tools, info, t).copy())
-            luma = gray.to(colorizer.device).view(1, 1, *gray.shape).float().div_(255)
+            luma = gray_u8_to_luma(gray[None], colorizer.device)  # as the full render reads its frames
             for rf in rfs:
                 rgb = colorizer.compose(luma, colorizer.predict_chroma(luma, rf))[0]
                 arr = rgb.float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
