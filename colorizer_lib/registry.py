@@ -282,6 +282,15 @@ def size_text(spec: WeightSpec) -> str:
     return "unknown"
 
 
+def short_license(spec: WeightSpec) -> str:
+    """The licence's name alone, for narrow tables (``MIT``, ``Apache-2.0``); :attr:`WeightSpec.license`
+    has the whole statement (whose weights, the training data's terms). A licence with terms beyond its
+    name (our own model's training data) is marked ``+ data terms``."""
+    text = spec.license.removeprefix("weights: ")
+    name = text.split(" (", 1)[0].split(";", 1)[0].strip()
+    return name + (" + data terms" if ";" in text else "")
+
+
 def markdown_table() -> str:
     """The README's model table, generated from the records (a test keeps the README in sync)."""
     lines = ["| model | architecture | render factor | download | licence | notes |",

@@ -1,5 +1,6 @@
 """Loading and verifying state dicts: ``weights_only=True`` always, fastai ``{'model', 'opt'}`` and BasicSR
-``{'params'}`` wrappers unwrapped, keys/shapes/dtypes checked against a manifest; every error names the file and the fix.
+``{'params'}`` wrappers unwrapped, keys/shapes/dtypes checked against a manifest; every error names the file
+and the fix.
 """
 
 from __future__ import annotations
