@@ -35,6 +35,10 @@ class WeightSpec:
         approx_download_mb: rough download size for display when ``size`` is unknown.
         dtype: storage type of the floating tensors in the file.
         tags: what the model is for (``image``, ``video``, ``embedded``).
+        summary: what the model is good at, in a few plain words, for narrow lists (the notebooks' model
+            picker shows ``name: summary``).
+        render_factor_step: render factors must be multiples of this: 2 for DDColor, whose encoder halves the
+            picture five times, so its input side (16 x render factor) must be a multiple of 32.
         ignore_keys: entries the file may hold that the model does not use (an old classification
             head, say); dropped after loading, before the strict check against the manifest.
         alternatives: the same model in other files (another host, layout or format, each with its own
@@ -56,6 +60,8 @@ class WeightSpec:
     approx_download_mb: int | None = None
     dtype: str = "float32"
     tags: tuple[str, ...] = field(default=())
+    summary: str = ""
+    render_factor_step: int = 1
     ignore_keys: tuple[str, ...] = ()
     alternatives: tuple["WeightSpec", ...] = ()
 
@@ -88,6 +94,7 @@ _SPECS: tuple[WeightSpec, ...] = (
             "DeOldify Artistic (ResNet-34 deep U-Net, 63.6 M parameters): the most vibrant and detailed "
             "colours, but it often needs render-factor tuning and is weaker on nature scenes and portraits."
         ),
+        summary="vivid, detailed colour; tune the render factor",
         tags=("image",),
     ),
     WeightSpec(
@@ -106,6 +113,7 @@ _SPECS: tuple[WeightSpec, ...] = (
             "DeOldify Stable (ResNet-101 wide U-Net, 218 M parameters): best for landscapes and portraits, "
             "fewer 'zombie' faces and glitches, less colourful than Artistic."
         ),
+        summary="steadier colour, for portraits, landscapes",
         tags=("image",),
     ),
     WeightSpec(
@@ -124,6 +132,7 @@ _SPECS: tuple[WeightSpec, ...] = (
             "DeOldify Video (same architecture as Stable, trained for temporal steadiness): the least "
             "colourful and the smoothest; the default for film."
         ),
+        summary="calm colour, steady from frame to frame",
         tags=("video",),
     ),
 )
@@ -154,7 +163,8 @@ def _hf_urls(repo: str, revision: str) -> tuple[str, ...]:
 
 def _ddcolor(name: str, arch: str, repo: str, revision: str, description: str, **fields) -> WeightSpec:
     return WeightSpec(name=name, arch=arch, filename=f"{repo}.bin", urls=_hf_urls(repo, revision),
-                      license=_DDCOLOR_LICENSE, default_render_factor=32, description=description, **fields)
+                      license=_DDCOLOR_LICENSE, default_render_factor=32, render_factor_step=2,
+                      description=description, **fields)
 
 
 _DDCOLOR_SPECS = (
@@ -164,31 +174,35 @@ _DDCOLOR_SPECS = (
         "colours, and in a published comparison closer to the true colours than DeOldify.",
         aliases=("ddcolor-modelscope", "ddcolor_modelscope"),
         size=911_914_869, sha256="d81711971ec59200da26d5e8a1afae8dd3778d495ea8ad7a7dadc769f403f7e7",
-        tags=("image", "video"),
+        summary="natural, vivid colour for most photos", tags=("image", "video"),
         alternatives=(WeightSpec(
             name="ddcolor (ModelScope's copy)", arch="ddcolor-large", filename="ddcolor_modelscope.pt",
             urls=(_DDCOLOR_MODELSCOPE_URL,), ignore_keys=DDCOLOR_LEGACY_KEYS, approx_download_mb=912,
-            license=_DDCOLOR_LICENSE, default_render_factor=32, description="ModelScope's file of `ddcolor`."),),
+            license=_DDCOLOR_LICENSE, default_render_factor=32, render_factor_step=2,
+            description="ModelScope's file of `ddcolor`."),),
     ),
     _ddcolor(
         "ddcolor-paper", "ddcolor-large", "ddcolor_paper", "main",
         "DDColor exactly as in its paper (trained on ImageNet photos): for reproducing the paper's results; "
         "for your own photos `ddcolor` is usually the better choice.",
-        aliases=("ddcolor_paper",), approx_download_mb=912, tags=("image",),
+        aliases=("ddcolor_paper",), approx_download_mb=912, summary="the paper's version, for comparisons",
+        tags=("image",),
     ),
     _ddcolor(
         "ddcolor-artistic", "ddcolor-large", "ddcolor_artistic", "aa10f72fffc89a6658e37b48556050b4d9a26f63",
         "DDColor trained on extra artistic images and without its push for colourfulness: more varied, calmer "
         "colours and fewer odd colour blotches (such as red patches).",
         aliases=("ddcolor_artistic",), size=911_914_869,
-        sha256="5a076e84efce59848394f572a105f7b78f7f6e917f615d1ee88537241b96dca3", tags=("image",),
+        sha256="5a076e84efce59848394f572a105f7b78f7f6e917f615d1ee88537241b96dca3",
+        summary="varied colour, fewer odd blotches", tags=("image",),
     ),
     _ddcolor(
         "ddcolor-tiny", "ddcolor-tiny", "ddcolor_paper_tiny", "cf9fd99c1d7472689ec7413441c1b799a51866a3",
         "DDColor's small version (55 M parameters): a quarter of the download and about 2.7x less work per "
         "photo, the DDColor to use on a CPU; colours a little less reliable than `ddcolor`'s.",
         aliases=("ddcolor_paper_tiny", "ddcolor-t"), size=220_372_845,
-        sha256="8a1277bc90a1bfbb6d2d83933a9a6bc821931879ca93e26e4fcec12165d41fce", tags=("image", "video"),
+        sha256="8a1277bc90a1bfbb6d2d83933a9a6bc821931879ca93e26e4fcec12165d41fce",
+        summary="lighter DDColor, quicker on a CPU", tags=("image", "video"),
     ),
 )
 
@@ -216,6 +230,7 @@ _COMPACT = WeightSpec(
         "and good at skies, water, foliage, landscapes and interiors; colours are muted where it is unsure, "
         "and skin tones are weaker than Artistic's (few portraits in its training photos)."
     ),
+    summary="built in, no download; quick on any computer",
     tags=("image", "video", "embedded"),
 )
 
