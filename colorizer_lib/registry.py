@@ -280,6 +280,14 @@ def default_model_order(is_cached: Callable[[WeightSpec], bool]) -> tuple[str, .
     return tuple(dict.fromkeys([*cached, *DEFAULT_DOWNLOADS]))
 
 
+def ignored_keys() -> tuple[str, ...]:
+    """Every entry some record's file may hold unused (the records' and their alternatives' ``ignore_keys``):
+    what a local weights file of unknown model can drop before its architecture is identified
+    (``hub.load_state_dict(path, drop_keys=ignored_keys())``: ModelScope's ``pytorch_model.pt`` of DDColor)."""
+    keys = [k for spec in _SPECS for record in (spec, *spec.alternatives) for k in record.ignore_keys]
+    return tuple(dict.fromkeys(keys))
+
+
 def register(spec: WeightSpec) -> None:
     """Add a record (replacing one of the same name); for embedded models and plugins."""
     global _SPECS

@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import save_file
 
 from colorizer_lib import hub, registry
-from colorizer_lib.errors import DownloadError
+from colorizer_lib.errors import DownloadError, VerificationError
 from colorizer_lib.models import available_architectures, build_generator, expected_state
 from colorizer_lib.models.ddcolor_checkpoint import LEGACY_HEAD_KEYS
 from tests.ddcolor_weights import deterministic_state_dict
@@ -207,9 +207,12 @@ def test_every_failed_source_is_named(tmp_path):
 def test_local_files_of_every_layout_load(files, tiny_state):
     for layout in ("bin", "safetensors"):
         _loads_strictly(hub.load_state_dict(files[layout], expected_state("ddcolor-tiny")), tiny_state)
-    # ModelScope's layout: unwrapped by the hub; its dead head is what the record's ignore_keys drop
-    state = hub.load_state_dict(files["modelscope"], expected_state("ddcolor-tiny"), drop_keys=LEGACY_HEAD_KEYS)
+    # ModelScope's layout: unwrapped by the hub; its dead head is what the records' ignore_keys drop
+    assert registry.ignored_keys() == LEGACY_HEAD_KEYS
+    state = hub.load_state_dict(files["modelscope"], expected_state("ddcolor-tiny"), drop_keys=registry.ignored_keys())
     _loads_strictly(state, tiny_state)
+    with pytest.raises(VerificationError, match="unexpected 2: encoder.arch.head_cls"):  # strict without the drop
+        hub.load_state_dict(files["modelscope"], expected_state("ddcolor-tiny"))
     assert hub.resolve_weights(str(files["modelscope"])) == files["modelscope"]
 
 
