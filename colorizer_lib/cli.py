@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from .cli_args import add_common_arguments, positive_int, why_missing
+from .cli_args import (ENSEMBLE_HELP, MODEL_HELP, add_chroma_upsample_argument, add_common_arguments, positive_int,
+                       why_missing)
 from .errors import (EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_WEIGHTS, EXIT_OOM,  # noqa: F401  (the table's names)
                      EXIT_INTERRUPTED, ColorizerError, DependencyError, InputError, NonFiniteOutputError,
                      exit_code)
@@ -352,22 +353,25 @@ def _progress(total: int, enabled: bool):
 
 
 def models_table(cache_dir: str | None = None) -> list[dict[str, str]]:
-    """One row per registered model: name, render factor, size, where it is (bundled, not downloaded, or
-    cached: verified, not yet verified, or changed since; :func:`~colorizer_lib.hub.cache_status`, which
-    reads no weights), licence, description."""
+    """One row per registered model: name, render factor, size, licence (short, and in full as ``license``),
+    where it is (bundled, not downloaded, or cached: verified, not yet verified, or changed since;
+    :func:`~colorizer_lib.hub.cache_status`, which reads no weights; for a model with other files, such as
+    ModelScope's copy of ``ddcolor``, the one in the cache), description."""
     from . import hub
-    from .registry import size_text, list_specs
+    from .registry import list_specs, short_license, size_text
 
     rows = []
     for spec in list_specs():
-        path = hub.cache_path(cache_dir) / spec.filename
-        status = "bundled" if spec.bundled is not None else hub.cache_status(spec, cache_dir)
+        present = hub.present_source(spec, cache_dir)
+        path = hub.cache_path(cache_dir) / present.filename
+        status = "bundled" if spec.bundled is not None else hub.cache_status(present, cache_dir)
         where = {"bundled": "bundled", "missing": "not downloaded",
                  "verified": f"cached, verified ({path})",
                  "unverified": f"cached, not verified yet: checked when first used ({path})",
                  "changed": f"cached but NOT the verified file: replaced when next used ({path})"}[status]
         rows.append({"name": spec.name, "render factor": str(spec.default_render_factor), "size": size_text(spec),
-                     "status": where, "license": spec.license, "description": spec.description})
+                     "licence": short_license(spec), "status": where, "license": spec.license,
+                     "description": spec.description})
     return rows
 
 
@@ -387,10 +391,11 @@ def run_models(args: argparse.Namespace) -> int:
             # downloaded again
             hub.load_weights(with_mirrors(spec), expected_state(spec.arch, spec.dtype), cache_dir=args.cache_dir,
                              progress=not args.quiet)
-            print(f"{spec.name}: verified {hub.cache_dir(args.cache_dir) / spec.filename}")
+            present = hub.present_source(spec, args.cache_dir)  # ModelScope's copy of ddcolor, say
+            print(f"{spec.name}: verified {hub.cache_dir(args.cache_dir) / present.filename}")
         return EXIT_OK
     rows = models_table(args.cache_dir)
-    cols = ["name", "render factor", "size", "status"]
+    cols = ["name", "render factor", "size", "licence", "status"]
     widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
     print("  ".join(c.upper().ljust(widths[c]) for c in cols))
     for row in rows:
@@ -398,6 +403,8 @@ def run_models(args: argparse.Namespace) -> int:
     if args.verbose:
         for row in rows:
             print(f"\n{row['name']}: {row['description']}\n  licence: {row['license']}")
+    if not args.verbose:
+        print("\nlicences in full, with each model's description: colorize models -v")
     print(f"\ncache: {hub.cache_path(args.cache_dir)} (set COLORIZER_CACHE or --cache-dir to move it)")
     return EXIT_OK
 
@@ -445,7 +452,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     image.add_argument("--compile", choices=["auto", "on", "off", "max-autotune"], default="auto",
                        help="torch.compile the model: a one-off wait of 1-2 minutes (max-autotune: about 7) "
                             "for about 2.4x (2.6x) the model's speed on a GPU; auto: only on CUDA for 5,000+ images")
-    add_common_arguments(image)
+    add_common_arguments(image, model_help=f"{MODEL_HELP}, or {ENSEMBLE_HELP} (default: the best model available: "
+                                           f"a downloaded DDColor, else DeOldify Artistic, else the embedded compact)")
+    add_chroma_upsample_argument(image)
     image.set_defaults(func=run_image)
 
     models = sub.add_parser("models", help="list the models, their sizes and what is cached")

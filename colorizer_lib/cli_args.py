@@ -6,6 +6,7 @@ defaulted and documented once::
     add_common_arguments(parser)                                     # -m/--model --device --dtype --cache-dir -q/--quiet
     add_common_arguments(parser, model_default="video")              # another default model
     add_common_arguments(parser, skip=("device", "dtype"))           # flags that make no sense for the command
+    add_chroma_upsample_argument(parser)                             # --chroma-upsample (commands that colorize)
 
 Parsed, they are ``args.model``, ``args.device``, ``args.dtype``, ``args.cache_dir`` and ``args.quiet``.
 A new common flag goes into :data:`COMMON_FLAGS` and :func:`add_common_arguments`; a new choice of
@@ -25,7 +26,13 @@ COMMON_FLAGS = ("model", "device", "dtype", "cache_dir", "quiet")
 
 DTYPE_CHOICES = ("float32", "float16", "bfloat16")
 
-MODEL_HELP = "artistic, stable, video, compact, or a .pth/.safetensors path"
+MODEL_HELP = ("artistic, stable, video, compact, ddcolor, ddcolor-artistic, ddcolor-paper, ddcolor-tiny "
+              "(`colorize models` lists them), or a .pth/.safetensors path")
+ENSEMBLE_HELP = ("an ensemble of two or more: ddcolor+artistic (their colours averaged) or "
+                 "ddcolor:0.6,artistic:0.4 (weighted)")
+"""For the commands that colorize (image, video): their ``--model`` also takes ensembles."""
+
+CHROMA_UPSAMPLE_CHOICES = ("bilinear", "nearest")
 
 
 def comma_separated_ints(text: str) -> list[int]:
@@ -101,6 +108,15 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, model_default: str 
                                                 "the platform's cache folder)")
     if "quiet" not in skip:
         parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages, only errors")
+
+
+def add_chroma_upsample_argument(parser: argparse.ArgumentParser) -> None:
+    """``--chroma-upsample {bilinear,nearest}`` (``args.chroma_upsample``, None when not given: the model's own
+    default), for the commands that colorize (image, video)."""
+    parser.add_argument("--chroma-upsample", choices=list(CHROMA_UPSAMPLE_CHOICES), default=None,
+                        help="how the colour predicted at model resolution is enlarged to the photo's size: "
+                             "bilinear (smooth colour edges) or nearest (DDColor's original code, blocky colour "
+                             "cells on large photos; for comparing with it). Default: the model's own")
 
 
 def why_missing(path: str) -> str:

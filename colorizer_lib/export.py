@@ -1,8 +1,10 @@
 """ONNX export of the generators (``colorize export --format onnx``), verified with ONNX Runtime.
 
 The exported graph is the *folded* model (spectral/weight norm in plain weights, conv+BN fused), in
-float32, with the I/O of every generator here: input ``"input"`` = normalised grey ``(B, 3, S, S)``,
-output ``"output"`` = normalised RGB ``(B, 3, S, S)`` in ``(-3, 3)``. ``S = 16 * render_factor`` is
+float32, with the generator's own I/O: input ``"input"`` ``(B, 3, S, S)``, output ``"output"``. DeOldify's
+and the compact model take normalised grey and return normalised RGB ``(B, 3, S, S)`` in ``(-3, 3)``;
+DDColor takes grey RGB in ``[0, 1]`` and returns Lab a, b ``(B, 2, S, S)`` (``S`` a multiple of 32: even
+render factors). Nothing here depends on the architecture. ``S = 16 * render_factor`` is
 fixed in the file (DeOldify's decoder resizes odd-sized maps depending on ``S``, and static shapes
 let ONNX Runtime plan memory and pick kernels once); the batch dimension is dynamic. Export one
 file per render factor you use.

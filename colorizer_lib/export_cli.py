@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .cli_args import add_common_arguments
 from .colorizer import Colorizer, check_render_factor
+from .errors import InputError
 from .export import ONNX_TOLERANCE, export_onnx, require_onnx_extra, verify_onnx
 from .models.random_weights import calibrated_random_model
 from .registry import list_specs, resolve_arch
@@ -19,9 +20,11 @@ def add_export_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``colorize export`` on a subparsers object; sets ``func``."""
     parser = subparsers.add_parser(
         "export", help="export a model to ONNX (verified against torch with ONNX Runtime)",
-        description="Export a model for ONNX Runtime and other ONNX engines. The file takes normalised grey "
-                    "(B, 3, S, S) inputs with S = 16 x render factor (fixed per file, batch dynamic) and returns "
-                    "normalised RGB. The export is checked against torch on random inputs.")
+        description="Export a model for ONNX Runtime and other ONNX engines. The file takes (B, 3, S, S) grey "
+                    "inputs with S = 16 x render factor (fixed per file, batch dynamic): DeOldify's and compact "
+                    "take ImageNet-normalised grey and return normalised RGB; DDColor's take grey RGB in [0, 1] "
+                    "(S a multiple of 32: even render factors) and return Lab a, b (B, 2, S, S). The export is "
+                    "checked against torch on random inputs.")
     parser.add_argument("--format", choices=["onnx"], default="onnx", help="export format (onnx)")
     parser.add_argument("-r", "--render-factor", type=int, default=None,
                         help="the file's fixed input size is 16 x this (default: the model's own)")
@@ -38,23 +41,39 @@ def run_export(args: argparse.Namespace) -> int:
     if args.render_factor is not None:
         check_render_factor(args.render_factor)
     require_onnx_extra("onnx", *(() if args.no_verify else ("onnxruntime",)))  # before any download
+    match = next((s for s in list_specs() if s.name == args.model), None)
     if args.random_weights:
         col = Colorizer.from_model(calibrated_random_model(resolve_arch(args.model), "cpu"),
                                    name=f"{args.model}-random", device="cpu", dtype="float32")
-        match = next((s for s in list_specs() if s.name == args.model), None)
         if match is not None:
             col.default_render_factor = match.default_render_factor
     else:
         col = Colorizer.from_pretrained(args.model, device="cpu", dtype="float32", cache_dir=args.cache_dir,
                                         progress=not args.quiet)
+        match = getattr(col, "spec", None) or match
     rf = col.render_factor_or_default(args.render_factor)
+    step = getattr(match, "render_factor_step", 1)
+    if rf % step:
+        raise InputError(f"{match.name} takes render factors that are multiples of {step} (its input side, 16 x "
+                         f"render factor, must be a multiple of {16 * step} px); use {rf - rf % step} or "
+                         f"{rf - rf % step + step}.")
     output = Path(args.output or f"{col.name}-rf{rf}.onnx")
     path = export_onnx(col.model, output, render_factor=rf)
     if not args.quiet:
-        print(f"wrote {path} ({path.stat().st_size / 1e6:.0f} MB): input (B, 3, {16 * rf}, {16 * rf})")
+        out_channels = _output_channels(path)
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.0f} MB): input (B, 3, {16 * rf}, {16 * rf}), output "
+              f"(B, {out_channels}, {16 * rf}, {16 * rf})" + (" (Lab a, b)" if out_channels == 2 else " (RGB)"))
     if not args.no_verify:
         check = verify_onnx(path, col.model)
         if not args.quiet:
             print(f"verified with ONNX Runtime: max |difference| {check.max_abs:.1e} "
                   f"(tolerance {ONNX_TOLERANCE:.0e}), batches {', '.join(map(str, check.batches))}")
     return 0
+
+
+def _output_channels(path: Path) -> int:
+    """The channel count of the ONNX file's output (3: normalised RGB, DeOldify and ours; 2: Lab a, b, DDColor)."""
+    import onnx
+
+    dims = onnx.load(str(path), load_external_data=False).graph.output[0].type.tensor_type.shape.dim
+    return int(dims[1].dim_value)

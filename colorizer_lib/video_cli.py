@@ -16,7 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli_args import (add_common_arguments, add_render_factor_argument, checked, positive_int, render_factors,
+from .cli_args import (ENSEMBLE_HELP, MODEL_HELP, add_chroma_upsample_argument, add_common_arguments,
+                       add_render_factor_argument, checked, positive_int, render_factors,
                        why_missing)
 from .errors import DependencyError, InputError
 
@@ -83,7 +84,9 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-duration", type=_seconds, default=None, help="URL download limit in seconds")
     # -q/--quiet (a common flag) is the documented spelling; --no-progress stays for existing scripts.
     parser.add_argument("--no-progress", dest="quiet", action="store_true", help=argparse.SUPPRESS)
-    add_common_arguments(parser, model_help="artistic, stable, video, compact, or a .pth/.safetensors path (default: video; when it cannot be downloaded, the embedded compact model, with a warning)")
+    add_common_arguments(parser, model_help=f"{MODEL_HELP}, or {ENSEMBLE_HELP} (default: video; when it cannot be "
+                                            f"downloaded, the embedded compact model, with a warning)")
+    add_chroma_upsample_argument(parser)
 
 
 def add_video_parser(subparsers) -> argparse.ArgumentParser:
@@ -102,8 +105,10 @@ def _load_colorizer(args):
     compact model when it can be neither found in the cache nor downloaded, as ``colorize image`` does."""
     from .colorizer import Colorizer
 
+    upsample = getattr(args, "chroma_upsample", None)  # the model's own default unless given
+    given = {} if upsample is None else {"chroma_upsample": upsample}
     return Colorizer.from_pretrained(args.model, device=args.device, dtype=args.dtype, cache_dir=args.cache_dir,
-                                     progress=not args.quiet, prefer=("video",))
+                                     progress=not args.quiet, prefer=("video",), **given)
 
 
 def run_video(args: argparse.Namespace) -> int:

@@ -297,30 +297,6 @@ def test_bad_checkpoints_are_named(tmp_path, tiny_state_dict):
         read_ddcolor_checkpoint(page)
 
 
-# --- weight records ------------------------------------------------------------------------------
-
-
-def test_weight_records_are_weightspecs():
-    from colorizer_lib.models.ddcolor_weights import DDCOLOR_SOURCES, DDCOLOR_WEIGHTS
-    from colorizer_lib.registry import WeightSpec
-
-    specs = [WeightSpec(**record) for record in DDCOLOR_WEIGHTS]
-    assert [s.name for s in specs] == ["ddcolor", "ddcolor-paper", "ddcolor-artistic", "ddcolor-tiny"]
-    assert "ddcolor-modelscope" in specs[0].aliases
-    names = [n for s in specs for n in (s.name, *s.aliases)]
-    assert len(names) == len(set(names))
-    for spec in specs:
-        assert spec.arch in available_architectures()
-        assert spec.default_render_factor == 32 and "Apache-2.0" in spec.license
-        src = DDCOLOR_SOURCES[spec.name]
-        assert spec.urls[0] == f"https://huggingface.co/{src['hf_repo']}/resolve/{src['revision']}/pytorch_model.bin"
-        assert spec.sha256 is None or len(spec.sha256) == 64
-        with torch.device("meta"):
-            model = DDColor(**src["config"])  # the config.json arguments are accepted as they are
-        assert model.config["encoder_name"] == ("convnext-t" if spec.arch == "ddcolor-tiny" else "convnext-l")
-    assert len({s.filename for s in specs}) == len(specs)
-
-
 def test_flops_are_countable_on_the_meta_device():
     """The benchmark's FLOP counter handles DDColor; cost grows about 4x per doubling of the side, and
     DDColor-L's ConvNeXt-L encoder makes it cost more than DDColor-T."""

@@ -330,7 +330,8 @@ def test_an_unknown_model_name_is_a_usage_error_listing_the_known_ones(tmp_path,
     for argv in (["models", "--download", "nonsense"], ["image", str(photo), "--model", "nonsense"]):
         assert cli.main(argv) == cli.EXIT_USAGE
         err = capsys.readouterr().err
-        assert "unknown model 'nonsense'" in err and "artistic, stable, video, compact" in err
+        known = ", ".join(spec.name for spec in registry.list_specs())  # every registered name, in display order
+        assert "unknown model 'nonsense'" in err and f"Known models: {known};" in err and "ddcolor-tiny" in known
     assert cli.main(["image", str(photo), "--model", str(tmp_path / "missing.pth")]) == cli.EXIT_USAGE
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(ModelArgumentError):

@@ -290,11 +290,46 @@ def test_model_labels_are_not_cut_mid_word():
 
     for (label, name), spec in zip(notebook.model_options(), registry.list_specs()):
         text = label.removeprefix(f"{name}: ").removesuffix("…")
-        assert text and spec.description.startswith(text), label
-        following = spec.description[len(text):]
+        shown = spec.summary or spec.description  # what the model is good at, in a few words
+        assert text and shown.startswith(text), label
+        following = shown[len(text):]
         assert following == "" or not following[0].isalnum(), f"{label!r} ends inside a word"
         assert len(label) <= notebook.MODEL_LABEL_CHARS and label.count("(") == label.count(")"), label
     assert _first_sentence("word " * 30).endswith("word…")
+
+
+def test_every_model_label_says_what_it_is_good_at_whole():
+    from colorizer_lib import registry
+
+    labels = dict((name, label) for label, name in notebook.model_options())
+    for spec in registry.list_specs():
+        assert spec.summary and labels[spec.name] == f"{spec.name}: {spec.summary}", spec.name  # never cut
+    assert labels["ddcolor"] == "ddcolor: natural, vivid colour for most photos"
+
+
+def test_slider_steps_by_two_for_ddcolor(tmp_path, colorizer):
+    """DDColor's input side (16 x render factor) must be a multiple of 32: with a DDColor model picked the
+    slider offers even render factors only, from an even minimum; other models step by one again."""
+    from colorizer_lib import registry
+
+    ui = make_ui(tmp_path, colorizer, model="artistic")
+    slider = ui.render_factor
+    assert (slider.step, slider.value) == (1, 35)
+    ui.model.value = "ddcolor"
+    assert (slider.step, slider.value) == (2, registry.get_spec("ddcolor").default_render_factor)
+    assert slider.min % 2 == 0 and slider.max % 2 == 0
+    ui.model.value = "ddcolor-tiny"
+    assert slider.step == 2 and slider.value == 32
+    ui.model.value = "compact"
+    assert (slider.step, slider.value) == (1, registry.get_spec("compact").default_render_factor)
+    # an odd render factor asked for with a DDColor model is moved up to the next even one, or down at the top
+    assert make_ui(tmp_path, colorizer, model="ddcolor", render_factor=35).render_factor.value == 36
+    top = make_ui(tmp_path, colorizer, model="ddcolor-tiny", render_factor=65).render_factor
+    assert (top.value, top.max, top.step) == (64, 64, 2)
+    low = make_ui(tmp_path, colorizer, model="ddcolor", render_factor=3).render_factor
+    assert (low.value, low.min) == (4, 4)
+    assert notebook.model_choice.snap_render_factor(33, 1, 4, 64) == 33
+    assert [notebook.model_choice.snap_render_factor(v, 2, 4, 64) for v in (4, 5, 63, 64)] == [4, 6, 64, 64]
 
 
 def test_model_options_list_registry_and_files(tmp_path):

@@ -1,7 +1,10 @@
 """Weights: cache directory, download (HTTP with resume, Google Drive), loading and verification.
 
 One function decides where weights come from, in a fixed order (:func:`resolve_weights`):
-an explicit local file, else the cache, else a download from each mirror in turn. Loading
+an explicit local file, else the cache, else a download from each mirror in turn. A record may
+name other files of the same model (``alternatives``: another host's copy in another layout, with
+its own name, size and checksum): a cached one is used before any download, and each is tried in
+turn when the record's own mirrors fail. Loading
 (:func:`load_checkpoint`, :func:`load_state_dict`, :func:`load_weights`) is always
 ``weights_only=True`` and always verified; every error names the file and what to do next.
 
@@ -37,10 +40,11 @@ The names below are the package's public interface; import them from ``colorizer
 from __future__ import annotations
 
 from .cache import CACHE_ENV_VAR, cache_dir, cache_lock, cache_path, default_cache_dir
-from .checkpoint import load_checkpoint, load_state_dict, read_manifest, state_dict_manifest, verify_state_dict
+from .checkpoint import (load_checkpoint, load_state_dict, read_manifest, state_dict_manifest, unwrap_checkpoint,
+                         verify_state_dict)
 from .fetch import download, google_drive_file_id, normalize_url, quarantine
 from .records import file_sha256, hash_record_path, record_file_hash, verified_file_hash
-from .resolve import WeightSource, cache_status, is_cached, load_weights, resolve_weights
+from .resolve import WeightSource, cache_status, is_cached, load_weights, present_source, resolve_weights
 
 __all__ = [
     "CACHE_ENV_VAR",
@@ -53,12 +57,14 @@ __all__ = [
     "download",
     "resolve_weights",
     "is_cached",
+    "present_source",
     "cache_status",
     "file_sha256",
     "hash_record_path",
     "verified_file_hash",
     "record_file_hash",
     "load_checkpoint",
+    "unwrap_checkpoint",
     "read_manifest",
     "state_dict_manifest",
     "verify_state_dict",

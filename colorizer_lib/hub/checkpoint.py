@@ -1,5 +1,6 @@
-"""Loading and verifying state dicts: ``weights_only=True`` always, fastai ``{'model', 'opt'}`` wrappers
-unwrapped, keys/shapes/dtypes checked against a manifest; every error names the file and the fix.
+"""Loading and verifying state dicts: ``weights_only=True`` always, fastai ``{'model', 'opt'}`` and BasicSR
+``{'params'}`` wrappers unwrapped, keys/shapes/dtypes checked against a manifest; every error names the file
+and the fix.
 """
 
 from __future__ import annotations
@@ -84,11 +85,30 @@ def _is_safetensors(path: Path, head: bytes) -> bool:
     return len(head) > 9 and head[8:9] == b"{" and not head.startswith(b"PK")
 
 
+_WRAPPERS = (
+    ({"model", "opt"}, "model"),  # fastai's Learner.save: {'model': state_dict, 'opt': optimizer state}
+    ({"params"}, "params"),  # BasicSR's training output and ModelScope's copies (DDColor's pytorch_model.pt)
+    ({"params", "params_ema"}, "params"),  # BasicSR with an EMA copy: 'params' is the one its inference loads
+)
+
+
+def unwrap_checkpoint(loaded: Any) -> Any:
+    """The state dict inside a known training wrapper (fastai ``{'model', 'opt'}``, BasicSR / ModelScope
+    ``{'params'[, 'params_ema']}``, recognised by their exact top-level keys); anything else as it is."""
+    if isinstance(loaded, Mapping):
+        keys = set(loaded.keys())
+        for wrapper_keys, inner in _WRAPPERS:
+            if keys == wrapper_keys and isinstance(loaded[inner], Mapping):
+                return loaded[inner]
+    return loaded
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Load a state dict from a ``.pth``/``.pt`` (torch) or ``.safetensors`` file, on the CPU.
 
     Torch files load with ``weights_only=True`` (Python ``slice`` allowed, as in fastai's saved
-    learning rates); fastai's ``{'model': state_dict, 'opt': ...}`` wrapper is unwrapped.
+    learning rates); fastai's ``{'model': state_dict, 'opt': ...}`` and BasicSR's ``{'params': ...}``
+    wrappers are unwrapped (:func:`unwrap_checkpoint`).
     Returns ``{name: Tensor}`` in file order (safetensors files store names sorted). Raises
     ``VerificationError`` naming the file for an HTML page saved as weights, a truncated or
     corrupt file, a pickle with objects other than tensors, or anything that is not a non-empty
@@ -144,8 +164,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         except Exception as exc:  # noqa: BLE001 - any failure of the safe loader: not loadable weights
             # (zip and EOF errors for truncated files; IndexError, KeyError... for other bytes)
             raise _corrupt(path, exc) from exc
-    if isinstance(loaded, Mapping) and set(loaded.keys()) == {"model", "opt"}:
-        loaded = loaded["model"]
+    loaded = unwrap_checkpoint(loaded)
     if not isinstance(loaded, Mapping) or not loaded:
         kind = type(loaded).__name__ if not isinstance(loaded, Mapping) else "an empty dict"
         raise VerificationError(
@@ -270,13 +289,16 @@ def load_state_dict(
     *,
     sha256: str | None = None,
     record_hash: bool = False,
+    drop_keys: Sequence[str] = (),
 ) -> dict[str, torch.Tensor]:
     """Load and verify a weights file; return ``{name: Tensor}`` on the CPU.
 
     1. Checksum (:func:`verified_file_hash`): against ``sha256`` when given, else against the
        file's ``.sha256`` record when one exists.
-    2. :func:`load_checkpoint`, then :func:`verify_state_dict` when ``expected`` (a manifest
-       mapping, or the path of a manifest JSON) is given.
+    2. :func:`load_checkpoint`, then the entries named in ``drop_keys`` (ones the file may hold
+       that the model does not use: a record's ``ignore_keys``) are removed, then
+       :func:`verify_state_dict` when ``expected`` (a manifest mapping, or the path of a manifest
+       JSON) is given.
     3. With ``record_hash=True``, a file that passed without a known checksum gets its
        ``.sha256`` record (so that later loads detect changes on disk).
 
@@ -287,6 +309,8 @@ def load_state_dict(
         raise WeightsError(f"Weights file not found: {path}. Check the path or download it again.")
     digest = verified_file_hash(path, sha256)
     state_dict = load_checkpoint(path)
+    for key in drop_keys:
+        state_dict.pop(key, None)
     if expected is not None:
         manifest = (
             read_manifest(expected) if isinstance(expected, (str, os.PathLike)) else expected

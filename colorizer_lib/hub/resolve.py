@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from colorizer_lib.errors import DownloadError, ModelArgumentError, VerificationError
+from colorizer_lib.errors import DownloadError, ModelArgumentError, VerificationError, WeightsError
 from .cache import CACHE_ENV_VAR, _cache_path, _resolve_cache_dir
 from .checkpoint import load_state_dict, read_manifest
 from .fetch import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, Verifier, _Failure, _download_locked, _first_sentence
@@ -74,15 +74,32 @@ def _spec_urls(spec: WeightSource) -> tuple[str, ...]:
     return (urls,) if isinstance(urls, str) else tuple(urls)
 
 
-def is_cached(spec: WeightSource, cache_dir: str | os.PathLike | None = None) -> bool:
-    """True when ``cache_dir/<spec.filename>`` exists and has ``spec.size`` bytes (when known).
+def _alternatives(spec: WeightSource) -> tuple[WeightSource, ...]:
+    """The record's other files of the same model (``alternatives``; records without the field have none)."""
+    return tuple(getattr(spec, "alternatives", ()) or ())
 
-    Creates nothing (a listing of models must not need a writable cache).
-    """
+
+def _file_cached(spec: WeightSource, cache_dir: str | os.PathLike | None) -> bool:
     path = _cache_path(cache_dir) / spec.filename
     if not path.is_file():
         return False
     return spec.size is None or path.stat().st_size == spec.size
+
+
+def is_cached(spec: WeightSource, cache_dir: str | os.PathLike | None = None) -> bool:
+    """True when ``cache_dir/<spec.filename>`` exists and has ``spec.size`` bytes (when known), or
+    one of the record's ``alternatives`` is cached so.
+
+    Creates nothing (a listing of models must not need a writable cache).
+    """
+    return any(_file_cached(record, cache_dir) for record in (spec, *_alternatives(spec)))
+
+
+def present_source(spec: WeightSource, cache_dir: str | os.PathLike | None = None) -> WeightSource:
+    """Which of the record's files is in the cache: the record itself when its file is there (or when
+    no file is), else the first of its ``alternatives`` whose file is. Creates nothing."""
+    cache = _cache_path(cache_dir)
+    return next((record for record in (spec, *_alternatives(spec)) if (cache / record.filename).is_file()), spec)
 
 
 def cache_status(spec: WeightSource, cache_dir: str | os.PathLike | None = None) -> str:
@@ -127,7 +144,9 @@ def resolve_weights(
     ``urls``, ``size``, ``sha256``, such as ``registry.WeightSpec``) the cached file
     ``<cache_dir>/<filename>`` is used when present with the right size, else each URL is tried
     in turn (mirrors). When all fail, ``DownloadError`` lists every URL with its reason and the
-    manual fix.
+    manual fix. A record with ``alternatives`` (other files of the same model, each a record of its
+    own) uses whichever of its files is cached first, then tries each file's URLs in order; the
+    entries a file's record lists in ``ignore_keys`` are dropped before verification.
 
     With a manifest (``expected``, else the record's ``manifest`` attribute when it has one, as
     ``registry.WeightSpec`` does), the file is verified too: a download must load with
@@ -163,16 +182,52 @@ def _obtain(
     if expected is None:
         expected = getattr(spec, "manifest", None)
     manifest = read_manifest(expected) if isinstance(expected, (str, os.PathLike)) else expected
+    alternatives = _alternatives(spec)
+    if not alternatives:
+        return _obtain_file(spec, cache_dir, progress, manifest, keep=keep)
+    # another file of the same model: a cached one before any download, then each record's URLs in order
+    records = sorted((spec, *alternatives), key=lambda record: not _file_cached(record, cache_dir))
+    failures: list[WeightsError] = []
+    for record in records:
+        try:
+            return _obtain_file(record, cache_dir, progress, manifest, keep=keep)
+        except WeightsError as exc:  # DownloadError, or a VerificationError of a file with no address
+            failures.append(exc)
+            if progress and len(failures) < len(records):
+                print(f"{record.name}: {_first_line(exc)}; trying its next source ...", file=sys.stderr)
+    lines = "\n".join(f"  * {record.name} ({record.filename}): {str(exc).strip()}"
+                      for record, exc in zip(records, failures))
+    raise DownloadError(
+        f"Could not get the weights {spec.name!r} from any of its {len(records)} files:\n{lines}"
+    ) from failures[-1]
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _obtain_file(
+    spec: WeightSource,
+    cache_dir: str | os.PathLike | None,
+    progress: bool,
+    manifest: Mapping[str, Any] | None,
+    *,
+    keep: bool,
+) -> tuple[Path, dict[str, torch.Tensor] | None]:
+    """:func:`_obtain` for one file of a record: the cache, else each of its URLs (mirrors) in turn."""
+    drop_keys = tuple(getattr(spec, "ignore_keys", ()) or ())
     target = _resolve_cache_dir(cache_dir) / spec.filename
     verify: Verifier | None = None
     if manifest is not None or keep:
 
         def verify(path: Path) -> dict[str, torch.Tensor]:
             # a download's checksum was checked by _check_part; the cached file's is checked here
-            return load_state_dict(path, manifest, sha256=spec.sha256 if path == target else None)
+            return load_state_dict(path, manifest, sha256=spec.sha256 if path == target else None,
+                                   drop_keys=drop_keys)
 
     cached_failure: VerificationError | None = None
-    if is_cached(spec, target.parent):
+    if _file_cached(spec, target.parent):
         if verify is None:
             return target, None
         try:

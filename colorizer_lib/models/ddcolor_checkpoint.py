@@ -1,6 +1,6 @@
 """Reading DDColor's released checkpoints into :class:`~colorizer_lib.models.ddcolor.DDColor`, strictly.
 
-Released layouts (all float32 state dicts of the same keys; see ``ddcolor_weights.py``):
+Released layouts (all float32 state dicts of the same keys; their records are in :mod:`colorizer_lib.registry`):
 
 * Hugging Face ``PyTorchModelHubMixin`` repos (``piddnad/ddcolor_*``): ``pytorch_model.bin``
   (``torch.save(state_dict)``) or, from huggingface_hub 0.21 on, ``model.safetensors``;
@@ -28,10 +28,11 @@ from typing import Any
 import torch
 
 from ..errors import VerificationError
-from ..hub import load_checkpoint, state_dict_manifest, verify_state_dict
+from ..hub import load_checkpoint, state_dict_manifest, unwrap_checkpoint, verify_state_dict
 from .ddcolor import DDColor
 
-#: keys of the classification head that older DDColor code (and ModelScope's copy) saved
+#: keys of the classification head that older DDColor code (and ModelScope's copy) saved (the registry's
+#: ``DDCOLOR_LEGACY_KEYS``, which stays torch-free, is the same tuple; a test keeps them equal)
 LEGACY_HEAD_KEYS = ("encoder.arch.head_cls.weight", "encoder.arch.head_cls.bias")
 #: first-stage width of each encoder, read from ``encoder.arch.downsample_layers.0.0.weight``
 _STEM_KEY = "encoder.arch.downsample_layers.0.0.weight"
@@ -41,8 +42,7 @@ _ENCODER_BY_STEM_WIDTH = {96: "convnext-t", 192: "convnext-l"}
 def ddcolor_checkpoint_filter(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     """The model's state dict from a loaded checkpoint: unwraps ``{'params': ...}`` and drops the
     legacy ``head_cls`` keys. Raises ``VerificationError`` for anything that is not a dict of tensors."""
-    if isinstance(checkpoint, Mapping) and "params" in checkpoint and isinstance(checkpoint["params"], Mapping):
-        checkpoint = checkpoint["params"]
+    checkpoint = unwrap_checkpoint(checkpoint)
     if not isinstance(checkpoint, Mapping) or not checkpoint:
         raise VerificationError(
             f"not a DDColor checkpoint: expected a state dict or {{'params': state_dict}}, found "

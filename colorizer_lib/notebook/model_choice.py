@@ -76,12 +76,15 @@ def find_spec(name: str | None):
 
 
 def model_options(selected: str | None = None) -> list[tuple[str, str]]:
-    """Dropdown options ``(label, value)``: every registered model (value = its name), plus
-    ``selected`` first when it is not a registered name or alias (e.g. a weights file path)."""
+    """Dropdown options ``(label, value)``: every registered model (value = its name) labelled with what it is
+    good at (its record's ``summary``, else the start of its description), plus ``selected`` first when it is
+    not a registered name or alias (e.g. a weights file path)."""
     from colorizer_lib import registry
 
-    options = [(f"{spec.name}: {_first_sentence(spec.description, MODEL_LABEL_CHARS - len(spec.name) - 2)}",
-                spec.name) for spec in registry.list_specs()]
+    options = []
+    for spec in registry.list_specs():
+        text = getattr(spec, "summary", "") or spec.description
+        options.append((f"{spec.name}: {_first_sentence(text, MODEL_LABEL_CHARS - len(spec.name) - 2)}", spec.name))
     if selected and find_spec(selected) is None:
         label = f"{Path(selected).name} (file)" if Path(selected).expanduser().exists() else selected
         options.insert(0, (label, selected))
@@ -114,6 +117,22 @@ def model_value(selected: str | None) -> str | None:
     return spec.name if spec is not None else selected
 
 
+def render_factor_step(name: str | None) -> int:
+    """The multiple a model's render factors must be (its record's ``render_factor_step``: 2 for DDColor, whose
+    input side must be a multiple of 32 px); 1 for other models, files and unknown names."""
+    spec = find_spec(name)
+    return max(1, int(getattr(spec, "render_factor_step", 1) or 1)) if spec is not None else 1
+
+
+def snap_render_factor(value: int, step: int, lo: int, hi: int) -> int:
+    """``value`` moved up to the next multiple of ``step`` (down when that passes ``hi``), within ``lo..hi``."""
+    if step <= 1:
+        return value
+    up = value + (-value) % step
+    snapped = up if up <= hi else up - step
+    return snapped if snapped >= lo else snapped + step
+
+
 def spec_default_render_factor(name: str | None) -> int | None:
     """The registry's default render factor for a model name or alias, or None (files, unknown names)."""
     spec = find_spec(name)
@@ -123,7 +142,8 @@ def spec_default_render_factor(name: str | None) -> int | None:
 class ModelPicker:
     """The model dropdown and the render-factor slider, shared by both UIs.
 
-    Choosing a registered model moves the slider to that model's default render factor.
+    Choosing a registered model moves the slider to that model's default render factor, and makes it step by
+    the model's ``render_factor_step`` (2 for DDColor: even render factors only).
     ``colorizer()`` returns the chosen model's colorizer (loaded once through ``cache``); a
     first-time weights download shows its progress bar in ``log`` (an Output widget).
     """
@@ -137,16 +157,31 @@ class ModelPicker:
         if model:
             self.model.value = model_value(model)
         default_rf = int(render_factor) if render_factor else (spec_default_render_factor(self.model.value) or 35)
-        lo, hi = slider_bounds(default_rf)
+        self._bounds = slider_bounds(default_rf)
+        lo, hi = self._bounds
         self.render_factor = W.IntSlider(value=default_rf, min=lo, max=hi, step=1, description="Render factor",
                                          continuous_update=False, style=LABEL_STYLE, layout=W.Layout(width="560px"))
         self.render_factor.add_class("colorizer-render-factor")
+        self._fit_step(self.model.value, default_rf)
         self.model.observe(self._on_model_change, names="value")
 
     def _on_model_change(self, change) -> None:
         default = spec_default_render_factor(change["new"])
-        if default is not None:
-            self.render_factor.value = max(self.render_factor.min, min(self.render_factor.max, default))
+        self._fit_step(change["new"], self.render_factor.value if default is None else default)
+
+    def _fit_step(self, name: str | None, wanted: int) -> None:
+        """Set the slider's step for model ``name`` (its positions are then ``min + k * step``, so ``min`` is a
+        multiple of the step too) and its value to ``wanted``, kept within the bounds and on a step."""
+        step = render_factor_step(name)
+        lo, hi = self._bounds
+        lo = lo + (-lo) % step
+        hi = hi - hi % step
+        slider = self.render_factor
+        value = snap_render_factor(max(lo, min(hi, int(wanted))), step, lo, hi)
+        # widen first, then narrow: a value is never outside [min, max] on the way
+        slider.min, slider.max = min(slider.min, lo), max(slider.max, hi)
+        slider.step, slider.value = step, value
+        slider.min, slider.max = lo, hi
 
     def colorizer(self):
         name = self.model.value

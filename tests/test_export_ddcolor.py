@@ -1,0 +1,54 @@
+"""ONNX export of DDColor (the exporter takes any generator): DDColor-T with the deterministic test weights
+(tests/ddcolor_weights.py) exports, runs in ONNX Runtime with a dynamic batch, and matches torch; the command
+line refuses odd render factors for DDColor (its input side must be a multiple of 32) and says what it wrote."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (pip install colorizer[onnx])")
+
+from colorizer_lib import cli  # noqa: E402
+from colorizer_lib.export import ONNX_TOLERANCE, OnnxRunner, export_onnx, verify_onnx  # noqa: E402
+from colorizer_lib.models import build_generator, expected_state  # noqa: E402
+from tests.ddcolor_weights import deterministic_state_dict  # noqa: E402
+
+RF = 4  # 64 px: the smallest input DDColor's five halvings allow with a 2 x 2 deepest map
+
+
+@pytest.fixture(scope="module")
+def ddcolor_tiny() -> torch.nn.Module:
+    with torch.device("meta"):
+        model = build_generator("ddcolor-tiny")
+    model.load_state_dict(deterministic_state_dict(expected_state("ddcolor-tiny"), seed=1), strict=True, assign=True)
+    return model.eval()
+
+
+def test_ddcolor_exports_and_matches_torch(tmp_path, ddcolor_tiny):
+    path = export_onnx(ddcolor_tiny, tmp_path / "ddcolor-tiny-rf4.onnx", render_factor=RF)
+    check = verify_onnx(path, ddcolor_tiny)  # random inputs, batches 1 and 2
+    assert check.max_abs <= ONNX_TOLERANCE
+    runner = OnnxRunner(path)
+    x = torch.rand(3, 3, 16 * RF, 16 * RF, generator=torch.Generator().manual_seed(5))  # grey RGB in [0, 1]
+    x = x[:, :1].expand(-1, 3, -1, -1).contiguous()
+    got = runner(x)
+    with torch.inference_mode():
+        want = ddcolor_tiny(x)
+    assert got.shape == want.shape == (3, 2, 16 * RF, 16 * RF)  # Lab a, b; the batch is dynamic
+    assert want.abs().max() > 10  # real a/b spreads (units of Lab), so the comparison below means something
+    # float32 on both sides: summation order only (DDColor's outputs are Lab units, up to ~70 here)
+    assert (got - want).abs().max() <= ONNX_TOLERANCE
+
+
+def test_export_command_refuses_odd_render_factors_for_ddcolor_and_names_the_output(tmp_path, capsys):
+    odd = tmp_path / "odd.onnx"
+    code = cli.main(["export", "--random-weights", "--model", "ddcolor-tiny", "-r", "5", "-o", str(odd)])
+    assert code == cli.EXIT_USAGE and not odd.exists()
+    err = capsys.readouterr().err
+    assert "multiples of 2" in err and "use 4 or 6" in err
+    out = tmp_path / "even.onnx"
+    assert cli.main(["export", "--random-weights", "--model", "ddcolor-tiny", "-r", str(RF), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert out.is_file() and f"output (B, 2, {16 * RF}, {16 * RF}) (Lab a, b)" in printed
+    assert "verified with ONNX Runtime" in printed
