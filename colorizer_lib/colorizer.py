@@ -21,12 +21,10 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
 from .accel import CompiledModel, call_in_chunks, default_cpu_dtype, pad_channels, prefers_channels_last
-from .color import compose_luma_chroma, denormalize_imagenet, grey_to_rgb, normalize_imagenet, rgb_to_chroma
 from . import hub
 from .constants import RENDER_BASE, RENDER_FACTOR_RANGE, __version__, check_render_factor  # noqa: F401  (public here too)
 from .errors import (BatchError, ColorizerOutOfMemoryError, InputError,
@@ -34,15 +32,11 @@ from .errors import (BatchError, ColorizerOutOfMemoryError, InputError,
 from .export import OnnxCpuModel, require_onnx_extra
 from .io import apply_watermark, load_image, save_image, side_by_side, to_luma_tensor
 from .jobs import is_url, source_identity
+from .merge import compose_tensor, merge
 from .models import available_architectures, build_generator, expected_state  # noqa: F401  (public here too)
+from .models.families import ModelFamily, family_for_model
 from .models.fold import fold_for_inference
 from .registry import WeightSpec, get_spec, list_specs
-
-# Above this many pixels the final merge runs in horizontal strips, so a 100-megapixel photo never
-# needs several full-size float copies at once.
-_STRIP_PIXELS = 4_000_000
-_STRIP_ROWS = 512
-
 
 # --------------------------------------------------------------------------------------------------
 # devices, dtypes, errors
@@ -283,7 +277,8 @@ class Colorizer:
 
     def __init__(self, model: nn.Module, *, name: str, default_render_factor: int = 35, spec: WeightSpec | None = None,
                  device: str | torch.device | None = None, dtype: str | torch.dtype | None = None, fold: bool = True,
-                 pad: bool | None = None):
+                 pad: bool | None = None, family: ModelFamily | None = None):
+        self.family = family if family is not None else family_for_model(model)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.name = name
@@ -407,21 +402,19 @@ class Colorizer:
         rf = self.render_factor_or_default(render_factor)
         if luma.dim() != 4 or luma.shape[1] != 1:
             raise ValueError(f"luma must be shaped (B, 1, H, W), got {tuple(luma.shape)}")
-        size = RENDER_BASE * rf
-        x = luma.to(self.device, torch.float32, non_blocking=True)
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        return normalize_imagenet(grey_to_rgb(x.clamp(0.0, 1.0)))
+        size = self.family.input_size(rf)
+        return self.family.model_input(luma.to(self.device, torch.float32, non_blocking=True), size)
 
     def chroma_from_input(self, x: torch.Tensor, render_factor: int) -> torch.Tensor:
-        """Run the model on normalised inputs ``(B, 3, S, S)``; returns chroma ``(B, 2, S, S)`` float32."""
+        """Run the model on inputs from :meth:`model_input` ``(B, 3, S, S)``; returns chroma ``(B, 2, S, S)``
+        float32 in the family's colour space (``self.family.chroma_space``)."""
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         with out_of_memory_guard(render_factor, x.shape[0]), torch.inference_mode(), \
                 _cudnn_benchmark(self.device.type == "cuda"):
             out = call_in_chunks(self.model, x.to(self.dtype).contiguous(memory_format=memory_format), self._chunk_cache)
             out = out.float()
             self._check_finite(out)
-            rgb = denormalize_imagenet(out).clamp_(0.0, 1.0)
-            return rgb_to_chroma(rgb)
+            return self.family.chroma(out)
 
     def _check_finite(self, out: torch.Tensor) -> None:
         """Raise :class:`NonFiniteOutputError` naming the weights when an image's model output holds NaN
@@ -456,16 +449,11 @@ class Colorizer:
 
     def compose(self, luma: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
         """Upsample ``chroma (B, 2, h, w)`` to ``luma (B, 1, H, W)``'s size and merge: RGB ``(B, 3, H, W)``
-        in [0, 1] on the colorizer's device."""
-        luma = luma.to(self.device, torch.float32)
-        # Antialiasing matters only where the chroma shrinks (photos smaller than the model's input);
-        # upsampling gives the same values either way (within float rounding), and the antialiased
-        # kernel is much slower on a GPU (12 MP photos end to end: BENCHMARKS.md, "compose antialiases only...").
-        shrinks = any(out < src for out, src in zip(luma.shape[-2:], chroma.shape[-2:]))
+        in [0, 1] on the colorizer's device. The one merge (:func:`colorizer_lib.merge.merge`: strips
+        above 4 MP, antialiasing only where the chroma shrinks) in the family's colour space."""
         with torch.inference_mode():
-            up = F.interpolate(chroma.to(self.device, torch.float32), size=luma.shape[-2:], mode="bilinear",
-                               align_corners=False, antialias=shrinks)
-            return compose_luma_chroma(luma, up)
+            return compose_tensor(self.family, luma.to(self.device, torch.float32),
+                                  chroma.to(self.device, torch.float32))
 
     # -- images ------------------------------------------------------------------------------------
 
@@ -582,56 +570,27 @@ class Colorizer:
                                  icc_profile=item.icc_profile, exif=item.exif, source_identity=item.source_identity)
 
     def _compose_to_uint8(self, item: Any, chroma: torch.Tensor) -> np.ndarray:
-        """Merge ``chroma (1, 2, S, S)`` with the full-resolution luma of ``item``: ``(H, W, 3)`` uint8.
-
-        Large pictures are merged in horizontal strips (separable bilinear upsampling), so only one
-        strip of float data exists at a time.
-        """
+        """Merge ``chroma (1, 2, S, S)`` with the full-resolution luminance of a loaded picture ``item`` (read
+        from its 8-bit RGB, or its full-precision luma when it has one) through the one merge:
+        ``(H, W, 3)`` uint8. Only one strip of float data exists at a time for large pictures."""
         width, height = item.rgb.size
         rgb8 = np.asarray(item.rgb)  # (H, W, 3) uint8 view, no copy
         luma16 = item.luma16
-        s_h, s_w = chroma.shape[-2:]
         out = np.empty((height, width, 3), dtype=np.uint8)
-        chroma = chroma.to(self.device, torch.float32)
-        if height * width <= _STRIP_PIXELS or height < s_h or width < s_w:
-            strips = [(0, height)]
-            row_chroma = None
-        else:
-            strips = [(y, min(y + _STRIP_ROWS, height)) for y in range(0, height, _STRIP_ROWS)]
-            # Horizontal pass once (S x W), then the vertical interpolation per strip.
-            row_chroma = F.interpolate(chroma, size=(s_h, width), mode="bilinear", align_corners=False)
+
+        def luminance(y0: int, y1: int) -> torch.Tensor:
+            if luma16 is not None:
+                luma = torch.from_numpy(np.ascontiguousarray(luma16[y0:y1])).to(self.device, torch.float32)
+                return self.family.luminance(luma[None, None])
+            strip = torch.from_numpy(np.array(rgb8[y0:y1])).to(self.device)  # copy: PIL arrays are read-only
+            return self.family.luminance_from_rgb8(strip)
+
+        def write(y0: int, y1: int, rgb: torch.Tensor) -> None:
+            out[y0:y1] = rgb[0].mul_(255).round_().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
         with torch.inference_mode():
-            for y0, y1 in strips:
-                luma = self._strip_luma(rgb8, luma16, y0, y1)
-                if row_chroma is None:
-                    up = F.interpolate(chroma, size=(height, width), mode="bilinear", align_corners=False,
-                                       antialias=True)
-                else:
-                    up = _vertical_bilinear(row_chroma, y0, y1, height)
-                rgb = compose_luma_chroma(luma, up)
-                out[y0:y1] = rgb[0].mul_(255).round_().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+            merge(self.family, chroma.to(self.device, torch.float32), (height, width), luminance, write)
         return out
-
-    def _strip_luma(self, rgb8: np.ndarray, luma16: np.ndarray | None, y0: int, y1: int) -> torch.Tensor:
-        if luma16 is not None:
-            return torch.from_numpy(np.ascontiguousarray(luma16[y0:y1])).to(self.device, torch.float32)[None, None]
-        strip = torch.from_numpy(np.array(rgb8[y0:y1])).to(self.device)  # copy: PIL arrays are read-only
-        strip = strip.permute(2, 0, 1).float()
-        luma = (0.299 * strip[0] + 0.587 * strip[1] + 0.114 * strip[2]).div_(255.0)
-        return luma[None, None]
-
-
-def _vertical_bilinear(rows: torch.Tensor, y0: int, y1: int, out_height: int) -> torch.Tensor:
-    """Rows ``y0..y1`` of a bilinear (align_corners=False) vertical resize of ``rows (1, C, h, W)`` to
-    ``out_height`` rows; equals slicing ``F.interpolate(rows, (out_height, W))`` without building it."""
-    h = rows.shape[-2]
-    scale = h / out_height
-    y = torch.arange(y0, y1, device=rows.device, dtype=torch.float64)
-    src = ((y + 0.5) * scale - 0.5).clamp_(min=0.0)
-    lo = src.floor().long().clamp_(max=h - 1)
-    hi = (lo + 1).clamp_(max=h - 1)
-    w = (src - lo.double()).to(rows.dtype).reshape(1, 1, -1, 1)
-    return rows[:, :, lo] * (1 - w) + rows[:, :, hi] * w
 
 
 def _load_identified(source: Any):
