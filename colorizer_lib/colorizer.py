@@ -13,7 +13,6 @@ forgives it; luminance carries the detail, so the original's luminance survives 
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +23,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .accel import CompiledModel, call_in_chunks, default_cpu_dtype, pad_channels, prefers_channels_last
+from .accel import CompiledModel, call_in_chunks, pad_channels, prefers_channels_last
+from .devices import (cudnn_benchmark, out_of_memory_guard, resolve_device,  # noqa: F401  (public here too)
+                      resolve_dtype)
 from . import hub
 from .constants import RENDER_BASE, RENDER_FACTOR_RANGE, __version__, check_render_factor  # noqa: F401  (public here too)
-from .errors import BatchError, ColorizerOutOfMemoryError, InputError, NonFiniteOutputError
+from .errors import BatchError, InputError, NonFiniteOutputError
 from .export import OnnxCpuModel, require_onnx_extra
 from .io import apply_watermark, load_image, save_image, side_by_side, to_luma_tensor
 from .jobs import is_url, source_identity
@@ -37,96 +38,6 @@ from .models.families import ModelFamily, family_for_model
 from .models.fold import fold_for_inference
 from .registry import WeightSpec
 from .weights import load_model, with_mirrors  # noqa: F401  (with_mirrors: public here too)
-
-# --------------------------------------------------------------------------------------------------
-# devices, dtypes, errors
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` -> CUDA when available, else CPU; strings such as ``"cuda:1"`` are checked.
-
-    Raises:
-        InputError: a name that is no device (``"tpu9"``, ``"bogus"``), or a device this machine
-            does not have (a ValueError too); the message lists what can be used here.
-    """
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    here = ["cpu"]
-    if torch.cuda.is_available():
-        here += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        here.append("mps")
-    usable = f"use one of: {', '.join(here)}"
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise InputError(f"unknown device {str(device)!r}; {usable}.") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {str(device)!r} was requested but no CUDA GPU is available; use device='cpu'.")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise InputError(f"device {str(device)!r} does not exist: this machine has "
-                         f"{torch.cuda.device_count()} CUDA GPU(s); {usable}.")
-    if dev.type not in ("cpu", "cuda") and dev.type not in here:
-        raise InputError(f"device {str(device)!r} is not available on this machine; {usable}.")
-    return dev
-
-
-def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """``None`` -> bfloat16 on GPUs that support it (else float16); on CPU bfloat16 where the processor
-    has it natively, else float32 (:func:`~colorizer_lib.accel.default_cpu_dtype`)."""
-    if dtype is None:
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return default_cpu_dtype() if device.type == "cpu" else torch.float32
-    if isinstance(dtype, str):
-        names = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-                 "half": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
-        if dtype.lower() not in names:
-            raise ValueError(f"unknown dtype {dtype!r}; use one of float32, float16, bfloat16.")
-        dtype = names[dtype.lower()]
-    if dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        raise ValueError(f"dtype must be float32, float16 or bfloat16, got {dtype}.")
-    return dtype
-
-
-@contextlib.contextmanager
-def _cudnn_benchmark(on: bool) -> Iterator[None]:
-    """cuDNN's algorithm search switched on for the colorizer's own forwards only (the process-wide
-    setting is restored afterwards): input shapes are fixed per render factor, so the one-off search pays."""
-    if not on:
-        yield
-        return
-    previous = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = True
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.benchmark = previous
-
-
-def _is_oom(exc: BaseException) -> bool:
-    if isinstance(exc, torch.OutOfMemoryError):
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
-
-
-@contextlib.contextmanager
-def out_of_memory_guard(render_factor: int, batch_size: int) -> Iterator[None]:
-    """Turn the device's out-of-memory errors into :class:`ColorizerOutOfMemoryError` with advice."""
-    try:
-        yield
-    except (RuntimeError, MemoryError) as exc:
-        if not (_is_oom(exc) or isinstance(exc, MemoryError)) or isinstance(exc, ColorizerOutOfMemoryError):
-            raise
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        hint = f"lower the render factor (now {render_factor})"
-        if batch_size > 1:
-            hint += f" or the batch size (now {batch_size})"
-        raise ColorizerOutOfMemoryError(f"out of memory while colorizing: {hint}, or use a smaller model.") from exc
-
 
 # --------------------------------------------------------------------------------------------------
 # results
@@ -206,7 +117,8 @@ class Colorizer:
     (:func:`~colorizer_lib.accel.call_in_chunks`).
     """
 
-    def __init__(self, model: nn.Module, *, name: str, default_render_factor: int = 35, spec: WeightSpec | None = None,
+    def __init__(self, model: nn.Module, *, name: str, default_render_factor: int | None = None,
+                 spec: WeightSpec | None = None,
                  device: str | torch.device | None = None, dtype: str | torch.dtype | None = None, fold: bool = True,
                  pad: bool | None = None, family: ModelFamily | None = None):
         self.family = family if family is not None else family_for_model(model)
@@ -215,7 +127,9 @@ class Colorizer:
         self.name = name
         self.spec = spec
         self.weights_source: str | None = None  # the weights file, named in errors (from_pretrained sets it)
-        self.default_render_factor = check_render_factor(default_render_factor)
+        rf = self.family.default_render_factor if default_render_factor is None else default_render_factor
+        self.default_render_factor = check_render_factor(rf)
+        self.family.input_size(self.default_render_factor)  # DDColor's must be even: said now, not at first use
         model = model.eval()
         if fold:
             model = fold_for_inference(model, inplace=True)
@@ -279,18 +193,24 @@ class Colorizer:
     # -- construction ------------------------------------------------------------------------------
 
     @classmethod
-    def from_model(cls, model: nn.Module, name: str = "custom", default_render_factor: int = 35, *,
+    def from_model(cls, model: nn.Module, name: str = "custom", default_render_factor: int | None = None, *,
                    device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
-                   fold: bool = True) -> "Colorizer":
-        """Wrap an in-memory generator (normalised grey ``(B,3,S,S)`` -> normalised RGB in ``(-3, 3)``)."""
+                   fold: bool = True, family: ModelFamily | None = None) -> "Colorizer":
+        """Wrap an in-memory generator: DeOldify's convention (normalised grey ``(B,3,S,S)`` -> normalised RGB
+        in ``(-3, 3)``) or a DDColor model; ``family`` defaults to the model's (:func:`family_for_model`)."""
         return cls(model, name=name, default_render_factor=default_render_factor, device=device, dtype=dtype,
-                   fold=fold)
+                   fold=fold, family=family)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path | None = None, *, device: str | torch.device | None = None,
                         dtype: str | torch.dtype | None = None, cache_dir: str | Path | None = None,
-                        progress: bool = True, prefer: Sequence[str] = ("artistic", "stable")) -> "Colorizer":
+                        progress: bool = True, prefer: Sequence[str] = ("artistic", "stable"),
+                        chroma_upsample: str | None = None) -> "Colorizer":
         """Load a registered model (``"artistic"``, ``"stable"``, ``"video"``, ``"compact"``...) or a weights file.
+
+        The model's family (DeOldify's or DDColor's, :mod:`colorizer_lib.models.families`) follows from its
+        architecture. ``chroma_upsample``: ``"bilinear"`` (the default) or ``"nearest"`` (DDColor's
+        original, for exact comparisons with it).
 
         ``None`` picks the best available model: the first of ``prefer`` that is cached or can be
         downloaded, else the embedded one (:func:`colorizer_lib.weights.load_default`). Weights are
@@ -305,7 +225,8 @@ class Colorizer:
         resolve_dtype(dtype, resolve_device(device))  # a bad device or dtype is said before any download
         loaded = load_model(name_or_path, cache_dir=cache_dir, progress=progress, prefer=prefer)
         colorizer = cls(loaded.model, name=loaded.name, default_render_factor=loaded.default_render_factor,
-                        spec=loaded.spec, device=device, dtype=dtype)
+                        spec=loaded.spec, device=device, dtype=dtype,
+                        family=family_for_model(loaded.model, chroma_upsample))
         colorizer.weights_source = loaded.source
         return colorizer
 
@@ -327,7 +248,7 @@ class Colorizer:
         float32 in the family's colour space (``self.family.chroma_space``)."""
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         with out_of_memory_guard(render_factor, x.shape[0]), torch.inference_mode(), \
-                _cudnn_benchmark(self.device.type == "cuda"):
+                cudnn_benchmark(self.device.type == "cuda"):
             out = call_in_chunks(self.model, x.to(self.dtype).contiguous(memory_format=memory_format), self._chunk_cache)
             out = out.float()
             self._check_finite(out)

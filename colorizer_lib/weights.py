@@ -22,6 +22,7 @@ from torch import nn
 from . import hub
 from .errors import ModelArgumentError, NotWeightsError, WeightsError
 from .models import available_architectures, build_generator, expected_state
+from .models.families import family_for_model
 from .registry import WeightSpec, get_spec, list_specs
 
 
@@ -188,7 +189,8 @@ def load_model(name_or_path: str | Path | None, *, cache_dir=None, progress: boo
     """The generator of a registered name or a weights file (``None``: :func:`load_default`), built on the
     meta device and loaded strictly with the verified weights (no second copy of them). A local file's
     architecture is identified from its tensors (:func:`identify_architecture`); its name is the file's
-    stem, its default render factor that of a registered model of the same architecture (else 35)."""
+    stem, its default render factor that of a registered model of the same architecture (else its
+    family's: DeOldify 35, DDColor 32)."""
     if name_or_path is None:
         spec, state, source = load_default(cache_dir=cache_dir, progress=progress, prefer=prefer)
     else:
@@ -201,7 +203,8 @@ def load_model(name_or_path: str | Path | None, *, cache_dir=None, progress: boo
     if spec is not None:
         return LoadedModel(model, spec.name, spec.default_render_factor, spec, source)
     match = next((s for s in list_specs() if s.arch == arch), None)
-    return LoadedModel(model, Path(source).stem, match.default_render_factor if match else 35, None, source)
+    rf = match.default_render_factor if match else family_for_model(model).default_render_factor
+    return LoadedModel(model, Path(source).stem, rf, None, source)
 
 
 __all__ = ["MIRROR_ENV", "LoadedModel", "identify_architecture", "load_model", "load_default", "load_source", "safetensors_arch", "with_mirrors"]

@@ -12,6 +12,8 @@ Interface (every family):
 ``chroma_space``
     the colour space of its chroma: ``"yuv601"`` (U, V of ITU-R 601 YUV in [0, 1] units,
     :mod:`colorizer_lib.color`) or ``"lab-opencv"`` (a, b of OpenCV's float CIELAB).
+``default_render_factor``
+    the family's own, for weights without a record (DeOldify 35, DDColor 32: 512 px).
 ``upsample``
     how its chroma is upsampled to the picture: ``"bilinear"`` or ``"nearest"``.
 ``input_size(render_factor) -> S``
@@ -59,6 +61,7 @@ class DeOldifyFamily:
 
     name = "deoldify"
     chroma_space = "yuv601"
+    default_render_factor = 35  # DeOldify's own (its records may say otherwise)
 
     def __init__(self, chroma_upsample: str = "bilinear"):
         self.upsample = _check_upsample(chroma_upsample)
@@ -105,6 +108,7 @@ class DDColorFamily:
 
     name = "ddcolor"
     chroma_space = "lab-opencv"
+    default_render_factor = 32  # DDColor's own input size, 512 px
 
     def __init__(self, chroma_upsample: str = "bilinear"):
         self.upsample = _check_upsample(chroma_upsample)
