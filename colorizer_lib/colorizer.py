@@ -28,7 +28,8 @@ from .devices import (cudnn_benchmark, out_of_memory_guard, resolve_device,  # n
                       resolve_dtype)
 from . import hub
 from .constants import RENDER_BASE, RENDER_FACTOR_RANGE, __version__, check_render_factor  # noqa: F401  (public here too)
-from .errors import BatchError, InputError, NonFiniteOutputError
+from .ensemble import average_chroma, ensemble_name, member_render_factors, normalise_weights, parse_models
+from .errors import BatchError, InputError, ModelArgumentError, NonFiniteOutputError
 from .export import OnnxCpuModel, require_onnx_extra
 from .io import apply_watermark, load_image, save_image, side_by_side, to_luma_tensor
 from .jobs import is_url, source_identity
@@ -202,11 +203,13 @@ class Colorizer:
                    fold=fold, family=family)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path | None = None, *, device: str | torch.device | None = None,
+    def from_pretrained(cls, name_or_path: str | Path | Sequence[Any] | None = None, *, device: str | torch.device | None = None,
                         dtype: str | torch.dtype | None = None, cache_dir: str | Path | None = None,
                         progress: bool = True, prefer: Sequence[str] = ("artistic", "stable"),
                         chroma_upsample: str | None = None) -> "Colorizer":
-        """Load a registered model (``"artistic"``, ``"stable"``, ``"video"``, ``"compact"``...) or a weights file.
+        """Load a registered model (``"artistic"``, ``"stable"``, ``"video"``, ``"compact"``...), a weights file, or
+        an ensemble of them (``["ddcolor", "artistic"]``, ``"ddcolor+artistic"``, ``"ddcolor:0.6,artistic:0.4"``:
+        an :class:`Ensemble`).
 
         The model's family (DeOldify's or DDColor's, :mod:`colorizer_lib.models.families`) follows from its
         architecture. ``chroma_upsample``: ``"bilinear"`` (the default) or ``"nearest"`` (DDColor's
@@ -223,6 +226,12 @@ class Colorizer:
                 :class:`NotWeightsError`, also an ``InputError`` (bad usage).
         """
         resolve_dtype(dtype, resolve_device(device))  # a bad device or dtype is said before any download
+        members = parse_models(name_or_path)
+        if members is not None:
+            return Ensemble([Colorizer.from_pretrained(source, device=device, dtype=dtype, cache_dir=cache_dir,
+                                                       progress=progress, chroma_upsample=chroma_upsample)
+                             for source, _ in members],
+                            None if members[0][1] is None else [weight for _, weight in members])
         loaded = load_model(name_or_path, cache_dir=cache_dir, progress=progress, prefer=prefer)
         colorizer = cls(loaded.model, name=loaded.name, default_render_factor=loaded.default_render_factor,
                         spec=loaded.spec, device=device, dtype=dtype,
@@ -429,6 +438,70 @@ class Colorizer:
         with torch.inference_mode():
             merge(self.family, chroma.to(self.device, torch.float32), (height, width), luminance, write)
         return out
+
+
+class Ensemble(Colorizer):
+    """Several models as one Colorizer: each predicts chroma at its own input size, the chroma is averaged
+    (weighted) in the first model's colour space and composed with the full-resolution luminance once,
+    through the one merge. Built by :meth:`Colorizer.from_pretrained` from ``["a", "b"]``, ``"a+b"`` or
+    ``"a:0.6,b:0.4"``, or directly from Colorizers on one device.
+
+    Batched: one pass of each model over the batch. ``model_input`` packs every member's input into one
+    ``(B, N)`` tensor (each flattened), which only :meth:`chroma_from_input` reads. The ensemble's
+    default render factor is the first model's, and at that value every model runs at its own default;
+    another value scales each model's own default alike (:func:`colorizer_lib.ensemble.member_render_factors`).
+    Colour space, conversions and sizes: :mod:`colorizer_lib.ensemble`.
+    """
+
+    def __init__(self, members: Sequence[Colorizer], weights: Sequence[float] | None = None):
+        members = list(members)
+        if len(members) < 2:
+            raise ModelArgumentError(f"an ensemble needs two or more models, got {len(members)}.")
+        if len({m.device for m in members}) > 1:
+            raise InputError(f"an ensemble's models must share one device, got {', '.join(str(m.device) for m in members)}; "
+                             f"build them with the same device=.")
+        self.members = members
+        self.weights = normalise_weights(weights, len(members))
+        lead = members[0]
+        self.family, self.device, self.dtype, self.channels_last = lead.family, lead.device, lead.dtype, lead.channels_last
+        self.name = ensemble_name([m.name for m in members], self.weights)
+        self.spec, self.weights_source, self._chunk_cache = None, None, {}
+        self.default_render_factor = lead.default_render_factor
+
+    @property
+    def model(self) -> nn.ModuleList:
+        """The members' models (to inspect them; each member runs its own)."""
+        return nn.ModuleList([m.model for m in self.members if isinstance(m.model, nn.Module)])
+
+    def use_onnx_runtime(self, cache_dir: str | Path | None = None, *, progress: bool = True) -> None:
+        for member in self.members:
+            member.use_onnx_runtime(cache_dir, progress=progress)
+
+    def compile(self, mode: str | None = None) -> None:
+        for member in self.members:
+            member.compile(mode)
+
+    def _member_rfs(self, render_factor: int | None) -> list[int]:
+        rf = self.render_factor_or_default(render_factor)
+        return member_render_factors(rf, [m.default_render_factor for m in self.members],
+                                     [m.family for m in self.members])
+
+    def model_input(self, luma: torch.Tensor, render_factor: int | None = None) -> torch.Tensor:
+        return torch.cat([m.model_input(luma, rf).flatten(1)
+                          for m, rf in zip(self.members, self._member_rfs(render_factor))], dim=1)
+
+    def chroma_from_input(self, x: torch.Tensor, render_factor: int) -> torch.Tensor:
+        parts, start = [], 0
+        for member, rf in zip(self.members, self._member_rfs(render_factor)):
+            size = member.family.input_size(rf)
+            xi = x[:, start:start + 3 * size * size].reshape(x.shape[0], 3, size, size)
+            start += 3 * size * size
+            parts.append((member.family, member.family.input_luma(xi), member.chroma_from_input(xi, rf)))
+        if start != x.shape[1]:
+            raise ValueError(f"ensemble input of {x.shape[1]} values per image, expected {start}: "
+                             f"build it with this ensemble's model_input at the same render factor.")
+        with torch.inference_mode():
+            return average_chroma(self.family, parts, self.weights)
 
 
 def _load_identified(source: Any):

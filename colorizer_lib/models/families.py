@@ -22,6 +22,8 @@ Interface (every family):
     from ITU-R 601 luma ``(B, 1, H, W)`` float32 in [0, 1] on the model's device.
 ``chroma(output) -> (B, 2, S, S)``
     float32 chroma in ``chroma_space`` from the model's output.
+``input_luma(x) -> (B, 1, S, S)``
+    the grey picture inside a model input (an ensemble converts chroma between families with it).
 ``luminance(luma)`` / ``luminance_from_rgb8(rgb8)``
     the family's luminance ``(B, 1, h, w)`` from 601 luma in [0, 1], or ``(1, 1, h, w)`` from a photo's
     8-bit RGB rows ``(h, w, 3)`` uint8 (what a photo's merge reads).
@@ -79,6 +81,9 @@ class DeOldifyFamily:
     def chroma(self, output: torch.Tensor) -> torch.Tensor:
         return rgb_to_chroma(denormalize_imagenet(output.float()).clamp_(0.0, 1.0))
 
+    def input_luma(self, x: torch.Tensor) -> torch.Tensor:
+        return denormalize_imagenet(x.float())[:, :1]
+
     def luminance(self, luma: torch.Tensor) -> torch.Tensor:
         return luma
 
@@ -129,6 +134,9 @@ class DDColorFamily:
 
     def chroma(self, output: torch.Tensor) -> torch.Tensor:
         return output.float()
+
+    def input_luma(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :1].float()  # the grey picture Lab(L, 0, 0) -> RGB: any channel
 
     def luminance(self, luma: torch.Tensor) -> torch.Tensor:
         return grey_lightness(luma)
