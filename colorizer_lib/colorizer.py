@@ -1,11 +1,12 @@
-"""The Colorizer: a generator on a device, and DeOldify's image semantics around it.
+"""The Colorizer: a generator on a device, its model family around it, and ensembles of them.
 
 Data path for one image (DESIGN.md):
 
-    load -> luma at full resolution (kept) -> stretched to an S x S square, S = 16 * render_factor
-    -> grey replicated to 3 channels -> ImageNet normalisation -> model -> denormalise, clamp
-    -> chroma (U, V) at model resolution -> upsampled to the original size -> merged with the
-    original luma -> RGB (alpha re-attached)
+    load -> luma at full resolution (kept) -> the family's model input at S x S, S = 16 * render_factor
+    (DeOldify's: stretched, grey replicated to 3 channels, ImageNet normalisation; DDColor's: its Lab
+    grey) -> model -> the family's chroma at model resolution -> the one merge (colorizer_lib.merge):
+    upsampled to the original size and joined with the original luminance, in strips for large
+    pictures -> RGB (alpha re-attached)
 
 Everything after loading runs in torch on the model's device. Chroma is low-frequency and the eye
 forgives it; luminance carries the detail, so the original's luminance survives untouched.
@@ -287,7 +288,8 @@ class Colorizer:
             render_factor: model resolution is ``16 * render_factor``; ``None`` uses the model's default.
 
         Returns:
-            ``(B, 2, S, S)`` float32 chroma (U, V) on this colorizer's device.
+            ``(B, 2, S, S)`` float32 chroma in the family's colour space (U, V for DeOldify's, Lab a, b for
+            DDColor's) on this colorizer's device.
         """
         rf = self.render_factor_or_default(render_factor)
         with out_of_memory_guard(rf, luma.shape[0]):

@@ -101,14 +101,15 @@ def _vertical(rows: torch.Tensor, y0: int, y1: int, out_height: int, mode: str) 
     if mode == "nearest":
         index = torch.arange(h, device=rows.device, dtype=torch.float32).reshape(1, 1, h, 1)
         chosen = F.interpolate(index, size=(out_height, 1), mode="nearest")[0, 0, y0:y1, 0].long()
-        return rows[:, :, chosen]
+        return rows.index_select(2, chosen)
     scale = h / out_height
     y = torch.arange(y0, y1, device=rows.device, dtype=torch.float64)
     src = ((y + 0.5) * scale - 0.5).clamp_(min=0.0)
     lo = src.floor().long().clamp_(max=h - 1)
     hi = (lo + 1).clamp_(max=h - 1)
     w = (src - lo.double()).to(rows.dtype).reshape(1, 1, -1, 1)
-    return rows[:, :, lo] * (1 - w) + rows[:, :, hi] * w
+    out = rows.index_select(2, lo).mul_(1 - w)  # the same products and sum as lo * (1 - w) + hi * w, in place
+    return out.add_(rows.index_select(2, hi).mul_(w))
 
 
 def compose_tensor(family: Composer, luma: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
