@@ -228,6 +228,8 @@ class Colorizer:
         """
         resolve_dtype(dtype, resolve_device(device))  # a bad device or dtype is said before any download
         members = parse_models(name_or_path)
+        if members is not None and len(members) == 1:
+            name_or_path, members = members[0][0], None
         if members is not None:
             return Ensemble([Colorizer.from_pretrained(source, device=device, dtype=dtype, cache_dir=cache_dir,
                                                        progress=progress, chroma_upsample=chroma_upsample)

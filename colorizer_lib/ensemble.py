@@ -35,8 +35,8 @@ _FORMS = "name the models joined by '+' (equal weights, e.g. 'ddcolor+artistic')
 
 
 def parse_models(spec: Any) -> list[tuple[str | Path, float | None]] | None:
-    """The members of an ensemble description, ``[(name or path, weight or None), ...]``; ``None`` when
-    ``spec`` names one model (or is ``None``).
+    """The members of an ensemble description, ``[(name or path, weight or None), ...]`` (a list of one for
+    a list of one model); ``None`` when ``spec`` names one model (or is ``None``).
 
     Accepted: a list or tuple of names, paths, ``"name:weight"`` strings or ``(name, weight)`` pairs;
     ``"a+b"`` (equal weights); ``"a:0.6,b:0.4"`` (``+`` and ``,`` both separate members). An existing
@@ -62,7 +62,7 @@ def parse_models(spec: Any) -> list[tuple[str | Path, float | None]] | None:
     else:
         raise ModelArgumentError(f"a model is a name, a path or a list of them, not {type(spec).__name__}; {_FORMS}.")
     weighted = [w is not None for _, w in parts]
-    if len(parts) == 1:
+    if len(parts) == 1 and parts[0][1] is not None:
         raise ModelArgumentError(f"{spec!r} gives a weight to a single model; an ensemble needs two or more: {_FORMS}.")
     if any(weighted) and not all(weighted):
         raise ModelArgumentError(f"{spec!r} gives weights to some models only; give every model a weight or "

@@ -91,8 +91,10 @@ def test_bad_ensemble_descriptions_say_the_accepted_forms(spec, message):
     assert "'ddcolor+artistic'" in str(info.value) and "'ddcolor:0.6,artistic:0.4'" in str(info.value)
 
 
-def test_single_models_are_not_ensembles(tmp_path):
+def test_single_models_are_not_ensembles(tmp_path, compact):
     assert parse_models("compact") is None and parse_models(None) is None
+    alone = Colorizer.from_pretrained(["compact"], device="cpu", dtype="float32")
+    assert not isinstance(alone, Ensemble) and alone.name == "compact"
     odd = tmp_path / "a+b,c.pth"
     odd.write_bytes(b"")
     assert parse_models(str(odd)) is None  # an existing file's name is one model
