@@ -1,11 +1,12 @@
-"""The Colorizer: a generator on a device, and DeOldify's image semantics around it.
+"""The Colorizer: a generator on a device, its model family around it, and ensembles of them.
 
 Data path for one image (DESIGN.md):
 
-    load -> luma at full resolution (kept) -> stretched to an S x S square, S = 16 * render_factor
-    -> grey replicated to 3 channels -> ImageNet normalisation -> model -> denormalise, clamp
-    -> chroma (U, V) at model resolution -> upsampled to the original size -> merged with the
-    original luma -> RGB (alpha re-attached)
+    load -> luma at full resolution (kept) -> the family's model input at S x S, S = 16 * render_factor
+    (DeOldify's: stretched, grey replicated to 3 channels, ImageNet normalisation; DDColor's: its Lab
+    grey) -> model -> the family's chroma at model resolution -> the one merge (colorizer_lib.merge):
+    upsampled to the original size and joined with the original luminance, in strips for large
+    pictures -> RGB (alpha re-attached)
 
 Everything after loading runs in torch on the model's device. Chroma is low-frequency and the eye
 forgives it; luminance carries the detail, so the original's luminance survives untouched.
@@ -13,7 +14,6 @@ forgives it; luminance carries the detail, so the original's luminance survives 
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,187 +21,25 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .accel import CompiledModel, call_in_chunks, default_cpu_dtype, pad_channels, prefers_channels_last
-from .color import compose_luma_chroma, denormalize_imagenet, grey_to_rgb, normalize_imagenet, rgb_to_chroma
+from .accel import CompiledModel, call_in_chunks, pad_channels, prefers_channels_last
+from .devices import (cudnn_benchmark, out_of_memory_guard, resolve_device,  # noqa: F401  (public here too)
+                      resolve_dtype)
 from . import hub
 from .constants import RENDER_BASE, RENDER_FACTOR_RANGE, __version__, check_render_factor  # noqa: F401  (public here too)
-from .errors import (BatchError, ColorizerOutOfMemoryError, InputError,
-                     ModelArgumentError, NonFiniteOutputError, NotWeightsError, WeightsError)
+from .ensemble import average_chroma, ensemble_name, member_render_factors, normalise_weights, parse_models
+from .errors import BatchError, InputError, ModelArgumentError, NonFiniteOutputError
 from .export import OnnxCpuModel, require_onnx_extra
 from .io import apply_watermark, load_image, save_image, side_by_side, to_luma_tensor
 from .jobs import is_url, source_identity
-from .models import available_architectures, build_generator, expected_state  # noqa: F401  (public here too)
+from .merge import compose_tensor, merge
+from .models import expected_state  # noqa: F401  (public here too)
+from .models.families import ModelFamily, family_for_model
 from .models.fold import fold_for_inference
-from .registry import WeightSpec, get_spec, list_specs
-
-# Above this many pixels the final merge runs in horizontal strips, so a 100-megapixel photo never
-# needs several full-size float copies at once.
-_STRIP_PIXELS = 4_000_000
-_STRIP_ROWS = 512
-
-
-# --------------------------------------------------------------------------------------------------
-# devices, dtypes, errors
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` -> CUDA when available, else CPU; strings such as ``"cuda:1"`` are checked.
-
-    Raises:
-        InputError: a name that is no device (``"tpu9"``, ``"bogus"``), or a device this machine
-            does not have (a ValueError too); the message lists what can be used here.
-    """
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    here = ["cpu"]
-    if torch.cuda.is_available():
-        here += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        here.append("mps")
-    usable = f"use one of: {', '.join(here)}"
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise InputError(f"unknown device {str(device)!r}; {usable}.") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {str(device)!r} was requested but no CUDA GPU is available; use device='cpu'.")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise InputError(f"device {str(device)!r} does not exist: this machine has "
-                         f"{torch.cuda.device_count()} CUDA GPU(s); {usable}.")
-    if dev.type not in ("cpu", "cuda") and dev.type not in here:
-        raise InputError(f"device {str(device)!r} is not available on this machine; {usable}.")
-    return dev
-
-
-def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """``None`` -> bfloat16 on GPUs that support it (else float16); on CPU bfloat16 where the processor
-    has it natively, else float32 (:func:`~colorizer_lib.accel.default_cpu_dtype`)."""
-    if dtype is None:
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return default_cpu_dtype() if device.type == "cpu" else torch.float32
-    if isinstance(dtype, str):
-        names = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-                 "half": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
-        if dtype.lower() not in names:
-            raise ValueError(f"unknown dtype {dtype!r}; use one of float32, float16, bfloat16.")
-        dtype = names[dtype.lower()]
-    if dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        raise ValueError(f"dtype must be float32, float16 or bfloat16, got {dtype}.")
-    return dtype
-
-
-@contextlib.contextmanager
-def _cudnn_benchmark(on: bool) -> Iterator[None]:
-    """cuDNN's algorithm search switched on for the colorizer's own forwards only (the process-wide
-    setting is restored afterwards): input shapes are fixed per render factor, so the one-off search pays."""
-    if not on:
-        yield
-        return
-    previous = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = True
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.benchmark = previous
-
-
-def _is_oom(exc: BaseException) -> bool:
-    if isinstance(exc, torch.OutOfMemoryError):
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
-
-
-@contextlib.contextmanager
-def out_of_memory_guard(render_factor: int, batch_size: int) -> Iterator[None]:
-    """Turn the device's out-of-memory errors into :class:`ColorizerOutOfMemoryError` with advice."""
-    try:
-        yield
-    except (RuntimeError, MemoryError) as exc:
-        if not (_is_oom(exc) or isinstance(exc, MemoryError)) or isinstance(exc, ColorizerOutOfMemoryError):
-            raise
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        hint = f"lower the render factor (now {render_factor})"
-        if batch_size > 1:
-            hint += f" or the batch size (now {batch_size})"
-        raise ColorizerOutOfMemoryError(f"out of memory while colorizing: {hint}, or use a smaller model.") from exc
-
-
-# --------------------------------------------------------------------------------------------------
-# architecture identification for local files
-
-
-def identify_architecture(state_dict: dict[str, torch.Tensor], source: str, hint: str | None = None) -> str:
-    """The registered architecture whose keys and shapes equal ``state_dict``'s.
-
-    ``hint`` (e.g. the ``arch`` recorded in a safetensors file's metadata) is tried first.
-
-    Raises:
-        NotWeightsError: no architecture matches: the file given is no model Colorizer can run (bad
-            usage); the message names the architectures it resembles, what differs, and what is expected.
-    """
-    candidates = available_architectures()
-    if hint in candidates:
-        candidates = [hint] + [a for a in candidates if a != hint]
-    scored = []
-    for arch in candidates:
-        manifest = expected_state(arch)
-        same = sum(1 for k, v in manifest.items() if k in state_dict and list(state_dict[k].shape) == v["shape"])
-        if same == len(manifest) == len(state_dict):
-            return arch
-        scored.append((same / max(len(manifest), len(state_dict), 1), same, arch, manifest))
-    scored.sort(key=lambda item: -item[0])
-    resembles = [item for item in scored if item[1] > 0][:2]
-    if resembles:
-        _, same, arch, manifest = resembles[0]
-        missing = [k for k in manifest if k not in state_dict]
-        extra = [k for k in state_dict if k not in manifest]
-        reshaped = [k for k in manifest if k in state_dict and list(state_dict[k].shape) != manifest[k]["shape"]]
-        what = "; ".join(f"{label}: {_some(keys)}" for label, keys in
-                         (("missing", missing), ("unexpected", extra), ("other shapes", reshaped)) if keys)
-        also = "".join(f"; it also resembles {a} ({n} of {len(m)})" for _, n, a, m in resembles[1:])
-        found = (f"resembles {arch} but is not it: {same} of its {len(manifest)} tensors match, and the file has "
-                 f"{len(state_dict)} ({what}){also}")
-    else:
-        found = (f"holds {len(state_dict)} tensor(s) ({_some(list(state_dict))}) of which none has the name and "
-                 f"shape of any Colorizer architecture's")
-    models: dict[str, list[str]] = {}
-    for spec in list_specs():
-        models.setdefault(spec.arch, []).append(spec.name)
-    expected = ", ".join(f"{a} ({'/'.join(models[a])})" if a in models else a for a in candidates)
-    raise NotWeightsError(
-        f"{source} is not the weights of a model Colorizer can run: it {found}. --model takes the weights of one of "
-        f"these architectures: {expected}; for example DeOldify's ColorizeArtistic_gen.pth, ColorizeStable_gen.pth "
-        f"or ColorizeVideo_gen.pth, DDColor's released checkpoints, or a model exported by `colorizer_lib.training`; "
-        f"or a model name."
-    )
-
-
-def _some(keys: list[str], shown: int = 3) -> str:
-    """The first ``shown`` of ``keys``, quoted, and how many more."""
-    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
-    return ", ".join(repr(k) for k in keys[:shown]) + more
-
-
-def _safetensors_arch(path: Path) -> str | None:
-    """The ``arch`` entry of a safetensors file's metadata (our exports write it), else None."""
-    if path.suffix != ".safetensors":
-        return None
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            return (f.metadata() or {}).get("arch")
-    except Exception:  # unreadable metadata: fall back to matching shapes; load errors surface elsewhere
-        return None
-
+from .registry import WeightSpec
+from .weights import load_model, with_mirrors  # noqa: F401  (with_mirrors: public here too)
 
 # --------------------------------------------------------------------------------------------------
 # results
@@ -281,15 +119,19 @@ class Colorizer:
     (:func:`~colorizer_lib.accel.call_in_chunks`).
     """
 
-    def __init__(self, model: nn.Module, *, name: str, default_render_factor: int = 35, spec: WeightSpec | None = None,
+    def __init__(self, model: nn.Module, *, name: str, default_render_factor: int | None = None,
+                 spec: WeightSpec | None = None,
                  device: str | torch.device | None = None, dtype: str | torch.dtype | None = None, fold: bool = True,
-                 pad: bool | None = None):
+                 pad: bool | None = None, family: ModelFamily | None = None):
+        self.family = family if family is not None else family_for_model(model)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.name = name
         self.spec = spec
         self.weights_source: str | None = None  # the weights file, named in errors (from_pretrained sets it)
-        self.default_render_factor = check_render_factor(default_render_factor)
+        rf = self.family.default_render_factor if default_render_factor is None else default_render_factor
+        self.default_render_factor = check_render_factor(rf)
+        self.family.input_size(self.default_render_factor)  # DDColor's must be even: said now, not at first use
         model = model.eval()
         if fold:
             model = fold_for_inference(model, inplace=True)
@@ -353,21 +195,29 @@ class Colorizer:
     # -- construction ------------------------------------------------------------------------------
 
     @classmethod
-    def from_model(cls, model: nn.Module, name: str = "custom", default_render_factor: int = 35, *,
+    def from_model(cls, model: nn.Module, name: str = "custom", default_render_factor: int | None = None, *,
                    device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
-                   fold: bool = True) -> "Colorizer":
-        """Wrap an in-memory generator (normalised grey ``(B,3,S,S)`` -> normalised RGB in ``(-3, 3)``)."""
+                   fold: bool = True, family: ModelFamily | None = None) -> "Colorizer":
+        """Wrap an in-memory generator: DeOldify's convention (normalised grey ``(B,3,S,S)`` -> normalised RGB
+        in ``(-3, 3)``) or a DDColor model; ``family`` defaults to the model's (:func:`family_for_model`)."""
         return cls(model, name=name, default_render_factor=default_render_factor, device=device, dtype=dtype,
-                   fold=fold)
+                   fold=fold, family=family)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path | None = None, *, device: str | torch.device | None = None,
+    def from_pretrained(cls, name_or_path: str | Path | Sequence[Any] | None = None, *, device: str | torch.device | None = None,
                         dtype: str | torch.dtype | None = None, cache_dir: str | Path | None = None,
-                        progress: bool = True, prefer: Sequence[str] = ("artistic", "stable")) -> "Colorizer":
-        """Load a registered model (``"artistic"``, ``"stable"``, ``"video"``, ``"compact"``...) or a weights file.
+                        progress: bool = True, prefer: Sequence[str] = ("artistic", "stable"),
+                        chroma_upsample: str | None = None) -> "Colorizer":
+        """Load a registered model (``"artistic"``, ``"stable"``, ``"video"``, ``"compact"``...), a weights file, or
+        an ensemble of them (``["ddcolor", "artistic"]``, ``"ddcolor+artistic"``, ``"ddcolor:0.6,artistic:0.4"``:
+        an :class:`Ensemble`).
+
+        The model's family (DeOldify's or DDColor's, :mod:`colorizer_lib.models.families`) follows from its
+        architecture. ``chroma_upsample``: ``"bilinear"`` (the default) or ``"nearest"`` (DDColor's
+        original, for exact comparisons with it).
 
         ``None`` picks the best available model: the first of ``prefer`` that is cached or can be
-        downloaded, else the embedded one (see :func:`_load_default`). Weights are
+        downloaded, else the embedded one (:func:`colorizer_lib.weights.load_default`). Weights are
         downloaded into the cache on first use and always verified before use.
 
         Raises:
@@ -377,24 +227,19 @@ class Colorizer:
                 :class:`NotWeightsError`, also an ``InputError`` (bad usage).
         """
         resolve_dtype(dtype, resolve_device(device))  # a bad device or dtype is said before any download
-        if name_or_path is None:
-            spec, state, source = _load_default(cache_dir=cache_dir, progress=progress, prefer=prefer)
-        else:
-            spec, state, source = _load_source(name_or_path, cache_dir=cache_dir, progress=progress)
-        if spec is not None:
-            arch = spec.arch
-        else:
-            arch = identify_architecture(state, source, hint=_safetensors_arch(Path(source)))
-        with torch.device("meta"):
-            model = build_generator(arch)
-        model.load_state_dict(state, strict=True, assign=True)
-        if spec is not None:
-            name, rf = spec.name, spec.default_render_factor
-        else:
-            match = next((s for s in list_specs() if s.arch == arch), None)
-            name, rf = Path(source).stem, (match.default_render_factor if match else 35)
-        colorizer = cls(model, name=name, default_render_factor=rf, spec=spec, device=device, dtype=dtype)
-        colorizer.weights_source = source
+        members = parse_models(name_or_path)
+        if members is not None and len(members) == 1:
+            name_or_path, members = members[0][0], None
+        if members is not None:
+            return Ensemble([Colorizer.from_pretrained(source, device=device, dtype=dtype, cache_dir=cache_dir,
+                                                       progress=progress, chroma_upsample=chroma_upsample)
+                             for source, _ in members],
+                            None if members[0][1] is None else [weight for _, weight in members])
+        loaded = load_model(name_or_path, cache_dir=cache_dir, progress=progress, prefer=prefer)
+        colorizer = cls(loaded.model, name=loaded.name, default_render_factor=loaded.default_render_factor,
+                        spec=loaded.spec, device=device, dtype=dtype,
+                        family=family_for_model(loaded.model, chroma_upsample))
+        colorizer.weights_source = loaded.source
         return colorizer
 
     # -- the two stages ----------------------------------------------------------------------------
@@ -407,21 +252,19 @@ class Colorizer:
         rf = self.render_factor_or_default(render_factor)
         if luma.dim() != 4 or luma.shape[1] != 1:
             raise ValueError(f"luma must be shaped (B, 1, H, W), got {tuple(luma.shape)}")
-        size = RENDER_BASE * rf
-        x = luma.to(self.device, torch.float32, non_blocking=True)
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        return normalize_imagenet(grey_to_rgb(x.clamp(0.0, 1.0)))
+        size = self.family.input_size(rf)
+        return self.family.model_input(luma.to(self.device, torch.float32, non_blocking=True), size)
 
     def chroma_from_input(self, x: torch.Tensor, render_factor: int) -> torch.Tensor:
-        """Run the model on normalised inputs ``(B, 3, S, S)``; returns chroma ``(B, 2, S, S)`` float32."""
+        """Run the model on inputs from :meth:`model_input` ``(B, 3, S, S)``; returns chroma ``(B, 2, S, S)``
+        float32 in the family's colour space (``self.family.chroma_space``)."""
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         with out_of_memory_guard(render_factor, x.shape[0]), torch.inference_mode(), \
-                _cudnn_benchmark(self.device.type == "cuda"):
+                cudnn_benchmark(self.device.type == "cuda"):
             out = call_in_chunks(self.model, x.to(self.dtype).contiguous(memory_format=memory_format), self._chunk_cache)
             out = out.float()
             self._check_finite(out)
-            rgb = denormalize_imagenet(out).clamp_(0.0, 1.0)
-            return rgb_to_chroma(rgb)
+            return self.family.chroma(out)
 
     def _check_finite(self, out: torch.Tensor) -> None:
         """Raise :class:`NonFiniteOutputError` naming the weights when an image's model output holds NaN
@@ -447,7 +290,8 @@ class Colorizer:
             render_factor: model resolution is ``16 * render_factor``; ``None`` uses the model's default.
 
         Returns:
-            ``(B, 2, S, S)`` float32 chroma (U, V) on this colorizer's device.
+            ``(B, 2, S, S)`` float32 chroma in the family's colour space (U, V for DeOldify's, Lab a, b for
+            DDColor's) on this colorizer's device.
         """
         rf = self.render_factor_or_default(render_factor)
         with out_of_memory_guard(rf, luma.shape[0]):
@@ -456,16 +300,11 @@ class Colorizer:
 
     def compose(self, luma: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
         """Upsample ``chroma (B, 2, h, w)`` to ``luma (B, 1, H, W)``'s size and merge: RGB ``(B, 3, H, W)``
-        in [0, 1] on the colorizer's device."""
-        luma = luma.to(self.device, torch.float32)
-        # Antialiasing matters only where the chroma shrinks (photos smaller than the model's input);
-        # upsampling gives the same values either way (within float rounding), and the antialiased
-        # kernel is much slower on a GPU (12 MP photos end to end: BENCHMARKS.md, "compose antialiases only...").
-        shrinks = any(out < src for out, src in zip(luma.shape[-2:], chroma.shape[-2:]))
+        in [0, 1] on the colorizer's device. The one merge (:func:`colorizer_lib.merge.merge`: strips
+        above 4 MP, antialiasing only where the chroma shrinks) in the family's colour space."""
         with torch.inference_mode():
-            up = F.interpolate(chroma.to(self.device, torch.float32), size=luma.shape[-2:], mode="bilinear",
-                               align_corners=False, antialias=shrinks)
-            return compose_luma_chroma(luma, up)
+            return compose_tensor(self.family, luma.to(self.device, torch.float32),
+                                  chroma.to(self.device, torch.float32))
 
     # -- images ------------------------------------------------------------------------------------
 
@@ -582,56 +421,91 @@ class Colorizer:
                                  icc_profile=item.icc_profile, exif=item.exif, source_identity=item.source_identity)
 
     def _compose_to_uint8(self, item: Any, chroma: torch.Tensor) -> np.ndarray:
-        """Merge ``chroma (1, 2, S, S)`` with the full-resolution luma of ``item``: ``(H, W, 3)`` uint8.
-
-        Large pictures are merged in horizontal strips (separable bilinear upsampling), so only one
-        strip of float data exists at a time.
-        """
+        """Merge ``chroma (1, 2, S, S)`` with the full-resolution luminance of a loaded picture ``item`` (read
+        from its 8-bit RGB, or its full-precision luma when it has one) through the one merge:
+        ``(H, W, 3)`` uint8. Only one strip of float data exists at a time for large pictures."""
         width, height = item.rgb.size
         rgb8 = np.asarray(item.rgb)  # (H, W, 3) uint8 view, no copy
         luma16 = item.luma16
-        s_h, s_w = chroma.shape[-2:]
         out = np.empty((height, width, 3), dtype=np.uint8)
-        chroma = chroma.to(self.device, torch.float32)
-        if height * width <= _STRIP_PIXELS or height < s_h or width < s_w:
-            strips = [(0, height)]
-            row_chroma = None
-        else:
-            strips = [(y, min(y + _STRIP_ROWS, height)) for y in range(0, height, _STRIP_ROWS)]
-            # Horizontal pass once (S x W), then the vertical interpolation per strip.
-            row_chroma = F.interpolate(chroma, size=(s_h, width), mode="bilinear", align_corners=False)
+
+        def luminance(y0: int, y1: int) -> torch.Tensor:
+            if luma16 is not None:
+                luma = torch.from_numpy(np.ascontiguousarray(luma16[y0:y1])).to(self.device, torch.float32)
+                return self.family.luminance(luma[None, None])
+            strip = torch.from_numpy(np.array(rgb8[y0:y1])).to(self.device)  # copy: PIL arrays are read-only
+            return self.family.luminance_from_rgb8(strip)
+
+        def write(y0: int, y1: int, rgb: torch.Tensor) -> None:
+            out[y0:y1] = rgb[0].mul_(255).round_().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
         with torch.inference_mode():
-            for y0, y1 in strips:
-                luma = self._strip_luma(rgb8, luma16, y0, y1)
-                if row_chroma is None:
-                    up = F.interpolate(chroma, size=(height, width), mode="bilinear", align_corners=False,
-                                       antialias=True)
-                else:
-                    up = _vertical_bilinear(row_chroma, y0, y1, height)
-                rgb = compose_luma_chroma(luma, up)
-                out[y0:y1] = rgb[0].mul_(255).round_().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+            merge(self.family, chroma.to(self.device, torch.float32), (height, width), luminance, write)
         return out
 
-    def _strip_luma(self, rgb8: np.ndarray, luma16: np.ndarray | None, y0: int, y1: int) -> torch.Tensor:
-        if luma16 is not None:
-            return torch.from_numpy(np.ascontiguousarray(luma16[y0:y1])).to(self.device, torch.float32)[None, None]
-        strip = torch.from_numpy(np.array(rgb8[y0:y1])).to(self.device)  # copy: PIL arrays are read-only
-        strip = strip.permute(2, 0, 1).float()
-        luma = (0.299 * strip[0] + 0.587 * strip[1] + 0.114 * strip[2]).div_(255.0)
-        return luma[None, None]
 
+class Ensemble(Colorizer):
+    """Several models as one Colorizer: each predicts chroma at its own input size, the chroma is averaged
+    (weighted) in the first model's colour space and composed with the full-resolution luminance once,
+    through the one merge. Built by :meth:`Colorizer.from_pretrained` from ``["a", "b"]``, ``"a+b"`` or
+    ``"a:0.6,b:0.4"``, or directly from Colorizers on one device.
 
-def _vertical_bilinear(rows: torch.Tensor, y0: int, y1: int, out_height: int) -> torch.Tensor:
-    """Rows ``y0..y1`` of a bilinear (align_corners=False) vertical resize of ``rows (1, C, h, W)`` to
-    ``out_height`` rows; equals slicing ``F.interpolate(rows, (out_height, W))`` without building it."""
-    h = rows.shape[-2]
-    scale = h / out_height
-    y = torch.arange(y0, y1, device=rows.device, dtype=torch.float64)
-    src = ((y + 0.5) * scale - 0.5).clamp_(min=0.0)
-    lo = src.floor().long().clamp_(max=h - 1)
-    hi = (lo + 1).clamp_(max=h - 1)
-    w = (src - lo.double()).to(rows.dtype).reshape(1, 1, -1, 1)
-    return rows[:, :, lo] * (1 - w) + rows[:, :, hi] * w
+    Batched: one pass of each model over the batch. ``model_input`` packs every member's input into one
+    ``(B, N)`` tensor (each flattened), which only :meth:`chroma_from_input` reads. The ensemble's
+    default render factor is the first model's, and at that value every model runs at its own default;
+    another value scales each model's own default alike (:func:`colorizer_lib.ensemble.member_render_factors`).
+    Colour space, conversions and sizes: :mod:`colorizer_lib.ensemble`.
+    """
+
+    def __init__(self, members: Sequence[Colorizer], weights: Sequence[float] | None = None):
+        members = list(members)
+        if len(members) < 2:
+            raise ModelArgumentError(f"an ensemble needs two or more models, got {len(members)}.")
+        if len({m.device for m in members}) > 1:
+            raise InputError(f"an ensemble's models must share one device, got {', '.join(str(m.device) for m in members)}; "
+                             f"build them with the same device=.")
+        self.members = members
+        self.weights = normalise_weights(weights, len(members))
+        lead = members[0]
+        self.family, self.device, self.dtype, self.channels_last = lead.family, lead.device, lead.dtype, lead.channels_last
+        self.name = ensemble_name([m.name for m in members], self.weights)
+        self.spec, self.weights_source, self._chunk_cache = None, None, {}
+        self.default_render_factor = lead.default_render_factor
+
+    @property
+    def model(self) -> nn.ModuleList:
+        """The members' models (to inspect them; each member runs its own)."""
+        return nn.ModuleList([m.model for m in self.members if isinstance(m.model, nn.Module)])
+
+    def use_onnx_runtime(self, cache_dir: str | Path | None = None, *, progress: bool = True) -> None:
+        for member in self.members:
+            member.use_onnx_runtime(cache_dir, progress=progress)
+
+    def compile(self, mode: str | None = None) -> None:
+        for member in self.members:
+            member.compile(mode)
+
+    def _member_rfs(self, render_factor: int | None) -> list[int]:
+        rf = self.render_factor_or_default(render_factor)
+        return member_render_factors(rf, [m.default_render_factor for m in self.members],
+                                     [m.family for m in self.members])
+
+    def model_input(self, luma: torch.Tensor, render_factor: int | None = None) -> torch.Tensor:
+        return torch.cat([m.model_input(luma, rf).flatten(1)
+                          for m, rf in zip(self.members, self._member_rfs(render_factor))], dim=1)
+
+    def chroma_from_input(self, x: torch.Tensor, render_factor: int) -> torch.Tensor:
+        parts, start = [], 0
+        for member, rf in zip(self.members, self._member_rfs(render_factor)):
+            size = member.family.input_size(rf)
+            xi = x[:, start:start + 3 * size * size].reshape(x.shape[0], 3, size, size)
+            start += 3 * size * size
+            parts.append((member.family, member.family.input_luma(xi), member.chroma_from_input(xi, rf)))
+        if start != x.shape[1]:
+            raise ValueError(f"ensemble input of {x.shape[1]} values per image, expected {start}: "
+                             f"build it with this ensemble's model_input at the same render factor.")
+        with torch.inference_mode():
+            return average_chroma(self.family, parts, self.weights)
 
 
 def _load_identified(source: Any):
@@ -675,86 +549,3 @@ def _progress_bar(total: int | None, enabled: bool, desc: str):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit="img")
-
-
-# --------------------------------------------------------------------------------------------------
-# choosing weights
-
-
-def _load_source(name_or_path: str | Path, *, cache_dir, progress: bool
-                 ) -> tuple[WeightSpec | None, dict[str, torch.Tensor], str]:
-    """Load and verify the weights of a registered name or a file path: ``(spec or None, state dict, the
-    file's path)``. A download is verified before it takes its name in the cache, and a cached file that
-    fails verification is moved aside and downloaded again (:func:`colorizer_lib.hub.load_weights`)."""
-    text = str(name_or_path)
-    looks_like_path = isinstance(name_or_path, Path) or any(sep in text for sep in ("/", "\\")) or text.endswith(
-        (".pth", ".pt", ".safetensors"))
-    if looks_like_path:
-        path = Path(text).expanduser()
-        if path.is_dir():
-            raise ModelArgumentError(f"{path} is a folder, not a weights file. Pass the .pth or .safetensors file "
-                                     f"itself, or a model name: {', '.join(s.name for s in list_specs())}.")
-        if not path.is_file():
-            raise ModelArgumentError(f"weights file {path} does not exist. Check the path, or use a model name: "
-                                     f"{', '.join(s.name for s in list_specs())}.")
-        return None, hub.load_state_dict(path), str(path)
-    spec = get_spec(text)
-    expected = expected_state(spec.arch, spec.dtype)
-    if spec.bundled is not None:
-        if not spec.bundled.is_file():
-            raise WeightsError(f"the bundled weights of {spec.name!r} are missing at {spec.bundled}; reinstall Colorizer.")
-        return spec, hub.load_state_dict(spec.bundled, expected, sha256=spec.sha256), str(spec.bundled)
-    state = hub.load_weights(with_mirrors(spec), expected, cache_dir=cache_dir, progress=progress)
-    return spec, state, str(hub.cache_dir(cache_dir) / spec.filename)
-
-
-MIRROR_ENV = "COLORIZER_MIRROR"
-
-
-def with_mirrors(spec: WeightSpec) -> WeightSpec:
-    """``spec`` with the base URLs listed in ``$COLORIZER_MIRROR`` (space separated) tried first.
-
-    For air-gapped sites and classrooms: put the ``.pth`` files on any web server and point the
-    variable at it; each mirror is asked for ``<base>/<spec.filename>``.
-    """
-    import dataclasses
-    import os
-
-    bases = os.environ.get(MIRROR_ENV, "").split()
-    if not bases:
-        return spec
-    mirrors = tuple(f"{base.rstrip('/')}/{spec.filename}" for base in bases)
-    return dataclasses.replace(spec, urls=mirrors + tuple(spec.urls))
-
-
-def _load_default(*, cache_dir=None, progress: bool = True, prefer: Sequence[str] = ("artistic", "stable")
-                  ) -> tuple[WeightSpec, dict[str, torch.Tensor], str]:
-    """The model used when none is named, loaded as :func:`_load_source` does: the first of ``prefer`` that
-    is cached or can be downloaded and passes verification, else the embedded ``compact`` model, saying so
-    in one line on stderr (with the first reason)."""
-    import sys
-
-    specs = [get_spec(n) for n in prefer]
-    specs.sort(key=lambda spec: not hub.is_cached(spec, cache_dir=cache_dir))  # cached ones first
-    reasons = []
-    for spec in specs:
-        try:
-            return _load_source(spec.name, cache_dir=cache_dir, progress=progress)
-        except WeightsError as exc:
-            reasons.append(f"{spec.name}: {_summary(exc)}")
-    fallback = next((s for s in list_specs() if s.bundled is not None), None)
-    if fallback is None:
-        raise WeightsError("no model could be downloaded and no embedded model is installed; "
-                           "pass the path of a downloaded DeOldify .pth file.")
-    print(f"colorizer: could not get verified {' or '.join(prefer)} weights ({reasons[0]}); using the embedded "
-          f"'{fallback.name}' model. Download them later with `colorize models --download {prefer[0]}` for "
-          f"richer colours.", file=sys.stderr)
-    return _load_source(fallback.name, cache_dir=cache_dir, progress=progress)
-
-
-def _summary(exc: BaseException, limit: int = 240) -> str:
-    """The first two lines of an error message (a download error's second line is its first mirror's reason),
-    on one line, shortened to ``limit`` characters."""
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()][:2]
-    text = " ".join(lines) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."

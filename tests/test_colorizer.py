@@ -8,6 +8,8 @@ import torch
 from PIL import Image
 
 from colorizer_lib import colorizer as colorizer_module
+from colorizer_lib import merge as merge_module
+from colorizer_lib import weights as weights_module
 from colorizer_lib.color import rgb_to_luma
 from colorizer_lib.colorizer import RENDER_FACTOR_RANGE, Colorizer, check_render_factor
 from colorizer_lib.errors import ColorizerOutOfMemoryError, RenderFactorError, VerificationError, WeightsError
@@ -105,8 +107,8 @@ def test_large_images_are_merged_in_strips_with_the_same_result(tiny_colorizer, 
     rng = np.random.default_rng(0)
     img = Image.fromarray(rng.integers(0, 255, (700, 900), dtype=np.uint8), "L")
     direct = tiny_colorizer.colorize(img, render_factor=4)
-    monkeypatch.setattr(colorizer_module, "_STRIP_PIXELS", 10_000)
-    monkeypatch.setattr(colorizer_module, "_STRIP_ROWS", 97)
+    monkeypatch.setattr(merge_module, "STRIP_PIXELS", 10_000)
+    monkeypatch.setattr(merge_module, "STRIP_ROWS", 97)
     strips = tiny_colorizer.colorize(img, render_factor=4)
     assert np.abs(_array(direct.image) - _array(strips.image)).max() <= 1
 
@@ -220,7 +222,7 @@ def test_no_model_named_and_no_network_falls_back_to_the_embedded_model(monkeypa
     from tests.http_server import closed_port_url
 
     dead = closed_port_url()
-    monkeypatch.setattr(colorizer_module, "with_mirrors",
+    monkeypatch.setattr(weights_module, "with_mirrors",
                         lambda spec: dataclasses.replace(spec, urls=(f"{dead}/{spec.filename}",)))
     col = Colorizer.from_pretrained(None, device="cpu", progress=False)
     assert col.name == "compact"

@@ -8,7 +8,7 @@ One job per module, importing only downwards in this order::
     save     `save_image` (format from the extension, provenance, atomic), `read_provenance`
     files    `iter_image_files`, `remove_stale_temp_files`
     render   `apply_watermark`, `side_by_side`
-    tensor   `to_luma_tensor`, the only module that imports torch (lazily)
+    tensor   `to_luma_tensor`, `rgb8_to_luma`, the only module that imports torch (lazily)
 
 The names below are the package's public interface; import them from ``colorizer_lib.io``.
 """
@@ -20,7 +20,7 @@ from .load import MAX_PIXELS, LoadedImage, Source, load_image, open_header, sour
 from .modes import LUMA_WEIGHTS, carried_metadata, has_colour
 from .render import apply_watermark, side_by_side
 from .save import OUTPUT_FORMATS, read_provenance, save_image, save_jpeg_bytes
-from .tensor import to_luma_tensor
+from .tensor import rgb8_to_luma, to_luma_tensor
 
 __all__ = [
     "LoadedImage",
@@ -37,6 +37,7 @@ __all__ = [
     "apply_watermark",
     "side_by_side",
     "iter_image_files",
+    "rgb8_to_luma",
     "to_luma_tensor",
     "INPUT_EXTENSIONS",
     "OUTPUT_FORMATS",

@@ -41,11 +41,20 @@ def to_luma_tensor(loaded: LoadedImage) -> "torch.Tensor":
         return torch.from_numpy(np.ascontiguousarray(loaded.luma16, dtype=np.float32))[None, None]
     pixels = _pixels_hwc(loaded.rgb)
     height, width = pixels.shape[:2]
-    weights = torch.tensor(LUMA_WEIGHTS, dtype=torch.float32) / 255
     luma = torch.empty((height, width), dtype=torch.float32)
     for top, bottom in _row_chunks(height, width):
-        torch.matmul(pixels[top:bottom].to(torch.float32), weights, out=luma[top:bottom])
-    return luma.clamp_(0, 1)[None, None]
+        rgb8_to_luma(pixels[top:bottom], out=luma[top:bottom])
+    return luma[None, None]
+
+
+def rgb8_to_luma(pixels: "torch.Tensor", out: "torch.Tensor | None" = None) -> "torch.Tensor":
+    """``(h, w, 3)`` uint8 RGB rows (any device) -> ``(h, w)`` float32 ITU-R 601 luma in [0, 1]: the one
+    luma of an 8-bit picture, for the model input (:func:`to_luma_tensor`) and the merge alike."""
+    import torch
+
+    weights = torch.tensor(LUMA_WEIGHTS, dtype=torch.float32, device=pixels.device) / 255
+    luma = torch.matmul(pixels.to(torch.float32), weights, out=out)
+    return luma.clamp_(0, 1)
 
 
 def _pixels_hwc(pil: Image.Image) -> "torch.Tensor":

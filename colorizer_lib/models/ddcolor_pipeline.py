@@ -25,9 +25,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..merge import CHROMA_UPSAMPLE_MODES
+from ..merge import upsample_chroma as merge_upsample
 from ..opencv_lab import lab_to_rgb_opencv, rgb_to_lab_opencv
-
-CHROMA_UPSAMPLE_MODES = ("nearest", "bilinear")
 
 
 def ddcolor_model_input(rgb: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,13 +46,9 @@ def ddcolor_model_input(rgb: torch.Tensor, size: int) -> tuple[torch.Tensor, tor
 
 
 def upsample_chroma(ab: torch.Tensor, size: tuple[int, int], mode: str = "nearest") -> torch.Tensor:
-    """Resize predicted a, b ``(B, 2, h, w)`` to ``size`` with ``mode`` (see module docstring)."""
-    if mode not in CHROMA_UPSAMPLE_MODES:
-        raise ValueError(f"chroma_upsample must be one of {CHROMA_UPSAMPLE_MODES}, got {mode!r}")
-    ab = ab.float()
-    if mode == "nearest":
-        return F.interpolate(ab, size=size, mode="nearest")
-    return F.interpolate(ab, size=size, mode="bilinear", align_corners=False)
+    """Resize predicted a, b ``(B, 2, h, w)`` to ``size`` with ``mode`` (see module docstring): the one
+    merge's upsampling (:func:`colorizer_lib.merge.upsample_chroma`), with the original's default."""
+    return merge_upsample(ab, size, mode)
 
 
 def ddcolor_compose(full_l: torch.Tensor, ab: torch.Tensor, *, chroma_upsample: str = "nearest") -> torch.Tensor:

@@ -23,7 +23,9 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from .. import metrics
-from ..color import compose_luma_chroma, denormalize_imagenet, grey_to_rgb, normalize_imagenet, rgb_to_chroma, rgb_to_luma
+from ..color import grey_to_rgb, rgb_to_luma
+from ..merge import compose_tensor
+from ..models.families import DeOldifyFamily, ModelFamily
 
 METRIC_KEYS = ("psnr", "ssim", "colorfulness", "delta_colorfulness", "ciede2000")
 
@@ -33,15 +35,16 @@ def _report(preds: list[torch.Tensor], targets: list[torch.Tensor]) -> dict[str,
 
 
 @torch.no_grad()
-def generator_predict(model: torch.nn.Module, rgb: torch.Tensor, size: int) -> torch.Tensor:
-    """Colorize ``rgb (B, 3, H, W)`` in [0, 1] as the colorizer does: grey at ``size``, model, chroma upsampled
-    to ``H x W`` and merged with the full-resolution luma. Returns RGB in [0, 1] on ``rgb``'s device."""
+def generator_predict(model: torch.nn.Module, rgb: torch.Tensor, size: int,
+                      family: ModelFamily | None = None) -> torch.Tensor:
+    """Colorize ``rgb (B, 3, H, W)`` in [0, 1] as the colorizer does, through the same family functions
+    and the one merge (:mod:`colorizer_lib.merge`): the family's model input at ``size`` (DeOldify's by
+    default, the convention of the generators trained here), model, chroma upsampled to ``H x W`` and
+    merged with the full-resolution luma. Returns RGB in [0, 1] on ``rgb``'s device."""
+    family = family or DeOldifyFamily()
     luma = rgb_to_luma(rgb)
-    x = F.interpolate(luma, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    out = model(normalize_imagenet(grey_to_rgb(x.clamp(0, 1)).contiguous()))
-    chroma = rgb_to_chroma(denormalize_imagenet(out.float()).clamp(0, 1))
-    chroma = F.interpolate(chroma, size=rgb.shape[-2:], mode="bilinear", antialias=True, align_corners=False)
-    return compose_luma_chroma(luma, chroma)
+    out = model(family.model_input(luma, size).contiguous())
+    return compose_tensor(family, luma, family.chroma(out))
 
 
 def grey_baseline(rgb: torch.Tensor) -> torch.Tensor:
