@@ -39,7 +39,7 @@ from .models import expected_state  # noqa: F401  (public here too)
 from .models.families import ModelFamily, family_for_model
 from .models.fold import fold_for_inference
 from .registry import WeightSpec
-from .weights import load_model, with_mirrors  # noqa: F401  (with_mirrors: public here too)
+from .loading import load_model, with_mirrors  # noqa: F401  (with_mirrors: public here too)
 
 # --------------------------------------------------------------------------------------------------
 # results
@@ -206,7 +206,7 @@ class Colorizer:
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path | Sequence[Any] | None = None, *, device: str | torch.device | None = None,
                         dtype: str | torch.dtype | None = None, cache_dir: str | Path | None = None,
-                        progress: bool = True, prefer: Sequence[str] = ("artistic", "stable"),
+                        progress: bool = True, prefer: Sequence[str] | None = None,
                         chroma_upsample: str | None = None) -> "Colorizer":
         """Load a registered model (``"artistic"``, ``"stable"``, ``"video"``, ``"compact"``...), a weights file, or
         an ensemble of them (``["ddcolor", "artistic"]``, ``"ddcolor+artistic"``, ``"ddcolor:0.6,artistic:0.4"``:
@@ -216,8 +216,9 @@ class Colorizer:
         architecture. ``chroma_upsample``: ``"bilinear"`` (the default) or ``"nearest"`` (DDColor's
         original, for exact comparisons with it).
 
-        ``None`` picks the best available model: the first of ``prefer`` that is cached or can be
-        downloaded, else the embedded one (:func:`colorizer_lib.weights.load_default`). Weights are
+        ``None`` picks the best available model: the first of ``prefer`` (default: a cached DDColor-L,
+        else DeOldify Artistic, then Stable; :func:`colorizer_lib.registry.default_model_order`) that is
+        cached or can be downloaded, else the embedded one (:func:`colorizer_lib.loading.load_default`). Weights are
         downloaded into the cache on first use and always verified before use.
 
         Raises:

@@ -9,7 +9,7 @@ from PIL import Image
 
 from colorizer_lib import colorizer as colorizer_module
 from colorizer_lib import merge as merge_module
-from colorizer_lib import weights as weights_module
+from colorizer_lib import loading
 from colorizer_lib.color import rgb_to_luma
 from colorizer_lib.colorizer import RENDER_FACTOR_RANGE, Colorizer, check_render_factor
 from colorizer_lib.errors import ColorizerOutOfMemoryError, RenderFactorError, VerificationError, WeightsError
@@ -222,7 +222,7 @@ def test_no_model_named_and_no_network_falls_back_to_the_embedded_model(monkeypa
     from tests.http_server import closed_port_url
 
     dead = closed_port_url()
-    monkeypatch.setattr(weights_module, "with_mirrors",
+    monkeypatch.setattr(loading, "with_mirrors",
                         lambda spec: dataclasses.replace(spec, urls=(f"{dead}/{spec.filename}",)))
     col = Colorizer.from_pretrained(None, device="cpu", progress=False)
     assert col.name == "compact"

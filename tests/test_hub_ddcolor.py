@@ -258,3 +258,34 @@ def test_default_model_order_prefers_cached_ddcolor(tmp_path):
     # a partial file (another size than the published one) is not "cached"
     (cache / registry.get_spec("ddcolor-artistic").filename).write_bytes(b"partial")
     assert "ddcolor-artistic" not in order()
+
+
+def test_default_load_takes_a_cached_ddcolor_first(tmp_path, monkeypatch, files):
+    """With no model named, a verified DDColor in the cache is loaded before DeOldify is even looked for
+    (``loading.load_default`` follows ``registry.default_model_order``)."""
+    from colorizer_lib import loading
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    source = files["bin"]
+    spec = dataclasses.replace(registry.get_spec("ddcolor-tiny"), name="ddcolor-cached-test", aliases=(),
+                               filename="ddcolor_cached_test.bin", size=source.stat().st_size, sha256=_sha(source),
+                               urls=("http://127.0.0.1:9/unreachable.bin",), alternatives=())
+    monkeypatch.setattr(registry, "_SPECS", registry._SPECS)  # restored after the test
+    registry.register(spec)
+    monkeypatch.setattr(registry, "DEFAULT_PREFERENCE", (spec.name, *registry.DEFAULT_PREFERENCE))
+    os.link(source, cache / spec.filename)
+    chosen, state, path = loading.load_default(cache_dir=cache, progress=False)
+    assert chosen.name == spec.name and Path(path) == cache / spec.filename
+    _loads_strictly(state, deterministic_state_dict(expected_state("ddcolor-tiny"), seed=1))
+
+
+def test_modelscope_file_given_as_a_path_loads(files):
+    """ModelScope's ``pytorch_model.pt`` passed as a file: unwrapped, its legacy head dropped, identified as
+    DDColor-T; a bare ``.bin`` name counts as a path, not as a model name."""
+    from colorizer_lib import loading
+
+    for path in (files["modelscope"], files["bin"]):
+        loaded = loading.load_model(str(path), progress=False)
+        assert type(loaded.model).__name__ == type(build_generator("ddcolor-tiny")).__name__
+        assert loaded.default_render_factor == registry.get_spec("ddcolor-tiny").default_render_factor

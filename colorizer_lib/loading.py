@@ -23,7 +23,7 @@ from . import hub
 from .errors import ModelArgumentError, NotWeightsError, WeightsError
 from .models import available_architectures, build_generator, expected_state
 from .models.families import family_for_model
-from .registry import WeightSpec, get_spec, list_specs
+from .registry import WeightSpec, default_model_order, get_spec, ignored_keys, list_specs
 
 
 # --------------------------------------------------------------------------------------------------
@@ -106,7 +106,7 @@ def load_source(name_or_path: str | Path, *, cache_dir, progress: bool
     fails verification is moved aside and downloaded again (:func:`colorizer_lib.hub.load_weights`)."""
     text = str(name_or_path)
     looks_like_path = isinstance(name_or_path, Path) or any(sep in text for sep in ("/", "\\")) or text.endswith(
-        (".pth", ".pt", ".safetensors"))
+        (".pth", ".pt", ".bin", ".safetensors"))
     if looks_like_path:
         path = Path(text).expanduser()
         if path.is_dir():
@@ -115,7 +115,8 @@ def load_source(name_or_path: str | Path, *, cache_dir, progress: bool
         if not path.is_file():
             raise ModelArgumentError(f"weights file {path} does not exist. Check the path, or use a model name: "
                                      f"{', '.join(s.name for s in list_specs())}.")
-        return None, hub.load_state_dict(path), str(path)
+        # A file of unknown model may hold entries no model uses (ModelScope's DDColor: a legacy head).
+        return None, hub.load_state_dict(path, drop_keys=ignored_keys()), str(path)
     spec = get_spec(text)
     expected = expected_state(spec.arch, spec.dtype)
     if spec.bundled is not None:
@@ -123,7 +124,8 @@ def load_source(name_or_path: str | Path, *, cache_dir, progress: bool
             raise WeightsError(f"the bundled weights of {spec.name!r} are missing at {spec.bundled}; reinstall Colorizer.")
         return spec, hub.load_state_dict(spec.bundled, expected, sha256=spec.sha256), str(spec.bundled)
     state = hub.load_weights(with_mirrors(spec), expected, cache_dir=cache_dir, progress=progress)
-    return spec, state, str(hub.cache_dir(cache_dir) / spec.filename)
+    # the file that was loaded: the record's own, or one of its alternatives (ModelScope's copy of DDColor)
+    return spec, state, str(hub.cache_dir(cache_dir) / hub.present_source(spec, cache_dir).filename)
 
 
 MIRROR_ENV = "COLORIZER_MIRROR"
@@ -142,11 +144,14 @@ def with_mirrors(spec: WeightSpec) -> WeightSpec:
     return dataclasses.replace(spec, urls=mirrors + tuple(spec.urls))
 
 
-def load_default(*, cache_dir=None, progress: bool = True, prefer: Sequence[str] = ("artistic", "stable")
+def load_default(*, cache_dir=None, progress: bool = True, prefer: Sequence[str] | None = None
                   ) -> tuple[WeightSpec, dict[str, torch.Tensor], str]:
     """The model used when none is named, loaded as :func:`load_source` does: the first of ``prefer`` that
     is cached or can be downloaded and passes verification, else the embedded ``compact`` model, saying so
-    in one line on stderr (with the first reason)."""
+    in one line on stderr (with the first reason). ``prefer=None`` is the best available model
+    (:func:`colorizer_lib.registry.default_model_order`: a cached DDColor-L first, else Artistic, Stable)."""
+    if prefer is None:
+        prefer = default_model_order(lambda spec: hub.is_cached(spec, cache_dir=cache_dir))
     specs = [get_spec(n) for n in prefer]
     specs.sort(key=lambda spec: not hub.is_cached(spec, cache_dir=cache_dir))  # cached ones first
     reasons = []
@@ -185,7 +190,7 @@ class LoadedModel:
 
 
 def load_model(name_or_path: str | Path | None, *, cache_dir=None, progress: bool = True,
-               prefer: Sequence[str] = ("artistic", "stable")) -> LoadedModel:
+               prefer: Sequence[str] | None = None) -> LoadedModel:
     """The generator of a registered name or a weights file (``None``: :func:`load_default`), built on the
     meta device and loaded strictly with the verified weights (no second copy of them). A local file's
     architecture is identified from its tensors (:func:`identify_architecture`); its name is the file's
