@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 from typing import Iterable
 
+from .errors import why_missing  # noqa: F401  (video_cli's import)
+
 COMMON_FLAGS = ("model", "device", "dtype", "cache_dir", "quiet")
 """The flags :func:`add_common_arguments` adds, by their ``args`` attribute name."""
 
@@ -70,23 +72,3 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, model_default: str 
                                                 "the platform's cache folder)")
     if "quiet" not in skip:
         parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages, only errors")
-
-
-def why_missing(path: str) -> str:
-    """Why the input ``path``, which is neither a file nor a folder, cannot be read: a symbolic link
-    that loops or points nowhere is named as such (with what to do), anything else does not exist."""
-    import errno
-    import os
-    from pathlib import Path
-
-    link = Path(path).expanduser()
-    if link.is_symlink():
-        try:
-            link.resolve(strict=True)
-        except (OSError, RuntimeError) as exc:  # a loop (Python 3.11 raises RuntimeError), or missing
-            if isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP:
-                return (f"{path} is a symbolic link that loops ({exc}): it never reaches a file; fix or remove "
-                        f"the link, or give the file it should point to")
-        return (f"{path} is a symbolic link to {os.readlink(link)!r}, which does not exist; fix or remove the "
-                f"link, or give the file it should point to")
-    return f"{path} does not exist"

@@ -2,7 +2,7 @@
 
 One job per module, importing only downwards in this order::
 
-    http     fetch an image over http(s) into memory (size limit, web pages refused)
+    http     `is_url`; fetch an image over http(s) into memory (size limit, web pages refused)
     modes    any PIL mode to 8-bit RGB (+ alpha, + full-precision luma), ICC and EXIF kept, has_colour
     load     `load_image`: path, URL, bytes, file object, PIL image or numpy array -> `LoadedImage`
     save     `save_image` (format from the extension, provenance, atomic), `read_provenance`
@@ -15,6 +15,7 @@ The names below are the package's public interface; import them from ``colorizer
 
 from __future__ import annotations
 
+from .http import is_url
 from .files import INPUT_EXTENSIONS, iter_image_files, remove_stale_temp_files
 from .load import MAX_PIXELS, LoadedImage, Source, load_image, open_header, source_being_loaded
 from .modes import LUMA_WEIGHTS, carried_metadata, has_colour
@@ -26,6 +27,7 @@ __all__ = [
     "LoadedImage",
     "Source",
     "load_image",
+    "is_url",
     "open_header",
     "source_being_loaded",
     "carried_metadata",
