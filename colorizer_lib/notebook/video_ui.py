@@ -10,6 +10,7 @@ from typing import Any, Callable, Sequence
 import ipywidgets as W
 
 from colorizer_lib.errors import InputError
+from colorizer_lib.io import is_url
 from .controls import (
     buttons_disabled, LABEL_STYLE, MAX_INLINE_BYTES, StatusLine, call_in_output, clear, download_widget,
     nothing_given_message, report_exception, upload_controls,
@@ -17,7 +18,7 @@ from .controls import (
 from .environment import in_colab
 from .images import DISPLAY_SIZE, encode_image, parse_factors, thumbnail
 from .model_choice import ColorizerCache, ColorizerFactory, ModelPicker
-from .sources import _is_remote, source_stem
+from .sources import source_stem
 from .uploads import clear_upload, colab_upload, save_uploads, upload_files
 
 
@@ -171,7 +172,7 @@ class VideoColorizerUI:
             return path
         if not self.url.value.strip():
             raise InputError(nothing_given_message("video", self.colab))
-        if _is_remote(self.url.value.strip()):
+        if is_url(self.url.value.strip()):
             self.status.info("Downloading the video...")
         return fetch_video(self.url.value, self.output_dir)
 

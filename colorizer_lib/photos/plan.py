@@ -2,8 +2,8 @@
 
 * :func:`plan_jobs` - ``colorize image``'s naming: files, folders (their tree kept) and URLs into
   one output file or folder, refusing an output that would overwrite an input or another input's output;
-* :func:`claim_job` - the notebook's naming: the first free name of a series (``x``, ``x_2``...)
-  that this run has not taken and that holds no result of another input;
+* :func:`claim_job` - the notebook's naming: the first free name of a series (:func:`numbered`:
+  ``x``, ``x_2``...) that this run has not taken and that holds no result of another input;
 * :func:`sort_jobs` - the finished-work check (:func:`colorizer_lib.jobs.decide`): what to do,
   what is already done (resume) and what is refused;
 * :func:`prepare_outputs` - stale temporary files removed and every output folder checked writable;
@@ -18,19 +18,12 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from ..errors import InputError, why_missing
-from ..io import OUTPUT_FORMATS, is_url, iter_image_files
+from ..io import OUTPUT_FORMATS, is_url, iter_image_files, output_suffix
 from ..jobs import FileJob, check_writable, decide, output_folders, remove_stale_temp_files
 
 
-def output_suffix(suffix: str) -> str:
-    """The suffix a result of an input with ``suffix`` gets: the input's (lower-cased) when we write
-    that format with provenance (which resuming relies on), else ``.png`` (GIF, BMP, unknown)."""
-    suffix = suffix.lower()
-    return suffix if suffix in OUTPUT_FORMATS and suffix != ".bmp" else ".png"
-
-
 def output_name(stem: str, suffix: str, out_format: str | None = None) -> str:
-    """``stem`` with the requested format's extension, else :func:`output_suffix` of the input's."""
+    """``stem`` with the requested format's extension, else :func:`~colorizer_lib.io.output_suffix` of the input's."""
     if out_format:
         return f"{stem}.{out_format.lstrip('.')}"
     return f"{stem}{output_suffix(suffix)}"
@@ -95,7 +88,7 @@ def plan_jobs(inputs: Sequence[str], output: str | None, *, out_format: str | No
     return jobs
 
 
-def claim_job(source: str, names: Iterator[Path], claimed: set[Path], model_name: str, render_factor: int) -> FileJob:
+def claim_job(source: str, names: Iterable[Path], claimed: set[Path], model_name: str, render_factor: int) -> FileJob:
     """A job for ``source`` at the first of ``names`` that this run has not ``claimed`` and that is
     free, or holds a result of this same input (finished: resumed; other settings: replaced), never
     one holding another input's result or a file Colorizer did not write. The name is added to
@@ -108,27 +101,31 @@ def claim_job(source: str, names: Iterator[Path], claimed: set[Path], model_name
         if verdict.action != "refuse" or verdict.conflict == "settings":
             claimed.add(target.resolve())
             return job
-    raise AssertionError("names ran out")  # pragma: no cover - the notebook's series is endless
+    raise InputError(f"no free output name for {source}.")  # pragma: no cover - callers give endless series
 
 
-def numbered(folder: Path, name: str) -> Iterator[Path]:
-    """``folder/name``, then ``folder/<stem>_2<suffix>``, ``_3``... (the series :func:`claim_job` takes from)."""
-    yield folder / name
-    stem, suffix = Path(name).stem, Path(name).suffix
+def numbered(stem: str) -> Iterator[str]:
+    """``stem``, ``stem_2``, ``stem_3``...: the stems :func:`claim_job` tries, in order."""
+    yield stem
     n = 2
     while True:
-        yield folder / f"{stem}_{n}{suffix}"
+        yield f"{stem}_{n}"
         n += 1
 
 
 @dataclass
 class SortedJobs:
-    """:func:`sort_jobs`' answer: the jobs to run, how many are finished already, and ``(source,
-    message)`` for each refused or unreadable one (and each planned with a ``problem``)."""
+    """:func:`sort_jobs`' answer: the jobs to run, those finished already, and ``(job, message)``
+    for each refused or unreadable one (and each planned with a ``problem``)."""
 
     todo: list[FileJob] = field(default_factory=list)
     skipped: list[FileJob] = field(default_factory=list)
-    failures: list[tuple[str, str]] = field(default_factory=list)
+    refused: list[tuple[FileJob, str]] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[tuple[str, str]]:
+        """``(source, message)`` for each refused job, as a report lists them."""
+        return [(job.source, message) for job, message in self.refused]
 
 
 def sort_jobs(jobs: Iterable[FileJob], model_name: str, render_factor: int, *, overwrite: bool) -> SortedJobs:
@@ -137,17 +134,17 @@ def sort_jobs(jobs: Iterable[FileJob], model_name: str, render_factor: int, *, o
     out = SortedJobs()
     for job in jobs:
         if job.problem:
-            out.failures.append((job.source, job.problem))
+            out.refused.append((job, job.problem))
             continue
         try:
             verdict = decide(job, model_name, render_factor, overwrite=overwrite)
         except InputError as exc:
-            out.failures.append((job.source, str(exc)))
+            out.refused.append((job, str(exc)))
             continue
         if verdict.action == "skip":
             out.skipped.append(job)
         elif verdict.action == "refuse":
-            out.failures.append((job.source, verdict.message))
+            out.refused.append((job, verdict.message))
         else:
             job.stale = verdict.stale
             out.todo.append(job)

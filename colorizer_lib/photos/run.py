@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from ..colorizer import ColorizeResult, original_for_display
 from ..constants import PIPELINE_MIN_IMAGES
 from ..errors import InputError, NonFiniteOutputError
 from ..io import has_colour, load_image
@@ -162,6 +163,20 @@ def _run_simple(colorizer, jobs: list[FileJob], rf: int, *, batch_size: int, wat
                 emit("failed", job, message=str(exc))
             else:
                 emit("done", job, path, result=result)
+
+
+def read_result(job: FileJob, model_name: str, render_factor: int):
+    """The :class:`~colorizer_lib.colorizer.ColorizeResult` of a finished ``job`` read back from its
+    output and its input (a job skipped as finished, or one the pipelined path wrote without keeping
+    the pictures), for front ends that show results.
+
+    Raises:
+        InputError: the output or the input cannot be read.
+    """
+    image = original_for_display(load_image(job.output))
+    original = original_for_display(load_image(job.source))
+    return ColorizeResult(image, original, render_factor, model_name, source=job.source,
+                          source_identity=job.identity())
 
 
 def console_progress(total: int, *, enabled: bool = True, unit: str = "img", desc: str = "colorize"):
