@@ -203,7 +203,7 @@ class ImageColorizerUI:
         jobs = [job for _, job in named]
         stem_of = {id(job): stem for stem, job in named}
         photos.prepare_outputs(jobs)
-        planned = photos.sort_jobs(jobs, colorizer.name, rf, overwrite=True)  # other settings: replaced
+        planned = photos.sort_jobs(jobs, colorizer.name, rf, replace=("settings",))  # finished: shown again
         failed += [(stem_of[id(job)], message) for job, message in planned.refused]
         results: dict[int, Any] = {id(job): None for job in planned.skipped}
         base = len(singles) - len(planned.todo)

@@ -219,7 +219,7 @@ def colorize_to_zip(colorizer, source: Path | str | bytes, zip_path: Path | str,
             claimed.add(job.output.resolve())
             jobs.append(job)
         photos.prepare_outputs(jobs)
-        planned = photos.sort_jobs(jobs, colorizer.name, rf, overwrite=True)  # this batch's own folder
+        planned = photos.sort_jobs(jobs, colorizer.name, rf, replace=("settings", "input"))  # the batch's own folder
         failed = {id(job): message for job, message in planned.refused}
         base = len(jobs) - len(planned.todo)
         if on_progress and base:

@@ -128,9 +128,16 @@ class SortedJobs:
         return [(job.source, message) for job, message in self.refused]
 
 
-def sort_jobs(jobs: Iterable[FileJob], model_name: str, render_factor: int, *, overwrite: bool) -> SortedJobs:
+def sort_jobs(jobs: Iterable[FileJob], model_name: str, render_factor: int, *, overwrite: bool = False,
+              replace: Iterable[str] = ()) -> SortedJobs:
     """Each job to run, skip (finished by an earlier run: resume) or refuse, by
-    :func:`colorizer_lib.jobs.decide`; a job to run carries the stale files it replaces."""
+    :func:`colorizer_lib.jobs.decide`; a job to run carries the stale files it replaces.
+
+    ``overwrite``: replace every result of ours that is not this job's finished one (``--overwrite``).
+    ``replace``: the conflicts (:attr:`~colorizer_lib.jobs.Verdict.conflict`: ``"settings"``,
+    ``"input"``) whose results are replaced without it, where a front end owns its outputs' names;
+    a finished job is skipped either way, and a file Colorizer did not write is never replaced."""
+    replace = frozenset(replace)
     out = SortedJobs()
     for job in jobs:
         if job.problem:
@@ -138,6 +145,8 @@ def sort_jobs(jobs: Iterable[FileJob], model_name: str, render_factor: int, *, o
             continue
         try:
             verdict = decide(job, model_name, render_factor, overwrite=overwrite)
+            if verdict.action == "refuse" and verdict.conflict in replace:
+                verdict = decide(job, model_name, render_factor, overwrite=True)
         except InputError as exc:
             out.refused.append((job, str(exc)))
             continue
