@@ -12,7 +12,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
@@ -173,12 +173,14 @@ def _batch_inputs(source: Path | bytes, unpack_into: Path) -> tuple[list[tuple[s
     raise InputError(f"{source} is neither a folder nor a .zip file; give a folder of photos or a zip of them.")
 
 
-def _result_path(folder: Path, name: str) -> Path:
-    """Where the result of the batch member ``name`` goes in ``folder``: the same relative path (without
-    ``..`` or a root) with ``_colorized`` before the suffix (:func:`~colorizer_lib.io.output_suffix`)."""
+def _result_names(folder: Path, name: str, numbered: Callable[[str], Iterable[str]]) -> Iterator[Path]:
+    """Where the result of the batch member ``name`` may go in ``folder``, in order of preference:
+    the same relative path (without ``..`` or a root) with ``_colorized`` before the suffix
+    (:func:`~colorizer_lib.io.output_suffix`), then ``_2_colorized``... (``numbered``)."""
     member = PurePosixPath(name)
-    parts = [part for part in member.parent.parts if part not in ("", ".", "..", "/")]
-    return folder.joinpath(*parts) / f"{member.stem}_colorized{output_suffix(member.suffix)}"
+    parent = folder.joinpath(*[part for part in member.parent.parts if part not in ("", ".", "..", "/")])
+    for stem in numbered(member.stem):
+        yield parent / f"{stem}_colorized{output_suffix(member.suffix)}"
 
 
 def colorize_to_zip(colorizer, source: Path | str | bytes, zip_path: Path | str, render_factor: int | None = None,
@@ -211,13 +213,10 @@ def colorize_to_zip(colorizer, source: Path | str | bytes, zip_path: Path | str,
         rf = colorizer.render_factor_or_default(render_factor)
         claimed: set[Path] = set()
         jobs = []
-        for name, path in members:
-            target = _result_path(results, name)
-            stems = photos.numbered(target.stem[: -len("_colorized")])
-            names = (target.with_name(f"{stem}_colorized{target.suffix}") for stem in stems)
-            job = next(FileJob(str(path), t) for t in names if t.resolve() not in claimed)
-            claimed.add(job.output.resolve())
-            jobs.append(job)
+        for name, path in members:  # two members with one result name (a.gif, a.png): both kept
+            target = next(t for t in _result_names(results, name, photos.numbered) if t.resolve() not in claimed)
+            claimed.add(target.resolve())
+            jobs.append(FileJob(str(path), target))
         photos.prepare_outputs(jobs)
         planned = photos.sort_jobs(jobs, colorizer.name, rf, replace=("settings", "input"))  # the batch's own folder
         failed = {id(job): message for job, message in planned.refused}
