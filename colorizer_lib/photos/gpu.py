@@ -222,7 +222,7 @@ def colorize_jobs_pipelined(colorizer, jobs: Sequence[FileJob], *, render_factor
         return job.save(result, quality=quality, forbid=forbid)
 
     _run_pipeline(colorizer, list(jobs), decode, finish, stats, rf=rf, batch_size=batch_size, workers=workers,
-                  max_batches_in_flight=max_batches_in_flight, jpeg_quality=quality, failed=(InputError, OSError),
+                  max_batches_in_flight=max_batches_in_flight, jpeg_quality=quality,
                   on_done=on_done)
     return stats
 
@@ -232,6 +232,10 @@ def _check_pipeline_arguments(batch_size: int, max_batches_in_flight: int) -> No
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
     if max_batches_in_flight < 1:
         raise ValueError(f"max_batches_in_flight must be at least 1, got {max_batches_in_flight}")
+
+
+# What fails one picture alone (recorded, the others go on): it cannot be read or written.
+_PER_FILE = (InputError, OSError)
 
 
 @dataclass
@@ -261,7 +265,6 @@ class _Decoded:
 def _run_pipeline(colorizer, jobs: Sequence[FileJob], decode: Callable[[FileJob, bool], _Decoded],
                   finish: Callable[[FileJob, _Decoded, torch.Tensor], Path], stats: PipelineStats, *, rf: int,
                   batch_size: int, workers: int | None, max_batches_in_flight: int, jpeg_quality: int,
-                  failed: tuple[type[BaseException], ...] = (),
                   on_done: Callable[[FileJob, Path | None, str | None], None] | None = None) -> None:
     """The three overlapping stages of :func:`colorize_jobs_pipelined`; fills ``stats``.
 
@@ -269,7 +272,7 @@ def _run_pipeline(colorizer, jobs: Sequence[FileJob], decode: Callable[[FileJob,
     the device decoder rejected and must decode on the CPU. This thread queues the device work of
     each batch (:func:`_lumas_on_device`, :func:`_colorize_lumas`); ``finish(job, decoded, host)``
     runs in the worker threads once the batch's results are on the host, writes the output and
-    returns its path. An exception of a type in ``failed`` from ``decode`` or ``finish`` is recorded
+    returns its path. An exception of a type in ``_PER_FILE`` from ``decode`` or ``finish`` is recorded
     in ``stats.failures`` and its job skipped; any other propagates, queued work being cancelled.
     """
 
@@ -292,7 +295,7 @@ def _run_pipeline(colorizer, jobs: Sequence[FileJob], decode: Callable[[FileJob,
             if done is not None:
                 done.synchronize()  # this batch's download has landed (releases the GIL while waiting)
             path = finish(jobs[index], decoded, host)
-        except failed as exc:
+        except _PER_FILE as exc:
             settle(index, exc)
             return None
         settle(index, path=path)
@@ -306,7 +309,7 @@ def _run_pipeline(colorizer, jobs: Sequence[FileJob], decode: Callable[[FileJob,
             if luma is None:
                 try:
                     decoded = decode(jobs[index], False)
-                except failed as exc:
+                except _PER_FILE as exc:
                     settle(index, exc)
                     continue
                 luma = _lumas_on_device([decoded.luma], colorizer.device)[0]
@@ -322,8 +325,6 @@ def _run_pipeline(colorizer, jobs: Sequence[FileJob], decode: Callable[[FileJob,
                 host = _colorize_lumas(colorizer, [luma for _, _, luma in ready], rf, jpeg_quality,
                                        [d.device_jpeg for _, d, _ in ready])
             except NonFiniteOutputError as exc:
-                if not failed:
-                    raise
                 bad = triage.failing(exc, len(ready))
                 for position in bad:
                     settle(ready[position][0], InputError(triage.message()))
@@ -350,7 +351,7 @@ def _run_pipeline(colorizer, jobs: Sequence[FileJob], decode: Callable[[FileJob,
             for i in range(first, min(first + batch_size, len(jobs))):
                 try:
                     batch.append((i, decoding.pop(i).result()))
-                except failed as exc:
+                except _PER_FILE as exc:
                     settle(i, exc)
             while len(in_flight) >= max_batches_in_flight:
                 stats.outputs.extend(written(in_flight.pop(0)))
