@@ -20,6 +20,7 @@ from ..jobs import FileJob
 from .gpu import NonFiniteTriage, PipelineStats, colorize_jobs_pipelined
 from .plan import resolved_paths
 
+
 def use_pipeline(choice: str, device, n_images: int) -> bool:
     """Whether ``n_images`` photos on ``device`` take the pipelined path: ``choice`` ``"on"`` or
     ``"off"``, or ``"auto"``: on CUDA from :data:`~colorizer_lib.constants.PIPELINE_MIN_IMAGES`
@@ -85,7 +86,8 @@ def run_jobs(colorizer, jobs: Sequence[FileJob], *, render_factor: int | None = 
     model) propagate. ``forbid``: paths never written (:func:`~colorizer_lib.photos.plan.protected_inputs`).
     ``on_event`` gets each :class:`PhotoEvent`, one call at a time (from worker threads on the
     pipelined path). ``pipeline_options``: ``workers``, ``encoder``, ``decoder``,
-    ``max_batches_in_flight`` of :func:`~colorizer_lib.photos.gpu.colorize_jobs_pipelined`.
+    ``max_batches_in_flight`` of :func:`~colorizer_lib.photos.gpu.colorize_jobs_pipelined` (unused
+    when ``"auto"`` takes the simple path; refused with ``"off"``).
     """
     jobs = list(jobs)
     rf = colorizer.render_factor_or_default(render_factor)
@@ -110,14 +112,18 @@ def run_jobs(colorizer, jobs: Sequence[FileJob], *, render_factor: int | None = 
     start = time.perf_counter()
     if report.pipelined:
         def done(job: FileJob, path: Path | None, error: str | None) -> None:
-            emit("failed", job, message=error) if error is not None else emit("done", job, path)
+            if error is None:
+                emit("done", job, path)
+            else:
+                emit("failed", job, message=error)
 
         report.stats = colorize_jobs_pipelined(colorizer, jobs, render_factor=rf, batch_size=batch_size,
                                                watermark=watermark, forbid=forbid, quality=quality, on_done=done,
                                                on_colour=lambda job: emit("colour", job), **pipeline_options)
     else:
-        if pipeline_options:
-            raise TypeError(f"{', '.join(pipeline_options)}: options of the pipelined path only")
+        if pipeline_options and pipeline == "off":
+            raise TypeError(f"{', '.join(pipeline_options)}: options of the pipelined path, which pipeline='off' "
+                            "turns off")
         _run_simple(colorizer, jobs, rf, batch_size=batch_size, watermark=watermark, quality=quality,
                     protected=resolved_paths(forbid), emit=emit)
     report.wall = time.perf_counter() - start
