@@ -23,6 +23,6 @@ __all__ = [
     "NonFiniteTriage", "PipelineStats", "colorize_jobs_pipelined", "weights_are_finite",
     "SortedJobs", "claim_job", "numbered", "output_name", "plan_jobs", "prepare_outputs",
     "protected_inputs", "resolved_paths", "sort_jobs",
-    "PIPELINE_MIN_IMAGES", "PhotoEvent", "RunReport", "console_progress", "default_batch_size", "read_result", "run_jobs",
-    "use_pipeline",
+    "PIPELINE_MIN_IMAGES", "PhotoEvent", "RunReport", "console_progress", "default_batch_size", "read_result",
+    "run_jobs", "use_pipeline",
 ]
