@@ -1,4 +1,5 @@
-"""What `colorize image` may do with each planned output before any picture is colorized.
+"""What the photo pipeline (`colorize image`, the notebook) may do with each planned output before
+any picture is colorized.
 
 An output file is only ever skipped or replaced when Colorizer wrote it: its provenance (PNG text,
 or EXIF ImageDescription, see :func:`colorizer_lib.io.read_provenance`) names the model, the
@@ -7,8 +8,10 @@ render factor and the input it was made from (size and SHA-256 of the file, or i
 * same input, same model and render factor, and the comparison picture there when one is asked
   for: the job is finished and skipped (an interrupted run resumes);
 * made from another input, or with other settings, or without a record of its input (an older
-  Colorizer, or the Python API given bytes or an image object): the file is kept and the job refused (reported, exit code 1), because redoing it would
-  destroy a result the user may want; ``--overwrite`` replaces it, comparison picture included;
+  Colorizer, or the Python API given bytes or an image object): the file is kept and the job
+  refused (reported, exit code 1), because redoing it would destroy a result the user may want;
+  ``--overwrite`` replaces it, comparison picture included (a front end that owns its outputs'
+  names may replace such results of its own: :func:`colorizer_lib.photos.sort_jobs`);
 * any other existing file (not written by Colorizer, or unreadable): always refused and left alone,
   ``--overwrite`` or not. An input is never written either (see :mod:`colorizer_lib.photos.plan`).
 """
