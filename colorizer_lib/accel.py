@@ -15,8 +15,8 @@ states), so it can replace ``Colorizer.model``:
   whether it pays off; smaller batches of a compiled image size are padded to it. :func:`should_compile`
   is the policy `colorize image` and `colorize video` apply (`--compile auto`, :func:`compile_mode`).
 
-The ONNX Runtime wrappers live with the exporter in :mod:`colorizer_lib.export`; the disk-to-disk
-pipeline above the Colorizer in :mod:`colorizer_lib.runtime`.
+The ONNX Runtime wrappers live with the exporter in :mod:`colorizer_lib.export`; the photo
+pipeline above the Colorizer in :mod:`colorizer_lib.photos`.
 """
 
 from __future__ import annotations

@@ -18,17 +18,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Sequence
 
-from .cli_args import (ENSEMBLE_HELP, MODEL_HELP, add_chroma_upsample_argument, add_common_arguments, positive_int,
-                       why_missing)
+from .cli_args import (ENSEMBLE_HELP, MODEL_HELP, add_chroma_upsample_argument, add_common_arguments,
+                       add_render_factor_argument, positive_int)
+from .constants import PIPELINE_MIN_IMAGES
 from .errors import (EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_WEIGHTS, EXIT_OOM,  # noqa: F401  (the table's names)
-                     EXIT_INTERRUPTED, ColorizerError, DependencyError, InputError, NonFiniteOutputError,
-                     exit_code)
-
-if TYPE_CHECKING:  # torch-heavy; imported when a command runs
-    from .jobs import FileJob
+                     EXIT_INTERRUPTED, ColorizerError, DependencyError, InputError, exit_code)
 
 # Sub-commands contributed by other modules: name -> (module, function that adds the parser, help).
 # Each adder takes the subparsers object and sets ``func`` on its parser. A module is imported only
@@ -73,82 +69,6 @@ class _Console:
 # colorize image
 
 
-def _is_url(text: str) -> bool:
-    return text.lower().startswith(("http://", "https://"))
-
-
-def _output_name(stem: str, suffix: str, out_format: str | None) -> str:
-    """``stem`` with the requested format's extension, else the input's when we can write it with
-    provenance (which resuming relies on), else PNG (GIF and BMP inputs)."""
-    from .io import OUTPUT_FORMATS
-
-    if out_format:
-        return f"{stem}.{out_format.lstrip('.')}"
-    keep = suffix.lower() in OUTPUT_FORMATS and suffix.lower() != ".bmp"
-    return f"{stem}{suffix.lower() if keep else '.png'}"
-
-
-def plan_jobs(inputs: Sequence[str], output: str | None, *, out_format: str | None, compare: bool) -> list[FileJob]:
-    """Map the command line's inputs to jobs.
-
-    * one file or URL with ``-o something.ext``: that file;
-    * otherwise ``-o`` is a folder (default ``colorized``): files go to ``OUT/<name>``, URLs to
-      ``OUT/<name from the URL>``, and a folder ``DIR`` to ``OUT/<DIR's name>/<same sub-path>``.
-
-    Raises:
-        InputError: an input that does not exist, or an output that would overwrite an input or
-            another input's output.
-    """
-    from .io import OUTPUT_FORMATS, iter_image_files
-    from .jobs import FileJob
-
-    single_target = (
-        output is not None and len(inputs) == 1 and Path(output).suffix.lower() in OUTPUT_FORMATS
-        and (_is_url(inputs[0]) or Path(inputs[0]).is_file())
-    )
-    out_root = Path(output or "colorized")
-    jobs: list[FileJob] = []
-
-    def add(source: str, target: Path, problem: str | None = None) -> None:
-        cmp = target.with_name(f"{target.stem}.compare.jpg") if compare else None
-        jobs.append(FileJob(source, target, cmp, problem=problem))
-
-    for item in inputs:
-        if _is_url(item):
-            stem = Path(item.split("?")[0].rstrip("/")).stem or "image"
-            add(item, Path(output) if single_target else out_root / _output_name(stem, ".png", out_format))
-            continue
-        path = Path(item).expanduser()
-        if path.is_file():
-            add(str(path), Path(output) if single_target else out_root / _output_name(path.stem, path.suffix, out_format))
-        elif path.is_dir():
-            base = out_root / path.resolve().name
-            skip = base.resolve()
-            for file in iter_image_files(path):
-                rel = file.relative_to(path)
-                target = base / rel.parent / _output_name(rel.stem, rel.suffix, out_format)
-                try:
-                    if skip in file.resolve().parents:
-                        continue  # never read our own earlier outputs back as inputs
-                except (OSError, RuntimeError) as exc:  # a symbolic link that loops (3.11: RuntimeError)
-                    add(str(file), target, f"is a symbolic link that cannot be followed ({exc}); fix or remove it")
-                    continue
-                add(str(file), target)
-        else:
-            raise InputError(f"input {why_missing(item)} (give image files, folders or http(s) URLs).")
-    inputs_resolved = {Path(j.source).resolve() for j in jobs if not _is_url(j.source) and j.problem is None}
-    claimed: dict[Path, str] = {}
-    for job in jobs:
-        target = job.output.resolve()
-        if target in inputs_resolved:
-            raise InputError(f"the output {job.output} would overwrite an input; choose another -o.")
-        if target in claimed:
-            raise InputError(f"{claimed[target]} and {job.source} would both be written to {job.output}; "
-                             f"colorize them into different -o folders, or rename one.")
-        claimed[target] = job.source
-    return jobs
-
-
 def run_image(args: argparse.Namespace) -> int:
     console = _Console(args.quiet)
     with _one_line_warnings(console):
@@ -156,43 +76,32 @@ def run_image(args: argparse.Namespace) -> int:
 
 
 def _run_image(args: argparse.Namespace, console: _Console) -> int:
+    """The photo pipeline (:mod:`colorizer_lib.photos`) with the command line's choices: plan, sort
+    out finished and refused jobs, pick the runtime (ONNX Runtime, ``torch.compile``), run."""
     import torch
 
-    from . import accel
+    from . import photos
+    from .accel import compile_message, compile_mode
     from .colorizer import Colorizer, check_render_factor
-    from .jobs import check_writable, decide, output_folders, remove_stale_temp_files
 
     if args.render_factor is not None:
         check_render_factor(args.render_factor)
-    jobs = plan_jobs(args.inputs, args.output, out_format=args.format, compare=args.compare)
+    jobs = photos.plan_jobs(args.inputs, args.output, out_format=args.format, compare=args.compare)
     if not jobs:
         raise InputError("no images found in the given inputs (supported: jpg, png, webp, tif, bmp...).")
-    removed = remove_stale_temp_files(jobs)
+    removed = photos.prepare_outputs(jobs)  # before any model is loaded or picture colorized
     if removed:
         console.info(f"removed {len(removed)} unfinished temporary file(s) that an interrupted run left behind")
-    for folder in output_folders(jobs):
-        check_writable(folder)  # before any model is loaded or picture colorized
     # ONNX Runtime runs float32: asked for by name, the model is built so unless --dtype says otherwise.
     dtype = args.dtype or ("float32" if args.runtime == "onnx" else None)
+    # --chroma-upsample given: passed on; not given: the model's own default
+    upsample = {"chroma_upsample": args.chroma_upsample} if args.chroma_upsample else {}
     col = Colorizer.from_pretrained(args.model, device=args.device, dtype=dtype, cache_dir=args.cache_dir,
-                                    progress=not args.quiet)
+                                    progress=not args.quiet, **upsample)
     rf = col.render_factor_or_default(args.render_factor)
-    failures: list[tuple[str, str]] = [(j.source, j.problem) for j in jobs if j.problem]
-    todo, skipped = [], 0
-    for job in (j for j in jobs if j.problem is None):
-        try:
-            verdict = decide(job, col.name, rf, overwrite=args.overwrite)
-        except InputError as exc:
-            failures.append((job.source, str(exc)))
-            continue
-        if verdict.action == "skip":
-            skipped += 1
-        elif verdict.action == "refuse":
-            failures.append((job.source, verdict.message))
-        else:
-            job.stale = verdict.stale
-            todo.append(job)
-    compiling = accel.compile_mode(args.compile, col, len(todo))
+    sorted_jobs = photos.sort_jobs(jobs, col.name, rf, overwrite=args.overwrite)
+    todo, skipped = sorted_jobs.todo, len(sorted_jobs.skipped)
+    compiling = compile_mode(args.compile, col, len(todo))
     if compiling and args.runtime == "onnx":
         raise InputError("--compile and --runtime onnx exclude each other (ONNX Runtime does not compile); "
                          "choose one.")
@@ -200,30 +109,31 @@ def _run_image(args: argparse.Namespace, console: _Console) -> int:
     if not compiling and (args.runtime == "onnx" or onnx_pays):
         if onnx_pays and col.dtype != torch.float32:  # this CPU's default bfloat16; ONNX Runtime takes float32
             col = Colorizer.from_pretrained(col.spec.name if col.spec else args.model, device=args.device,
-                                            dtype="float32", cache_dir=args.cache_dir, progress=not args.quiet)
+                                            dtype="float32", cache_dir=args.cache_dir, progress=not args.quiet,
+                                            **upsample)
         console.info("using ONNX Runtime (the faster CPU runtime; the first run exports the model once)")
         col.use_onnx_runtime(args.cache_dir, progress=not args.quiet)
     if compiling and todo:
-        console.info(accel.compile_message(compiling, col.device))
+        console.info(compile_message(compiling, col.device))
         col.compile(compiling)
     if skipped:
         console.info(f"skipping {skipped} image(s) already colorized with {col.name} at render factor {rf} "
                      "from the same input")
     console.info(f"colorizing {len(todo)} image(s) with '{col.name}' at render factor {rf} on {col.device}")
-    forbid = [Path(j.source) for j in jobs if not _is_url(j.source) and j.problem is None]
-    bar = _progress(len(todo), enabled=not args.quiet)
+    bar = photos.console_progress(len(todo), enabled=not args.quiet)
 
-    def colour_note(job: FileJob) -> None:
-        console.info(f"note: {job.source} is already in colour; its colours are replaced by the "
-                     "model's. The input file is not changed.")
+    def on_event(event: photos.PhotoEvent) -> None:
+        if event.kind == "colour":
+            console.info(f"note: {event.job.source} is already in colour; its colours are replaced by the "
+                         "model's. The input file is not changed.")
+        else:
+            bar.update(1)
 
-    batch_size = args.batch_size or (8 if col.device.type == "cuda" else 1)
-    colorize = _colorize_pipelined if _use_pipeline(args.pipeline, col, len(todo)) else _colorize_in_batches
-    failures += colorize(col, todo, rf, batch_size=batch_size, watermark=args.watermark, forbid=forbid, bar=bar,
-                         on_colour=colour_note)
+    report = photos.run_jobs(col, todo, render_factor=rf, batch_size=args.batch_size, pipeline=args.pipeline,
+                             watermark=args.watermark, forbid=photos.protected_inputs(jobs), on_event=on_event)
     bar.close()
-    failed_sources = {source for source, _ in failures}
-    done = sum(job.source not in failed_sources for job in todo)
+    failures = sorted_jobs.failures + report.failures
+    done = len(report.outputs)
     if len(jobs) == 1:
         out_desc = jobs[0].output if done or skipped else "nothing written"
     else:
@@ -255,80 +165,6 @@ def _one_line_warnings(console: _Console):
         yield
 
 
-# `--pipeline auto` takes the pipelined path on CUDA from this many photos on. There it overlaps
-# decoding and encoding (worker threads, or nvJPEG on the GPU) with asynchronous device work: 64
-# 12 MP JPEGs went through `colorize image` at 23 photos/s on an H200 (model loading included)
-# against 1.7 on the simple path. Two photos already give it something to overlap; for one, its
-# thread pool and page-locked buffers are only set-up. On a CPU the model is the bottleneck (and
-# ONNX Runtime is used there), so the simple path stays.
-PIPELINE_MIN_IMAGES = 2
-
-
-def _use_pipeline(choice: str, col, n_images: int) -> bool:
-    """Whether ``colorize image`` takes the pipelined path: ``--pipeline on|off``, or ``auto``'s policy."""
-    if choice != "auto":
-        return choice == "on"
-    return col.device.type == "cuda" and n_images >= PIPELINE_MIN_IMAGES
-
-
-def _colorize_in_batches(col, jobs: list[FileJob], rf: int, *, batch_size: int, watermark: bool, forbid: list[Path],
-                         bar, on_colour: Callable[[FileJob], None]) -> list[tuple[str, str]]:
-    """The simple path: load a batch, colorize it, save each result, one step after the other.
-    Returns ``(source, message)`` for each picture that could not be read or written."""
-    from .io import has_colour, load_image
-    from .runtime import NonFiniteTriage, resolved_paths
-
-    protected = resolved_paths(forbid)
-    failures: list[tuple[str, str]] = []
-    triage = NonFiniteTriage(col, len(jobs))
-    for start in range(0, len(jobs), batch_size):
-        batch = jobs[start:start + batch_size]
-        loaded = []
-        for job in batch:
-            try:
-                item = load_image(job.source)
-                job.identity()
-            except InputError as exc:
-                failures.append((job.source, str(exc)))
-                bar.update(1)
-                continue
-            if has_colour(item.rgb):
-                on_colour(job)
-            loaded.append((job, item))
-        results = []
-        while loaded:
-            try:
-                results = col.colorize_batch([item for _, item in loaded], rf, batch_size=len(loaded),
-                                             watermark=watermark)
-            except NonFiniteOutputError as exc:  # those pictures fail alone, unless it is the weights
-                bad = triage.failing(exc, len(loaded))
-                for position in bad:
-                    failures.append((loaded[position][0].source, triage.message()))
-                    bar.update(1)
-                loaded = [item for position, item in enumerate(loaded) if position not in bad]
-                continue
-            triage.passed(len(loaded))
-            break
-        for (job, _), result in zip(loaded, results):
-            try:
-                job.save(result, forbid=job.guarded(protected))
-            except (InputError, OSError) as exc:
-                failures.append((job.source, str(exc)))
-            bar.update(1)
-    return failures
-
-
-def _colorize_pipelined(col, jobs: list[FileJob], rf: int, *, batch_size: int, watermark: bool, forbid: list[Path],
-                        bar, on_colour: Callable[[FileJob], None]) -> list[tuple[str, str]]:
-    """The pipelined path (:func:`~colorizer_lib.runtime.colorize_jobs_pipelined`): the same outputs,
-    metadata and failures as :func:`_colorize_in_batches`, with reading and writing overlapped with the model."""
-    from .runtime import colorize_jobs_pipelined
-
-    stats = colorize_jobs_pipelined(col, jobs, render_factor=rf, batch_size=batch_size, watermark=watermark,
-                                    forbid=forbid, on_done=lambda job: bar.update(1), on_colour=on_colour)
-    return stats.failures
-
-
 def _onnx_pays(col, n_images: int, *, dtype_chosen: bool) -> bool:
     """ONNX Runtime (float32) for CPU jobs long enough to repay the one-off export, where it is the
     faster runtime (:func:`~colorizer_lib.export.prefer_onnx_on_cpu`); never against an explicit
@@ -340,12 +176,6 @@ def _onnx_pays(col, n_images: int, *, dtype_chosen: bool) -> bool:
     if dtype_chosen and col.dtype != torch.float32:
         return False
     return prefer_onnx_on_cpu(col.device, n_images, model=col.model, dtype=col.dtype)
-
-
-def _progress(total: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="img", desc="colorize", disable=not enabled)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -433,8 +263,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                                        "files are never replaced (see --overwrite).")
     image.add_argument("inputs", nargs="+", metavar="IN", help="image files, folders or http(s) URLs")
     image.add_argument("-o", "--output", help="output file (one input) or folder (default: ./colorized)")
-    image.add_argument("-r", "--render-factor", type=int, default=None,
-                       help=f"model resolution is 16 x this; default: each model's own ({_default_render_factors()})")
+    add_render_factor_argument(image, help=f"model resolution is 16 x this; default: each model's own "
+                                           f"({_default_render_factors()})")
     image.add_argument("--compare", action="store_true", help="also write <name>.compare.jpg, original beside result")
     image.add_argument("--batch-size", type=positive_int, default=None, help="images per forward pass (default 8 on GPU, 1 on CPU)")
     image.add_argument("--format", choices=["png", "jpg", "webp", "tif"], help="output format (default: the input's)")

@@ -21,6 +21,8 @@ from typing import Any, Callable, Iterable
 from .constants import check_render_factor
 from .errors import ColorizerError
 
+from .errors import why_missing  # noqa: F401  (video_cli's import)
+
 COMMON_FLAGS = ("model", "device", "dtype", "cache_dir", "quiet")
 """The flags :func:`add_common_arguments` adds, by their ``args`` attribute name."""
 
@@ -118,22 +120,3 @@ def add_chroma_upsample_argument(parser: argparse.ArgumentParser) -> None:
                              "bilinear (smooth colour edges) or nearest (DDColor's original code, blocky colour "
                              "cells on large photos; for comparing with it). Default: the model's own")
 
-
-def why_missing(path: str) -> str:
-    """Why the input ``path``, which is neither a file nor a folder, cannot be read: a symbolic link
-    that loops or points nowhere is named as such (with what to do), anything else does not exist."""
-    import errno
-    import os
-    from pathlib import Path
-
-    link = Path(path).expanduser()
-    if link.is_symlink():
-        try:
-            link.resolve(strict=True)
-        except (OSError, RuntimeError) as exc:  # a loop (Python 3.11 raises RuntimeError), or missing
-            if isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP:
-                return (f"{path} is a symbolic link that loops ({exc}): it never reaches a file; fix or remove "
-                        f"the link, or give the file it should point to")
-        return (f"{path} is a symbolic link to {os.readlink(link)!r}, which does not exist; fix or remove the "
-                f"link, or give the file it should point to")
-    return f"{path} does not exist"

@@ -17,6 +17,13 @@ RENDER_FACTOR_RANGE = (2, 100)
 
 RENDER_BASE = 16
 
+PIPELINE_MIN_IMAGES = 2
+"""The photo pipeline's ``pipeline="auto"`` takes the pipelined path on CUDA from this many photos on
+(:func:`colorizer_lib.photos.use_pipeline`): there it overlaps decoding and encoding (worker threads,
+or nvJPEG on the GPU) with asynchronous device work. Two photos already give it something to overlap;
+for one, its thread pool and page-locked buffers are only set-up. On a CPU the model is the
+bottleneck, so the simple path stays. Here so that ``colorize --help`` can quote it without torch."""
+
 
 def check_render_factor(render_factor: Any) -> int:
     """Return ``render_factor`` as an int, or raise :class:`RenderFactorError` naming the range."""

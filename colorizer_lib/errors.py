@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
+from pathlib import Path
+
 
 class ColorizerError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -99,3 +103,19 @@ def exit_code(exc: BaseException) -> int | None:
         if isinstance(exc, types):
             return code
     return None
+
+
+def why_missing(path: str) -> str:
+    """Why the input ``path``, which is neither a file nor a folder, cannot be read: a symbolic link
+    that loops or points nowhere is named as such (with what to do), anything else does not exist."""
+    link = Path(path).expanduser()
+    if link.is_symlink():
+        try:
+            link.resolve(strict=True)
+        except (OSError, RuntimeError) as exc:  # a loop (Python 3.11 raises RuntimeError), or missing
+            if isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP:
+                return (f"{path} is a symbolic link that loops ({exc}): it never reaches a file; fix or remove "
+                        f"the link, or give the file it should point to")
+        return (f"{path} is a symbolic link to {os.readlink(link)!r}, which does not exist; fix or remove the "
+                f"link, or give the file it should point to")
+    return f"{path} does not exist"

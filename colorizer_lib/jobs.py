@@ -1,4 +1,5 @@
-"""What `colorize image` may do with each planned output before any picture is colorized.
+"""What the photo pipeline (`colorize image`, the notebook) may do with each planned output before
+any picture is colorized.
 
 An output file is only ever skipped or replaced when Colorizer wrote it: its provenance (PNG text,
 or EXIF ImageDescription, see :func:`colorizer_lib.io.read_provenance`) names the model, the
@@ -7,10 +8,12 @@ render factor and the input it was made from (size and SHA-256 of the file, or i
 * same input, same model and render factor, and the comparison picture there when one is asked
   for: the job is finished and skipped (an interrupted run resumes);
 * made from another input, or with other settings, or without a record of its input (an older
-  Colorizer, or the Python API given bytes or an image object): the file is kept and the job refused (reported, exit code 1), because redoing it would
-  destroy a result the user may want; ``--overwrite`` replaces it, comparison picture included;
+  Colorizer, or the Python API given bytes or an image object): the file is kept and the job
+  refused (reported, exit code 1), because redoing it would destroy a result the user may want;
+  ``--overwrite`` replaces it, comparison picture included (a front end that owns its outputs'
+  names may replace such results of its own: :func:`colorizer_lib.photos.sort_jobs`);
 * any other existing file (not written by Colorizer, or unreadable): always refused and left alone,
-  ``--overwrite`` or not. An input is never written either (see ``plan_jobs``).
+  ``--overwrite`` or not. An input is never written either (see :mod:`colorizer_lib.photos.plan`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .errors import InputError
-from .io import read_provenance, save_image
+from .io import is_url, read_provenance, save_image  # is_url: also the colorizer's import
 from .io import remove_stale_temp_files as _remove_stale_in
 
 SOURCE_SIZE = "colorizer:source_size"
@@ -88,14 +91,10 @@ class FileJob:
 
     def guarded(self, protected: frozenset[Path]) -> tuple[Path, ...]:
         """This job's targets (output, comparison) that are among ``protected`` (resolved paths, see
-        :func:`colorizer_lib.runtime.resolved_paths`): the ``forbid`` for :meth:`save`, found at once however many inputs
+        :func:`colorizer_lib.photos.resolved_paths`): the ``forbid`` for :meth:`save`, found at once however many inputs
         a run has, where passing all of them would resolve each one again for every file."""
         return tuple(p for p in (self.output, self.compare) if p is not None and p.expanduser().resolve() in protected)
 
-
-
-def is_url(text: str) -> bool:
-    return text.lower().startswith(("http://", "https://"))
 
 
 def source_identity(source: str) -> dict[str, str]:
@@ -123,11 +122,14 @@ def source_identity(source: str) -> dict[str, str]:
 class Verdict:
     """``action``: ``"do"``, ``"skip"`` or ``"refuse"``; ``message`` says why for a refusal.
     ``stale``: an earlier comparison picture of ours that this run replaces the output of without
-    writing a new one (removed once the new output is written)."""
+    writing a new one (removed once the new output is written). ``conflict``: what is in the way of
+    a refused job: ``"foreign"`` (a file Colorizer did not write), ``"input"`` (a result of another
+    input, or of an unrecorded one) or ``"settings"`` (of this input with other settings)."""
 
     action: str
     message: str = ""
     stale: tuple[Path, ...] = ()
+    conflict: str = ""
 
 
 def _settings(meta: dict[str, str]) -> str:
@@ -160,14 +162,14 @@ def decide(job: FileJob, model_name: str, render_factor: int, *, overwrite: bool
             continue
         if target.is_symlink() or not target.is_file():
             return Verdict("refuse", f"{target} already exists and is not a picture Colorizer wrote; it is left "
-                                     "alone: move it away, or choose another -o.")
+                                     "alone: move it away, or choose another -o.", conflict="foreign")
         try:
             meta = read_provenance(target)
         except InputError:
             meta = {}
         if MODEL not in meta:
             return Verdict("refuse", f"{target} already exists and was not written by Colorizer; it is left alone "
-                                     "(even with --overwrite): move it away, or choose another -o.")
+                                     "(even with --overwrite): move it away, or choose another -o.", conflict="foreign")
         found[target] = meta
     stale = ()
     if job.compare is None:  # a comparison of an earlier run beside an output this run may replace
@@ -181,12 +183,14 @@ def decide(job: FileJob, model_name: str, render_factor: int, *, overwrite: bool
         return Verdict("do")
     identity = job.identity()
     for target, meta in found.items():
+        conflict = "input"
         if not (SOURCE_URL in meta or SOURCE_SHA256 in meta):
             why = ("does not record which input it was made from (an older Colorizer, or a picture given to the "
                    "Python API as bytes or an image object)")
         elif not _same_input(meta, identity):
             why = f"was colorized from {_recorded_input(meta)}, not from {job.source}"
         elif meta.get(MODEL) != model_name or meta.get(RENDER_FACTOR) != str(render_factor):
+            conflict = "settings"
             why = (f"was made with {_settings(meta)}, and this run uses model '{model_name}' at render factor "
                    f"{render_factor}")
         else:
@@ -194,7 +198,7 @@ def decide(job: FileJob, model_name: str, render_factor: int, *, overwrite: bool
         if overwrite:
             return Verdict("do", stale=stale)
         return Verdict("refuse", f"{target} {why}; it is kept. Pass --overwrite to replace it (and its comparison "
-                                 "picture), or choose another -o to keep both.")
+                                 "picture), or choose another -o to keep both.", conflict=conflict)
     if len(found) == len(targets):
         return Verdict("do", stale=stale) if overwrite else Verdict("skip")
     return Verdict("do", stale=stale)  # the comparison picture is missing (its write failed): redo the job

@@ -88,7 +88,7 @@ def test_device_codecs_record_the_input_too(tmp_path, compact):
     input record as the other writers."""
     pytest.importorskip("torchvision")
     from colorizer_lib.jobs import FileJob
-    from colorizer_lib.runtime import colorize_jobs_pipelined
+    from colorizer_lib.photos import colorize_jobs_pipelined
 
     photo = _photo(tmp_path / "photo.jpg", 12)
     job = FileJob(str(photo), tmp_path / "out" / "photo.jpg")

@@ -24,11 +24,12 @@ import pytest
 import torch
 from PIL import Image, ImageCms
 
-from colorizer_lib import accel, cli, runtime
+from colorizer_lib import accel, cli, photos
+from colorizer_lib.photos import gpu, run as photos_run
 from colorizer_lib.cli import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
 from colorizer_lib.io import read_provenance
 from colorizer_lib.jobs import FileJob
-from colorizer_lib.runtime import colorize_jobs_pipelined
+from colorizer_lib.photos import colorize_jobs_pipelined, resolved_paths, use_pipeline
 from tests.http_server import serve_directory
 
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -87,7 +88,7 @@ def make_album(root: Path) -> Path:
 def run_cli(args: list[str]) -> tuple[int, str, bool]:
     """``main(args)``: exit code, stderr, and whether the pipelined path ran."""
     err = io.StringIO()
-    with mock.patch.object(runtime, "colorize_jobs_pipelined", wraps=runtime.colorize_jobs_pipelined) as spy, \
+    with mock.patch.object(photos_run, "colorize_jobs_pipelined", wraps=gpu.colorize_jobs_pipelined) as spy, \
             contextlib.redirect_stderr(err):
         code = main(args)
     return code, err.getvalue(), spy.called
@@ -198,7 +199,7 @@ def test_compare_watermark_format_and_urls(tmp_path):
 def test_progress_advances_once_per_photo(tmp_path, monkeypatch):
     album = make_album(tmp_path)
     steps = []
-    monkeypatch.setattr(cli, "_progress", lambda total, enabled: SimpleNamespace(update=steps.append,
+    monkeypatch.setattr(photos, "console_progress", lambda total, enabled: SimpleNamespace(update=steps.append,
                                                                                close=lambda: None))
     for mode in ("on", "off"):
         steps.clear()
@@ -208,11 +209,11 @@ def test_progress_advances_once_per_photo(tmp_path, monkeypatch):
 
 
 def test_auto_takes_the_pipeline_on_cuda_for_two_or_more_images():
-    cuda, cpu = SimpleNamespace(device=torch.device("cuda")), SimpleNamespace(device=torch.device("cpu"))
-    assert cli._use_pipeline("auto", cuda, 2) and cli._use_pipeline("auto", cuda, 500)
-    assert not cli._use_pipeline("auto", cuda, 1)
-    assert not cli._use_pipeline("auto", cpu, 500)  # the model dominates on a CPU
-    assert cli._use_pipeline("on", cpu, 1) and not cli._use_pipeline("off", cuda, 500)
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert use_pipeline("auto", cuda, 2) and use_pipeline("auto", cuda, 500)
+    assert not use_pipeline("auto", cuda, 1)
+    assert not use_pipeline("auto", cpu, 500)  # the model dominates on a CPU
+    assert use_pipeline("on", cpu, 1) and not use_pipeline("off", cuda, 500)
     assert cli.build_parser().parse_args(["image", "x.jpg"]).pipeline == "auto"
 
 
@@ -286,11 +287,11 @@ def test_device_codecs_keep_metadata_and_report_bad_files(tmp_path, compact):
     jobs = [FileJob(str(album / name), out / f"{Path(name).stem}.jpg")
             for name in ("plain.jpg", "broken.jpg", "rotated.jpg", "profiled.jpg", "alpha.png", "lab.jpg", "deep.png")]
     jobs.append(FileJob(str(album / "plain.jpg"), out / "plain2.jpg", compare=out / "plain2.compare.jpg"))
-    assert runtime._read_plain_jpeg(album / "broken.jpg") is None  # cut short: left to the CPU, which says so
-    assert runtime._read_plain_jpeg(album / "rotated.jpg").exif is not None
+    assert gpu._read_plain_jpeg(album / "broken.jpg") is None  # cut short: left to the CPU, which says so
+    assert gpu._read_plain_jpeg(album / "rotated.jpg").exif is not None
     finished = []
     stats = colorize_jobs_pipelined(compact, jobs, render_factor=8, batch_size=3, workers=2, encoder="torchvision",
-                                    decoder="torchvision", on_done=finished.append)
+                                    decoder="torchvision", on_done=lambda job, path, error: finished.append(job))
     assert (stats.encoder, stats.decoder) == ("torchvision", "torchvision")
     assert sorted(j.output.name for j in finished) == sorted(j.output.name for j in jobs)
     failed = dict(stats.failures)
@@ -344,7 +345,7 @@ def test_inputs_in_forbid_are_never_written(tmp_path, compact):
 
 def test_guarded_finds_a_jobs_protected_targets_however_spelled(tmp_path):
     (tmp_path / "a").mkdir()
-    protected = runtime.resolved_paths([tmp_path / "a" / "x.jpg", tmp_path / "y.compare.jpg"])
+    protected = resolved_paths([tmp_path / "a" / "x.jpg", tmp_path / "y.compare.jpg"])
     assert FileJob("in.png", tmp_path / "a" / ".." / "a" / "x.jpg").guarded(protected) == (
         tmp_path / "a" / ".." / "a" / "x.jpg",)
     job = FileJob("in.png", tmp_path / "y.jpg", compare=tmp_path / "y.compare.jpg")

@@ -30,7 +30,13 @@ from colorizer_lib.models.resnet import ResNetConfig
 from colorizer_lib.colorizer import Colorizer
 from colorizer_lib.accel import CompiledModel, call_in_chunks, is_index_limit_error, pad_channels, should_compile
 from colorizer_lib.export import OnnxCpuModel
-from colorizer_lib.runtime import colorize_files_pipelined
+from colorizer_lib.photos import plan_jobs, run_jobs
+
+
+def colorize_files_pipelined(col, sources, out, *, out_format=None, batch_size=8, **options):
+    """``sources`` planned into the folder ``out`` as ``colorize image`` names them and run on the pipelined path."""
+    jobs = plan_jobs([str(s) for s in sources], str(out), out_format=out_format)
+    return run_jobs(col, jobs, pipeline="on", batch_size=batch_size, **options)
 
 
 def _calibrate(model: nn.Module, size: int = 64, seed: int = 0) -> nn.Module:
@@ -277,7 +283,7 @@ def test_pipelined_path_matches_library(tmp_path):
     col = Colorizer.from_model(tiny_deep(), name="tiny", default_render_factor=5, device="cpu")
     sources = [_grey_photo(tmp_path / f"in{i}.png", seed=i, size=(150 + 10 * i, 100)) for i in range(3)]
     stats = colorize_files_pipelined(col, sources, tmp_path / "out", batch_size=2, workers=2, out_format="png")
-    assert stats.images == 3 and [p.name for p in stats.outputs] == ["in0.png", "in1.png", "in2.png"]
+    assert stats.pipelined and len(stats.outputs) == 3 and [p.name for p in stats.outputs] == ["in0.png", "in1.png", "in2.png"]
     for src, out in zip(sources, stats.outputs):
         expected = np.asarray(col.colorize(src).image).astype(int)
         got = np.asarray(Image.open(out)).astype(int)
@@ -294,10 +300,12 @@ def test_pipelined_device_jpeg_encoder_matches_pil_encoder(tmp_path):
 
     col = Colorizer.from_model(tiny_deep(), name="tiny", default_render_factor=5, device="cpu")
     sources = [_grey_photo(tmp_path / f"in{i}.png", seed=i, size=(160, 120 + 8 * i)) for i in range(3)]
-    pil = colorize_files_pipelined(col, sources, tmp_path / "pil", batch_size=2, workers=2, encoder="pil")
-    tv = colorize_files_pipelined(col, sources, tmp_path / "tv", batch_size=2, workers=2, encoder="torchvision")
+    pil = colorize_files_pipelined(col, sources, tmp_path / "pil", batch_size=2, workers=2, encoder="pil",
+                                   out_format="jpg")
+    tv = colorize_files_pipelined(col, sources, tmp_path / "tv", batch_size=2, workers=2, encoder="torchvision",
+                                  out_format="jpg")
     assert [p.name for p in tv.outputs] == ["in0.jpg", "in1.jpg", "in2.jpg"]
-    assert (pil.encoder, tv.encoder, tv.decoder) == ("pil", "torchvision", "pil")  # "auto" decoder on CPU: PIL
+    assert (pil.stats.encoder, tv.stats.encoder, tv.stats.decoder) == ("pil", "torchvision", "pil")  # "auto" decoder on CPU: PIL
     for a, b in zip(pil.outputs, tv.outputs):
         with Image.open(a) as ia, Image.open(b) as ib:
             assert ib.format == "JPEG" and ib.size == ia.size
@@ -324,7 +332,7 @@ def test_pipelined_device_jpeg_decoder_matches_pil_decoder(tmp_path):
         sources.append(path)
     grey.save(tmp_path / "prog.jpg", quality=92, progressive=True)  # not for nvJPEG: decoded on the CPU
     sources += [tmp_path / "prog.jpg", tmp_path / "g.png"]
-    from colorizer_lib.runtime import _read_plain_jpeg
+    from colorizer_lib.photos.gpu import _read_plain_jpeg
 
     assert [_read_plain_jpeg(p) is not None for p in sources] == [True] * 4 + [False, False]
     assert _read_plain_jpeg(sources[1]).orientation == 6
@@ -332,7 +340,7 @@ def test_pipelined_device_jpeg_decoder_matches_pil_decoder(tmp_path):
                                    decoder="pil")
     tv = colorize_files_pipelined(col, sources, tmp_path / "tv", batch_size=3, workers=2, out_format="png",
                                   decoder="torchvision")
-    assert (pil.decoder, tv.decoder, tv.encoder) == ("pil", "torchvision", "pil")
+    assert (pil.stats.decoder, tv.stats.decoder, tv.stats.encoder) == ("pil", "torchvision", "pil")
     for a, b in zip(pil.outputs, tv.outputs):
         pa, pb = np.asarray(Image.open(a)).astype(int), np.asarray(Image.open(b)).astype(int)
         assert pa.shape == pb.shape, a.name
@@ -342,7 +350,7 @@ def test_pipelined_device_jpeg_decoder_matches_pil_decoder(tmp_path):
 
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_orient_equals_pil_exif_transpose(orientation):
-    from colorizer_lib.runtime import orient
+    from colorizer_lib.photos.gpu import orient
 
     a = np.arange(12, dtype=np.uint8).reshape(3, 4)
     ops = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
@@ -362,9 +370,9 @@ def test_pipelined_encoder_choice_is_checked(tmp_path):
         colorize_files_pipelined(col, src, tmp_path / "o", encoder="nvjpeg")
     with pytest.raises(InputError, match="decoder must be"):
         colorize_files_pipelined(col, src, tmp_path / "o", decoder="nvjpeg")
-    if importlib.util.find_spec("torchvision"):
-        with pytest.raises(InputError, match="JPEG only"):
-            colorize_files_pipelined(col, src, tmp_path / "o", encoder="torchvision", out_format="png")
+    if importlib.util.find_spec("torchvision"):  # the device encoder only ever applies to JPEG outputs
+        run = colorize_files_pipelined(col, src, tmp_path / "tv", encoder="torchvision", out_format="png")
+        assert run.outputs[0].suffix == ".png" and not run.failures
     # "auto" on CPU keeps the PIL encoder and PNG output works
     assert colorize_files_pipelined(col, src, tmp_path / "o", out_format="png").outputs[0].suffix == ".png"
 
@@ -374,8 +382,8 @@ def test_pipelined_path_rejects_bad_arguments(tmp_path):
     from colorizer_lib.errors import InputError
 
     col = Colorizer.from_model(tiny_deep(), name="tiny", default_render_factor=5, device="cpu")
-    with pytest.raises(InputError, match="out_format"):
-        colorize_files_pipelined(col, [], tmp_path, out_format="gif")
+    with pytest.raises(InputError, match="pipeline must be"):
+        run_jobs(col, [], pipeline="yes")
     with pytest.raises(ValueError, match="batch size"):
         colorize_files_pipelined(col, [], tmp_path, batch_size=0)
 

@@ -16,9 +16,9 @@ exactly as fast as trained ones) and render factor:
 * ``head``: the full-resolution residual block alone (where half of the work is), padded or not.
 * ``latency-12mp``: one 4000 x 3000 JPEG from disk to disk, batch 1: the library path
   (``Colorizer.colorize`` + ``save``) and the pipelined path, with peak device memory.
-* ``e2e``: 12-megapixel JPEGs from disk to disk (decode, model, merge, encode): the library path
-  as ``colorize image`` runs it, the pipelined path (:func:`~colorizer_lib.runtime.colorize_files_pipelined`)
-  and the DeOldify-style baseline (PIL resize, float32 model at batch 1, CPU YUV merge per image).
+* ``e2e``: 12-megapixel JPEGs from disk to disk (decode, model, merge, encode): the photo pipeline's
+  simple path (``library``) and its pipelined path, both through :func:`~colorizer_lib.photos.run_jobs`
+  as ``colorize image`` runs them, and the DeOldify-style baseline (PIL resize, float32 model at batch 1, CPU YUV merge per image).
 
 Results go to ``<out>/bench-<device>-<timestamp>.{json,csv}`` after every row (a run cut short keeps
 what it measured), with the device, torch version, date and command line.

@@ -1,5 +1,6 @@
-"""Photos from disk to disk: 12-megapixel test JPEGs, and the library, pipelined and baseline paths
-timed on them (latency at batch 1, throughput end to end).
+"""Photos from disk to disk: 12-megapixel test JPEGs, and the photo pipeline's two paths (simple and
+pipelined, :func:`colorizer_lib.photos.run_jobs`, as ``colorize image`` runs them) and the baseline timed
+on them (latency at batch 1, throughput end to end).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from torch import nn
 from ..accel import CompiledModel, pad_channels
 from ..colorizer import Colorizer
 from ..models.fold import fold_for_inference
-from ..runtime import colorize_files_pipelined
+from ..photos import RunReport, default_batch_size, plan_jobs, run_jobs
 from .baseline import deoldify_style_photo
 from .measure import _sync, peak_memory_gb, reset_peak
 from .report import Report, Row
@@ -68,6 +69,17 @@ def _size_text(path: Path) -> str:
         return f"{img.width}x{img.height}"
 
 
+def _colorize_files(colorizer, photos: Sequence[Path], out: Path, rf: int, *, batch_size: int,
+                    pipeline: str = "on") -> RunReport:
+    """``photos`` into the folder ``out`` as ``colorize image`` plans (``<stem>.jpg``) and runs them.
+    Earlier outputs there are replaced: nothing is skipped, so every run does the whole work."""
+    jobs = plan_jobs([str(p) for p in photos], str(out), out_format="jpg")
+    report = run_jobs(colorizer, jobs, render_factor=rf, batch_size=batch_size, pipeline=pipeline)
+    if report.failures:
+        raise RuntimeError(f"the benchmark's photos failed: {report.failures}")
+    return report
+
+
 def _fast_colorizer(base: nn.Module, device: torch.device, name: str, rf: int, compiled: bool):
     model = pad_channels(fold_for_inference(copy.deepcopy(base)))
     col = Colorizer.from_model(model, name=name, default_render_factor=rf, device=device, fold=False)
@@ -97,20 +109,19 @@ def bench_photos(report: Report, name: str, base: nn.Module, device: torch.devic
                        ms=(time.perf_counter() - start) * 1e3, peak_gb=peak_memory_gb(device),
                        note=f"Colorizer.colorize + save, one {_size_text(photos[0])} JPEG"))
         n = min(library_photos, len(photos))
-        bs = 8 if device.type == "cuda" else 1
+        bs = default_batch_size(device)
         start = time.perf_counter()
-        for i, result in enumerate(library.colorize_batch(photos[:n], rf, batch_size=bs)):
-            result.save(out / f"library-{i}.jpg")
+        _colorize_files(library, photos[:n], out / "library", rf, batch_size=bs, pipeline="off")
         t = time.perf_counter() - start
         report.add(Row("e2e", name, rf, bs, "library", per_second=n / t, ms=t / n * 1e3,
-                       note=f"{n} photos, colorize_batch + save, one thread"))
+                       note=f"{n} photos, the simple path (colorize_batch + save, one thread)"))
         del library
         # the pipelined fast path
         fast = _fast_colorizer(base, device, name, rf, compiled and device.type == "cuda")
-        colorize_files_pipelined(fast, photos[:2], out / "warm", render_factor=rf, batch_size=1)
+        _colorize_files(fast, photos[:2], out / "warm", rf, batch_size=1)
         reset_peak(device)
         start = time.perf_counter()
-        colorize_files_pipelined(fast, photos[:1], out / "single", render_factor=rf, batch_size=1)
+        _colorize_files(fast, photos[:1], out / "single", rf, batch_size=1)
         report.add(Row("latency-12mp", name, rf, 1, "pipelined", ms=(time.perf_counter() - start) * 1e3,
                        peak_gb=peak_memory_gb(device), note=f"one {_size_text(photos[0])} JPEG"))
         for bs in batch_sizes:
@@ -118,9 +129,10 @@ def bench_photos(report: Report, name: str, base: nn.Module, device: torch.devic
                 report.add(Row("e2e", name, rf, bs, "pipelined", note="skipped: time budget spent"))
                 continue
             if compiled and device.type == "cuda":
-                colorize_files_pipelined(fast, photos[:bs], out / "warm", render_factor=rf, batch_size=bs)
+                _colorize_files(fast, photos[:bs], out / "warm", rf, batch_size=bs)
             reset_peak(device)
-            stats = colorize_files_pipelined(fast, photos, out / f"bs{bs}", render_factor=rf, batch_size=bs)
+            run = _colorize_files(fast, photos, out / f"bs{bs}", rf, batch_size=bs)
+            stats = run.stats
             report.add(Row("e2e", name, rf, bs, "pipelined-compiled" if compiled and device.type == "cuda" else "pipelined",
                            per_second=stats.images_per_second, ms=stats.wall / stats.images * 1e3,
                            peak_gb=peak_memory_gb(device),

@@ -18,6 +18,12 @@ USER_AGENT = "Mozilla/5.0 (compatible; Colorizer image loader; +https://pypi.org
 _DOWNLOAD_CHUNK = 1 << 16
 
 
+def is_url(text) -> bool:
+    """Whether an input names an http(s) address (``http://`` or ``https://``, any case) rather than a
+    local path: the one test every front end uses for photos."""
+    return isinstance(text, str) and text.lower().startswith(("http://", "https://"))
+
+
 def _download(url: str, *, timeout: float, max_bytes: int) -> bytes:
     """GET `url` into memory; refuse web pages, error statuses and bodies over `max_bytes`."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept": "image/*,*/*;q=0.8"})

@@ -27,6 +27,14 @@ OUTPUT_FORMATS = {
 }
 
 
+def output_suffix(suffix: str) -> str:
+    """The suffix a colorized copy of an input with ``suffix`` gets: the input's (lower-cased) when
+    `save_image` writes that format with provenance (which resuming relies on), else ``.png`` (GIF,
+    BMP, unknown). Every front end names its results with it."""
+    suffix = suffix.lower()
+    return suffix if suffix in OUTPUT_FORMATS and suffix != ".bmp" else ".png"
+
+
 _IMAGE_DESCRIPTION_TAG = 0x010E
 _SOFTWARE_TAG = 0x0131
 

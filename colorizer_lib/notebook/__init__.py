@@ -40,7 +40,7 @@ from .sources import (
 )
 from .uploads import UPLOAD_LIMIT_TEXT, clear_upload, colab_upload, parse_upload, save_uploads, Upload, upload_files
 from .images import (
-    DISPLAY_SIZE, IMAGE_SUFFIXES, BatchReport, before_after_html, colorize_to_zip, encode_image, parse_factors,
+    DISPLAY_SIZE, BatchReport, before_after_html, colorize_to_zip, encode_image, parse_factors,
     render_factor_sweep, sweep_grid, thumbnail,
 )
 from .controls import (
@@ -72,7 +72,6 @@ __all__ = [
     "save_uploads",
     "colab_upload",
     "clear_upload",
-    "IMAGE_SUFFIXES",
     "DISPLAY_SIZE",
     "BatchReport",
     "thumbnail",

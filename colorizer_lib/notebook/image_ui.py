@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import html
 import urllib.parse
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ import ipywidgets as W
 from PIL import Image
 
 from colorizer_lib.errors import InputError
+from colorizer_lib.io import is_url
 from .controls import (
     buttons_disabled, LABEL_STYLE, ProgressDisplay, StatusLine, call_in_output, clear, download_widget,
     nothing_given_message, report_exception, upload_controls,
@@ -24,8 +24,8 @@ from .images import (
     thumbnail,
 )
 from .model_choice import ColorizerCache, ColorizerFactory, ModelPicker
-from .sources import _is_remote, example_source, parse_sources, result_filename, source_stem
-from .uploads import Upload, clear_upload, colab_upload, upload_files
+from .sources import example_source, parse_sources, result_filename, source_stem
+from .uploads import Upload, clear_upload, colab_upload, save_uploads, upload_files
 
 
 @dataclass
@@ -62,7 +62,6 @@ class ImageColorizerUI:
         self.outcomes: list[ImageOutcome] = []
         self.batches: list[BatchReport] = []
         self.last_error: str | None = None
-        self._written: dict[Path, str] = {}  # result file -> the source it holds (path, URL or hash)
 
         self.picker = ModelPicker(model, render_factor, self.cache, self.status)
         self.model, self.render_factor = self.picker.model, self.picker.render_factor
@@ -144,47 +143,25 @@ class ImageColorizerUI:
         return self._run(entries, uploads)
 
     def _run(self, entries: list[str], uploads: list[Upload]) -> list[ImageOutcome]:
-        singles: list[tuple[str, Any, str]] = []  # (stem, source, suffix)
+        singles: list[tuple[str, str, str]] = []  # (stem, path or URL, suffix)
         batches: list[tuple[str, Any]] = []  # (name, folder path / zip path / zip bytes)
         for entry in entries:
             local = Path(entry).expanduser()
-            if not _is_remote(entry) and (local.is_dir() or local.suffix.lower() == ".zip"):
+            if not is_url(entry) and (local.is_dir() or local.suffix.lower() == ".zip"):
                 batches.append((local.name or "folder", local))
             else:
-                singles.append((source_stem(entry), str(local) if not _is_remote(entry) else entry,
+                singles.append((source_stem(entry), entry if is_url(entry) else str(local),
                                 Path(urllib.parse.urlsplit(entry).path).suffix))
-        for upload in uploads:
-            if upload.is_zip:
-                batches.append((Path(upload.name).stem, upload.content))
-            else:
-                singles.append((source_stem(upload.name), upload.content, Path(upload.name).suffix))
+        photos_uploaded = [upload for upload in uploads if not upload.is_zip]
+        if photos_uploaded:  # on disk, so that results record their input and a rerun resumes
+            for upload, path in zip(photos_uploaded, save_uploads(photos_uploaded, self.output_dir / "uploads")):
+                singles.append((source_stem(upload.name), str(path), Path(upload.name).suffix))
+        batches += [(Path(upload.name).stem, upload.content) for upload in uploads if upload.is_zip]
 
         colorizer = self._colorizer()
         rf = int(self.render_factor.value)
-        total = len(singles)
-        self.progress.start(total)
-        outcomes: list[ImageOutcome] = []
-        failed: list[tuple[str, str]] = []  # (name, message): unreadable inputs are skipped, not fatal
-        used: set[Path] = set()
-        for index, (stem, source, suffix) in enumerate(singles):
-            self.status.info(f"Colorizing {stem} at render factor {rf}...")
-            key = hashlib.sha256(source).hexdigest() if isinstance(source, bytes) else source
-            target = self.output_dir / result_filename(stem, rf, suffix)
-            n = 2
-            # Two inputs with one name (in this run, or another file in an earlier one): keep both results.
-            while target in used or self._written.get(target, key) != key:
-                target = self.output_dir / result_filename(f"{stem}_{n}", rf, suffix)
-                n += 1
-            used.add(target)
-            self._written[target] = key
-            try:
-                result = colorizer.colorize(source, render_factor=rf)
-                path = Path(result.save(target))
-            except InputError as error:  # unreadable input, or a result its format cannot hold
-                failed.append((stem, str(error)))
-            else:
-                outcomes.append(ImageOutcome(stem, result, path))
-            self.progress.update(index + 1, total)
+        self.progress.start(len(singles))
+        outcomes, failed = self._colorize_photos(colorizer, singles, rf) if singles else ([], [])
         reports = []
         for name, source in batches:
             self.status.info(f"Colorizing every photo in {name}...")
@@ -205,6 +182,59 @@ class ImageColorizerUI:
             self.status.info(message)
         self.progress.finish(not failed)
         return outcomes
+
+    def _colorize_photos(self, colorizer, singles: list[tuple[str, str, str]],
+                         rf: int) -> tuple[list[ImageOutcome], list[tuple[str, str]]]:
+        """The photo pipeline (:mod:`colorizer_lib.photos`) on ``singles``: each named
+        ``<stem>_colorized_rf<N>`` (``<stem>_2...`` when that name holds another input's result or
+        is taken in this run), finished ones shown again without colorizing them (resume), the
+        rest batched (pipelined on a GPU). Returns the outcomes in order and ``(name, message)`` per failure."""
+        from colorizer_lib import photos
+
+        claimed: set[Path] = set()
+        named: list[tuple[str, Any]] = []  # (stem, FileJob)
+        failed: list[tuple[str, str]] = []
+        for stem, source, suffix in singles:
+            names = (self.output_dir / result_filename(s, rf, suffix) for s in photos.numbered(stem))
+            try:
+                named.append((stem, photos.claim_job(source, names, claimed, colorizer.name, rf)))
+            except InputError as error:  # unreadable input: skipped, not fatal
+                failed.append((stem, str(error)))
+        jobs = [job for _, job in named]
+        stem_of = {id(job): stem for stem, job in named}
+        photos.prepare_outputs(jobs)
+        planned = photos.sort_jobs(jobs, colorizer.name, rf, replace=("settings",))  # finished: shown again
+        failed += [(stem_of[id(job)], message) for job, message in planned.refused]
+        results: dict[int, Any] = {id(job): None for job in planned.skipped}
+        base = len(singles) - len(planned.todo)
+        self.progress.update(base, len(singles))
+        if planned.todo:
+            what = stem_of[id(planned.todo[0])] if len(planned.todo) == 1 else f"{len(planned.todo)} photos"
+            self.status.info(f"Colorizing {what} at render factor {rf}...")
+
+        def on_event(event) -> None:
+            if event.kind == "done":
+                results[id(event.job)] = event.result
+            elif event.kind == "failed":
+                failed.append((stem_of[id(event.job)], event.message))
+            if event.kind != "colour":
+                self.progress.update(base + event.finished, len(singles))
+
+        photos.run_jobs(colorizer, planned.todo, render_factor=rf, forbid=photos.protected_inputs(jobs),
+                        on_event=on_event)
+        outcomes = []
+        for stem, job in named:
+            if id(job) not in results:
+                continue
+            try:
+                result = results[id(job)]
+                if result is None:  # finished earlier, or written by the pipelined path
+                    result = photos.read_result(job, colorizer.name, rf)
+            except InputError as error:  # a finished result or its input that is gone or unreadable now
+                failed.append((stem, str(error)))
+                continue
+            outcomes.append(ImageOutcome(stem, result, job.output))
+        return outcomes, failed
 
     def _show(self, outcomes: list[ImageOutcome], reports: list[BatchReport]) -> None:
         if not outcomes and not reports:

@@ -11,18 +11,15 @@ import re
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterable, Iterator, Sequence
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from colorizer_lib.constants import check_render_factor
 from colorizer_lib.errors import InputError
-from .sources import output_suffix
-
-
-#: Suffixes treated as images inside zip files (folders use ``image.iter_image_files``).
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
+from colorizer_lib.io import INPUT_EXTENSIONS, iter_image_files, output_suffix
+from colorizer_lib.jobs import FileJob
 
 
 #: Longest side of the images shown in the notebook (the saved files keep full resolution).
@@ -153,8 +150,9 @@ class BatchReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _batch_members(source: Path | bytes) -> list[tuple[str, Callable[[], bytes]]]:
-    """(relative name, read()) for each image in a folder, a zip file path or zip bytes."""
+def _batch_inputs(source: Path | bytes, unpack_into: Path) -> tuple[list[tuple[str, Path]], Path | None]:
+    """``(relative name, file)`` for each image in a folder, or in a zip (path or bytes) unpacked into
+    ``unpack_into``; and the folder whose files are the inputs (None for a zip)."""
     if isinstance(source, (bytes, bytearray)) or (isinstance(source, Path) and source.suffix.lower() == ".zip"):
         try:
             archive = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
@@ -162,55 +160,93 @@ def _batch_members(source: Path | bytes) -> list[tuple[str, Callable[[], bytes]]
             raise InputError(f"{getattr(source, 'name', 'The upload')} is not a valid zip file; "
                              "re-create it (e.g. right-click the folder > Compress) and upload again.") from None
         members = []
-        for info in archive.infolist():
-            parts = Path(info.filename).parts
-            if info.is_dir() or "__MACOSX" in parts or Path(info.filename).name.startswith("."):
-                continue
-            if Path(info.filename).suffix.lower() in IMAGE_SUFFIXES:
-                members.append((info.filename, lambda info=info: archive.read(info)))
-        return members
+        with archive:
+            for info in archive.infolist():
+                parts = Path(info.filename).parts
+                if info.is_dir() or "__MACOSX" in parts or Path(info.filename).name.startswith("."):
+                    continue
+                if Path(info.filename).suffix.lower() in INPUT_EXTENSIONS:
+                    # one folder per member: names from the archive never reach the file system as paths
+                    path = unpack_into / str(len(members)) / f"input{Path(info.filename).suffix.lower()}"
+                    path.parent.mkdir(parents=True)
+                    path.write_bytes(archive.read(info))
+                    members.append((info.filename, path))
+        return members, None
     if isinstance(source, Path) and source.is_dir():
-        from colorizer_lib.io import iter_image_files
-
-        return [(p.relative_to(source).as_posix(), p.read_bytes) for p in iter_image_files(source)]
+        return [(p.relative_to(source).as_posix(), p) for p in iter_image_files(source)], source
     raise InputError(f"{source} is neither a folder nor a .zip file; give a folder of photos or a zip of them.")
+
+
+def _result_names(folder: Path, name: str, numbered: Callable[[str], Iterable[str]]) -> Iterator[Path]:
+    """Where the result of the batch member ``name`` may go in ``folder``, in order of preference:
+    the same relative path (without ``..`` or a root) with ``_colorized`` before the suffix
+    (:func:`~colorizer_lib.io.output_suffix`), then ``_2_colorized``... (``numbered``)."""
+    member = PurePosixPath(name)
+    parent = folder.joinpath(*[part for part in member.parent.parts if part not in ("", ".", "..", "/")])
+    for stem in numbered(member.stem):
+        yield parent / f"{stem}_colorized{output_suffix(member.suffix)}"
 
 
 def colorize_to_zip(colorizer, source: Path | str | bytes, zip_path: Path | str, render_factor: int | None = None,
                     on_progress: Callable[[int, int], None] | None = None) -> BatchReport:
-    """Colorize every image in a folder or zip (path or bytes) into the zip ``zip_path``.
+    """Colorize every image in a folder or zip (path or bytes) into the zip ``zip_path``, through the
+    photo pipeline (:mod:`colorizer_lib.photos`: batched, pipelined on a GPU).
 
     Output members keep their relative paths with ``_colorized`` added before the suffix.
-    Formats without a colour writer (GIF) come out as PNG. A file that cannot be read
-    (``InputError``) is recorded in ``report.failed`` (and listed in ``FAILED.txt`` inside the zip)
-    and the batch goes on; any other error (render factor, out of memory...) stops it. The zip is
-    written under a temporary name and renamed when complete, so ``zip_path`` never holds half a
-    batch. A folder or zip without images raises ``InputError``. ``on_progress(done, total)`` is
-    called after each file.
+    Formats without a colour writer (GIF) come out as PNG. The results are also kept in the folder
+    beside the zip (``zip_path`` without ``.zip``), so a batch that was interrupted resumes: a photo
+    whose result is there from the same input and settings is not colorized again. A file that
+    cannot be read (``InputError``) is recorded in ``report.failed`` (and listed in ``FAILED.txt``
+    inside the zip) and the batch goes on; any other error (render factor, out of memory...) stops
+    it. The zip is written under a temporary name and renamed when complete, so ``zip_path`` never
+    holds half a batch. A folder or zip without images raises ``InputError``. ``on_progress(done,
+    total)`` is called after each file.
     """
+    from colorizer_lib import photos
+
     source = Path(source).expanduser() if isinstance(source, str) else source
-    members = _batch_members(source)
-    if not members:
-        raise InputError(f"No images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in "
-                         f"{source if isinstance(source, Path) else 'the uploaded zip'}.")
     zip_path = Path(zip_path)
+    results = zip_path.with_suffix("")
+    with tempfile.TemporaryDirectory() as tmp:
+        members, folder = _batch_inputs(source, Path(tmp))
+        if folder is not None:  # never read the results of an earlier batch back as inputs
+            members = [(name, path) for name, path in members if results.resolve() not in path.resolve().parents]
+        if not members:
+            raise InputError(f"No images ({', '.join(sorted(INPUT_EXTENSIONS))}) found in "
+                             f"{source if isinstance(source, Path) else 'the uploaded zip'}.")
+        rf = colorizer.render_factor_or_default(render_factor)
+        claimed: set[Path] = set()
+        jobs = []
+        for name, path in members:  # two members with one result name (a.gif, a.png): both kept
+            target = next(t for t in _result_names(results, name, photos.numbered) if t.resolve() not in claimed)
+            claimed.add(target.resolve())
+            jobs.append(FileJob(str(path), target))
+        photos.prepare_outputs(jobs)
+        planned = photos.sort_jobs(jobs, colorizer.name, rf, replace=("settings", "input"))  # the batch's own folder
+        failed = {id(job): message for job, message in planned.refused}
+        base = len(jobs) - len(planned.todo)
+        if on_progress and base:
+            on_progress(base, len(jobs))
+
+        def on_event(event) -> None:
+            if event.kind == "failed":
+                failed[id(event.job)] = event.message
+            if event.kind != "colour" and on_progress:
+                on_progress(base + event.finished, len(jobs))
+
+        photos.run_jobs(colorizer, planned.todo, render_factor=rf, forbid=photos.protected_inputs(jobs),
+                        on_event=on_event)
+    report = BatchReport(zip_path)
     zip_path.parent.mkdir(parents=True, exist_ok=True)
     partial = zip_path.with_name(zip_path.name + ".part")
-    report = BatchReport(zip_path)
     try:
-        with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED) as out:
-            for index, (name, read) in enumerate(members):
-                member = Path(name)
-                output_name = f"{member.stem}_colorized{output_suffix(member.suffix)}"
-                try:
-                    result = colorizer.colorize(read(), render_factor=render_factor)
-                    target = Path(result.save(Path(tmp) / f"{index}_{output_name}"))
-                    out.write(target, (member.parent / output_name).as_posix())
-                    report.done.append(name)
-                except InputError as error:
-                    report.failed.append((name, str(error)))
-                if on_progress:
-                    on_progress(index + 1, len(members))
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED) as out:
+            for (name, _), job in zip(members, jobs):
+                if id(job) in failed:
+                    report.failed.append((name, failed[id(job)]))
+                    continue
+                out.write(job.output, job.output.relative_to(results).as_posix())
+                report.done.append(name)
             if report.failed:
                 out.writestr("FAILED.txt", "".join(f"{n}: {m}\n" for n, m in report.failed))
         partial.replace(zip_path)

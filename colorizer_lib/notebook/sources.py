@@ -9,15 +9,12 @@ from pathlib import Path
 
 from colorizer_lib import project
 from colorizer_lib.errors import InputError
+from colorizer_lib.io import is_url, output_suffix
 
 
 #: Where the repository's example photos are published (used on Colab, where the repo is not cloned).
 EXAMPLES_URL = project.raw_url("examples/")
 DEFAULT_EXAMPLE = "dust-bowl-home.jpg"
-
-
-def _is_remote(text: str) -> bool:
-    return urllib.parse.urlsplit(text).scheme.lower() in ("http", "https")
 
 
 def parse_sources(text: str) -> list[str]:
@@ -32,12 +29,12 @@ def parse_sources(text: str) -> list[str]:
     for line in (text or "").splitlines():
         line = line.strip()
         tokens = line.split()
-        if len(tokens) > 1 and all(_is_remote(token) for token in tokens):
+        if len(tokens) > 1 and all(is_url(token) for token in tokens):
             entries.extend(tokens)
         elif line:
             entries.append(line)
     for entry in entries:
-        if _is_remote(entry):
+        if is_url(entry):
             if not urllib.parse.urlsplit(entry).netloc:
                 raise InputError(f"{entry!r} is not a complete URL (no host name). Paste the full "
                                  "link, e.g. https://example.org/photo.jpg.")
@@ -54,21 +51,15 @@ def parse_sources(text: str) -> list[str]:
 
 def source_stem(source: str) -> str:
     """A safe file-name stem for a URL or path: the last path segment without its suffix."""
-    path = urllib.parse.urlsplit(source).path if _is_remote(source) else source
+    path = urllib.parse.urlsplit(source).path if is_url(source) else source
     stem = Path(urllib.parse.unquote(path)).stem
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._")
     return stem or "image"
 
 
-def output_suffix(suffix: str) -> str:
-    """The suffix a colorized copy gets: the input's (lower-cased) for JPEG, PNG, WebP and TIFF,
-    else ``.png`` (GIF, BMP, unknown)."""
-    suffix = suffix.lower()
-    return suffix if suffix in (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff") else ".png"
-
-
 def result_filename(stem: str, render_factor: int, suffix: str = ".png") -> str:
-    """File name of a colorized image: ``<stem>_colorized_rf<NN><output_suffix(suffix)>``."""
+    """File name of a colorized image: ``<stem>_colorized_rf<NN><output_suffix(suffix)>``
+    (:func:`colorizer_lib.io.output_suffix`)."""
     return f"{stem}_colorized_rf{render_factor}{output_suffix(suffix)}"
 
 

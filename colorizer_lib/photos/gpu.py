@@ -1,9 +1,8 @@
-"""The disk-to-disk photo pipeline above :class:`~colorizer_lib.colorizer.Colorizer`.
-
-* :func:`colorize_files_pipelined` - disk-to-disk colorization of many photos with decoding and
-  encoding overlapped with the model in worker threads (the end-to-end fast path of the benchmark);
-  :func:`colorize_jobs_pipelined` - the same pipeline with the library's outputs (named outputs in
-  any format, ICC profile and EXIF, alpha, comparisons, per-file failures): ``colorize image``'s path.
+"""The pipelined path of the photo pipeline: :func:`colorize_jobs_pipelined` runs planned
+:class:`~colorizer_lib.jobs.FileJob` s with reading and writing overlapped with the model (worker
+threads; nvJPEG on a GPU), writing what the simple path writes. :mod:`colorizer_lib.photos.run`
+chooses between the two paths (:func:`~colorizer_lib.photos.run.use_pipeline`); both share
+:class:`NonFiniteTriage`.
 
 The model wrappers it runs (channel padding, chunks, ``torch.compile``) live in
 :mod:`colorizer_lib.accel`, the ONNX Runtime ones in :mod:`colorizer_lib.export`.
@@ -25,11 +24,12 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from .errors import DependencyError, InputError, NonFiniteOutputError
-from .colorizer import ColorizeResult, original_for_display, out_of_memory_guard, provenance_metadata
-from .io import (OUTPUT_FORMATS, apply_watermark, carried_metadata, has_colour, load_image, open_header, save_image,
-                    save_jpeg_bytes, to_luma_tensor)
-from .jobs import FileJob
+from ..colorizer import ColorizeResult, original_for_display, out_of_memory_guard, provenance_metadata
+from ..errors import DependencyError, InputError, NonFiniteOutputError
+from ..io import (OUTPUT_FORMATS, apply_watermark, carried_metadata, has_colour, load_image, open_header,
+                  save_jpeg_bytes, to_luma_tensor)
+from ..jobs import FileJob
+from .plan import resolved_paths
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -81,26 +81,6 @@ def weights_are_finite(model: torch.nn.Module) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
 
 
-# --------------------------------------------------------------------------------------------------
-# disk-to-disk pipeline
-
-
-def read_jpeg_luma(path: str | os.PathLike) -> np.ndarray:
-    """Decode a picture's luma as ``(H, W)`` uint8, EXIF orientation applied.
-
-    For JPEGs the decoder outputs the stored Y plane directly (no colour conversion or chroma
-    upsampling): for greyscale JPEGs that is exactly the library's luma; for colour JPEGs it
-    differs from ``0.299 R + 0.587 G + 0.114 B`` of the decoded RGB by rounding (at most 1/255).
-    """
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as img:
-        if img.format == "JPEG":
-            img.draft("L", img.size)
-        img = ImageOps.exif_transpose(img)
-        return np.asarray(img.convert("L"))
-
-
 @dataclass
 class PipelineStats:
     """What a pipelined run did: counts and times (seconds).
@@ -109,8 +89,7 @@ class PipelineStats:
     the host is counted once); on CPU it is the wall time of the model-and-merge stage.
     ``encoder`` and ``decoder`` say which JPEG codecs ran: ``"pil"`` or ``"torchvision"``.
     ``outputs`` are the files written, in input order; ``failures`` the ``(source, message)`` of
-    each picture that could not be read or written (:func:`colorize_jobs_pipelined` only; the
-    other function raises instead).
+    each picture that could not be read or written.
     """
 
     images: int = 0
@@ -126,93 +105,23 @@ class PipelineStats:
         return self.images / self.wall if self.wall else float("nan")
 
 
-def resolved_paths(paths: Iterable[str | os.PathLike]) -> frozenset[Path]:
-    """``paths`` resolved once, for :meth:`FileJob.guarded`."""
-    return frozenset(Path(p).expanduser().resolve() for p in paths)
-
-
-def colorize_files_pipelined(colorizer, paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
-                             render_factor: int | None = None, batch_size: int = 8, workers: int | None = None,
-                             quality: int = 95, out_format: str = "jpg", max_batches_in_flight: int = 3,
-                             encoder: str = "auto", decoder: str = "auto",
-                             reader: Callable[[str | os.PathLike], np.ndarray] = read_jpeg_luma) -> PipelineStats:
-    """Colorize picture files into ``out_dir`` (``<stem>.<out_format>``, jpg or png) with I/O
-    overlapped with the model. Outputs carry the library's provenance metadata (written atomically
-    by :func:`colorizer_lib.io.save_image`), but not the inputs' ICC profile or EXIF, and the
-    first file that cannot be read or written raises (:func:`colorize_jobs_pipelined` writes what
-    the library writes and reports such files instead).
-
-    Three stages overlap. Worker threads decode ahead of the model (PIL releases the GIL while
-    decoding and encoding) and, on CUDA, copy each luma into page-locked memory. The calling thread
-    only *queues* device work: upload, model and full-resolution merge (``predict_chroma`` then
-    ``compose`` semantics: luma kept at full resolution, chroma upsampled bilinearly) and the
-    download into page-locked buffers, then goes on to the next batch without waiting for the
-    device. Worker threads wait for each batch's CUDA event and encode. At most
-    ``max_batches_in_flight`` batches are queued or being encoded, so host and device memory stay
-    bounded for any number of files.
-
-    ``encoder``: ``"pil"`` encodes on the CPU (libjpeg-turbo, about 80 ms per 12 MP photo per core);
-    ``"torchvision"`` encodes JPEGs with ``torchvision.io.encode_jpeg`` on the colorizer's device
-    (nvJPEG on CUDA: about 1,600 12 MP photos/s on an H100, so only the small compressed files
-    leave the GPU); ``"auto"`` picks torchvision on CUDA for JPEG output when it is installed, PIL
-    otherwise. ``decoder``: ``"pil"`` decodes with ``reader`` in the worker threads;
-    ``"torchvision"`` reads the files in the workers and decodes complete baseline greyscale/colour
-    JPEGs on the device in one batch (``torchvision.io.decode_jpeg``, nvJPEG on CUDA; EXIF
-    orientation applied; other files, and any the device decoder rejects, still go through
-    ``reader``); ``"auto"``: torchvision on CUDA when installed.
-    The CPU decoders hold Python's GIL for part of each 12 MP photo, which starves the thread that
-    drives the GPU, so device decoding is what lets the pipeline keep up with the model.
-
-    Returns:
-        :class:`PipelineStats` with the images done, the wall time, the device time and the output paths.
-    """
-    from PIL import Image
-
-
-    if out_format not in ("jpg", "png"):
-        raise InputError(f"out_format must be 'jpg' or 'png', got {out_format!r}.")
-    _check_pipeline_arguments(batch_size, max_batches_in_flight)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rf = colorizer.render_factor_or_default(render_factor)
-    cuda = colorizer.device.type == "cuda"
-    stats = PipelineStats(encoder=_pick_codec("encoder", encoder, cuda and out_format == "jpg"),
-                          decoder=_pick_codec("decoder", decoder, cuda))
-    if stats.encoder == "torchvision" and out_format != "jpg":
-        raise InputError(f"encoder='torchvision' writes JPEG only; use out_format='jpg' or encoder='pil' for {out_format}.")
-    device_jpeg = stats.encoder == "torchvision"
-    # The same provenance as Colorizer results, so `colorize image`'s resume logic recognises the outputs.
-    provenance = provenance_metadata(colorizer.name, rf)
-    jobs = [FileJob(str(path), out_dir / f"{Path(path).stem}.{out_format}") for path in paths]
-
-    def decode(job: FileJob, device_may_decode: bool) -> _Decoded:
-        job.identity()  # recorded in the provenance; hashed here, in the worker threads
-        if device_may_decode and stats.decoder == "torchvision":
-            jpeg = _read_plain_jpeg(job.source)
-            if jpeg is not None:
-                return _Decoded(jpeg, device_jpeg=device_jpeg)
-        return _Decoded(_staged(reader(job.source), cuda), device_jpeg=device_jpeg)
-
-    def finish(job: FileJob, decoded: _Decoded, host: torch.Tensor) -> Path:
-        recorded = {**provenance, **job.identity()}
-        if decoded.device_jpeg:  # already a JPEG stream
-            return save_jpeg_bytes(host.numpy().tobytes(), job.output, provenance=recorded)
-        return save_image(Image.fromarray(host.numpy(), "RGB"), job.output, provenance=recorded, quality=quality)
-
-    _run_pipeline(colorizer, jobs, decode, finish, stats, rf=rf, batch_size=batch_size, workers=workers,
-                  max_batches_in_flight=max_batches_in_flight, jpeg_quality=quality)
-    return stats
-
-
 def colorize_jobs_pipelined(colorizer, jobs: Sequence[FileJob], *, render_factor: int | None = None,
                             batch_size: int = 8, workers: int | None = None, quality: int = 95,
                             max_batches_in_flight: int = 3, encoder: str = "auto", decoder: str = "auto",
                             watermark: bool = False, forbid: Iterable[str | os.PathLike] = (),
-                            on_done: Callable[[FileJob], None] | None = None,
+                            on_done: Callable[[FileJob, Path | None, str | None], None] | None = None,
                             on_colour: Callable[[FileJob], None] | None = None) -> PipelineStats:
-    """Colorize ``jobs`` with the pipeline of :func:`colorize_files_pipelined`, writing what
-    :meth:`Colorizer.colorize <colorizer_lib.colorizer.Colorizer.colorize>` and :meth:`FileJob.save`
-    write: ``colorize image``'s fast path.
+    """Colorize ``jobs`` writing what :meth:`Colorizer.colorize
+    <colorizer_lib.colorizer.Colorizer.colorize>` and :meth:`FileJob.save` write, with reading and
+    writing overlapped with the model: the photo pipeline's fast path on a GPU.
+
+    Three stages overlap. Worker threads decode ahead of the model (PIL releases the GIL while
+    decoding and encoding) and, on CUDA, copy each luma into page-locked memory. The calling thread
+    only *queues* device work: upload, model and full-resolution merge (``Colorizer.compose``) and
+    the download into page-locked buffers, then goes on to the next batch without waiting for the
+    device. Worker threads wait for each batch's CUDA event and encode. At most
+    ``max_batches_in_flight`` batches are queued or being encoded, so host and device memory stay
+    bounded for any number of files.
 
     * Inputs are read by :func:`~colorizer_lib.io.load_image` in the worker threads (any
       format, URLs, EXIF orientation, alpha, 16-bit luma, CMYK, ICC profile and EXIF), and the model
@@ -240,14 +149,23 @@ def colorize_jobs_pipelined(colorizer, jobs: Sequence[FileJob], *, render_factor
         jobs: what to colorize and where to write it (``colorize image`` plans them).
         watermark: add the palette mark, as ``Colorizer.colorize(..., watermark=True)``.
         forbid: paths never written (``colorize image`` passes its inputs).
-        on_done: called with each job once it is written or has failed, from the thread that
-            finished it, one call at a time (a progress bar).
+        on_done: called as ``on_done(job, path, None)`` once a job is written, or ``on_done(job,
+            None, message)`` once it has failed, from the thread that finished it, one call at a time.
         on_colour: called with each job whose input is already in colour
             (:func:`~colorizer_lib.io.has_colour`), from a worker thread, before it is colorized.
-        render_factor, batch_size, workers, quality, max_batches_in_flight: as in
-            :func:`colorize_files_pipelined`.
-        encoder, decoder: as in :func:`colorize_files_pipelined`; ``"auto"`` picks torchvision's
-            codecs on CUDA when installed. The encoder only ever applies to JPEG outputs.
+        render_factor, batch_size, quality: as for the simple path. ``workers``: decoding and
+            encoding threads (default: one fewer than the CPUs, at least 2).
+        max_batches_in_flight: batches queued on the device or being written at once.
+        encoder: ``"pil"`` encodes on the CPU (libjpeg-turbo); ``"torchvision"`` encodes JPEG
+            outputs with ``torchvision.io.encode_jpeg`` on the colorizer's device (nvJPEG on CUDA:
+            only the small compressed files leave the GPU); ``"auto"``: torchvision on CUDA when
+            installed. The encoder only ever applies to JPEG outputs.
+        decoder: ``"pil"`` decodes every input with ``load_image`` in the worker threads;
+            ``"torchvision"`` decodes complete baseline JPEGs on the device in one batch (nvJPEG on
+            CUDA; EXIF orientation applied; others, and any the device rejects, on the CPU);
+            ``"auto"``: torchvision on CUDA when installed. The CPU decoders hold Python's GIL for
+            part of each 12 MP photo, which starves the thread that drives the GPU, so device
+            decoding is what lets the pipeline keep up with the model.
 
     Returns:
         :class:`PipelineStats`, with ``outputs`` in job order and ``failures``.
@@ -304,7 +222,7 @@ def colorize_jobs_pipelined(colorizer, jobs: Sequence[FileJob], *, render_factor
         return job.save(result, quality=quality, forbid=forbid)
 
     _run_pipeline(colorizer, list(jobs), decode, finish, stats, rf=rf, batch_size=batch_size, workers=workers,
-                  max_batches_in_flight=max_batches_in_flight, jpeg_quality=quality, failed=(InputError, OSError),
+                  max_batches_in_flight=max_batches_in_flight, jpeg_quality=quality,
                   on_done=on_done)
     return stats
 
@@ -314,6 +232,10 @@ def _check_pipeline_arguments(batch_size: int, max_batches_in_flight: int) -> No
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
     if max_batches_in_flight < 1:
         raise ValueError(f"max_batches_in_flight must be at least 1, got {max_batches_in_flight}")
+
+
+# What fails one picture alone (recorded, the others go on): it cannot be read or written.
+_PER_FILE = (InputError, OSError)
 
 
 @dataclass
@@ -343,15 +265,14 @@ class _Decoded:
 def _run_pipeline(colorizer, jobs: Sequence[FileJob], decode: Callable[[FileJob, bool], _Decoded],
                   finish: Callable[[FileJob, _Decoded, torch.Tensor], Path], stats: PipelineStats, *, rf: int,
                   batch_size: int, workers: int | None, max_batches_in_flight: int, jpeg_quality: int,
-                  failed: tuple[type[BaseException], ...] = (),
-                  on_done: Callable[[FileJob], None] | None = None) -> None:
-    """The three overlapping stages of the pipelined functions (see :func:`colorize_files_pipelined`); fills ``stats``.
+                  on_done: Callable[[FileJob, Path | None, str | None], None] | None = None) -> None:
+    """The three overlapping stages of :func:`colorize_jobs_pipelined`; fills ``stats``.
 
     ``decode(job, True)`` runs in the worker threads; ``decode(job, False)`` runs here for a file
     the device decoder rejected and must decode on the CPU. This thread queues the device work of
     each batch (:func:`_lumas_on_device`, :func:`_colorize_lumas`); ``finish(job, decoded, host)``
     runs in the worker threads once the batch's results are on the host, writes the output and
-    returns its path. An exception of a type in ``failed`` from ``decode`` or ``finish`` is recorded
+    returns its path. An exception of a type in ``_PER_FILE`` from ``decode`` or ``finish`` is recorded
     in ``stats.failures`` and its job skipped; any other propagates, queued work being cancelled.
     """
 
@@ -362,22 +283,22 @@ def _run_pipeline(colorizer, jobs: Sequence[FileJob], decode: Callable[[FileJob,
     failures: dict[int, str] = {}
     triage = NonFiniteTriage(colorizer, len(jobs))
 
-    def settle(index: int, error: BaseException | None = None) -> None:
+    def settle(index: int, error: BaseException | None = None, path: Path | None = None) -> None:
         with lock:
             if error is not None:
                 failures[index] = str(error)
             if on_done is not None:
-                on_done(jobs[index])
+                on_done(jobs[index], path, None if error is None else str(error))
 
     def write(index: int, decoded: _Decoded, host: torch.Tensor, done) -> Path | None:
         try:
             if done is not None:
                 done.synchronize()  # this batch's download has landed (releases the GIL while waiting)
             path = finish(jobs[index], decoded, host)
-        except failed as exc:
+        except _PER_FILE as exc:
             settle(index, exc)
             return None
-        settle(index)
+        settle(index, path=path)
         return path
 
     def upload(batch: list[tuple[int, _Decoded]]) -> list[tuple[int, _Decoded, torch.Tensor]]:
@@ -388,7 +309,7 @@ def _run_pipeline(colorizer, jobs: Sequence[FileJob], decode: Callable[[FileJob,
             if luma is None:
                 try:
                     decoded = decode(jobs[index], False)
-                except failed as exc:
+                except _PER_FILE as exc:
                     settle(index, exc)
                     continue
                 luma = _lumas_on_device([decoded.luma], colorizer.device)[0]
@@ -404,8 +325,6 @@ def _run_pipeline(colorizer, jobs: Sequence[FileJob], decode: Callable[[FileJob,
                 host = _colorize_lumas(colorizer, [luma for _, _, luma in ready], rf, jpeg_quality,
                                        [d.device_jpeg for _, d, _ in ready])
             except NonFiniteOutputError as exc:
-                if not failed:
-                    raise
                 bad = triage.failing(exc, len(ready))
                 for position in bad:
                     settle(ready[position][0], InputError(triage.message()))
@@ -432,7 +351,7 @@ def _run_pipeline(colorizer, jobs: Sequence[FileJob], decode: Callable[[FileJob,
             for i in range(first, min(first + batch_size, len(jobs))):
                 try:
                     batch.append((i, decoding.pop(i).result()))
-                except failed as exc:
+                except _PER_FILE as exc:
                     settle(i, exc)
             while len(in_flight) >= max_batches_in_flight:
                 stats.outputs.extend(written(in_flight.pop(0)))
@@ -516,7 +435,7 @@ def orient(grey: torch.Tensor, orientation: int) -> torch.Tensor:
 
 
 def _pick_codec(argument: str, choice: str, auto_uses_torchvision: bool) -> str:
-    """``"pil"`` or ``"torchvision"`` for :func:`colorize_files_pipelined`'s ``encoder`` or
+    """``"pil"`` or ``"torchvision"`` for :func:`colorize_jobs_pipelined`'s ``encoder`` or
     ``decoder`` argument (named by ``argument``): ``"auto"`` means torchvision when
     ``auto_uses_torchvision`` and it is installed."""
     if choice not in ("auto", "pil", "torchvision"):
