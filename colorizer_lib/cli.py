@@ -327,9 +327,14 @@ def _command_name(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``colorize`` with ``argv`` (default ``sys.argv[1:]``): the exit code (:func:`colorizer_lib.errors.exit_code`'s
+    table), argparse's own exits included (``--help`` 0, a refused argument 2, already printed)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_command_name(argv))
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else EXIT_USAGE
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -348,10 +353,7 @@ def video_main(argv: Sequence[str] | None = None) -> int:
     """``colorize video`` with ``argv`` (default ``sys.argv[1:]``), as a function that returns the exit code:
     the main CLI's parsing, messages and exit codes (0 done, 2 bad usage or input, 3 weights, 4 out of
     memory, 1 the video failed, 130 interrupted), argparse's own exits included."""
-    try:
-        return main(["video", *(sys.argv[1:] if argv is None else argv)])
-    except SystemExit as exc:  # argparse: --help (0) or a refused argument (2), already printed
-        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
+    return main(["video", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":  # pragma: no cover
