@@ -246,7 +246,13 @@ class Colorizer:
     # -- the two stages ----------------------------------------------------------------------------
 
     def render_factor_or_default(self, render_factor: int | None) -> int:
-        return self.default_render_factor if render_factor is None else check_render_factor(render_factor)
+        """``render_factor`` checked for this model (its range, and what its family needs: DDColor an even
+        one), or the model's default when ``None``."""
+        if render_factor is None:
+            return self.default_render_factor
+        rf = check_render_factor(render_factor)
+        self.family.input_size(rf)  # raises RenderFactorError naming the nearest usable values
+        return rf
 
     def model_input(self, luma: torch.Tensor, render_factor: int | None = None) -> torch.Tensor:
         """``(B, 1, H, W)`` luma in [0, 1] -> the model's normalised ``(B, 3, S, S)`` input on the device."""
@@ -485,6 +491,10 @@ class Ensemble(Colorizer):
     def compile(self, mode: str | None = None) -> None:
         for member in self.members:
             member.compile(mode)
+
+    def render_factor_or_default(self, render_factor: int | None) -> int:
+        """Only the range is checked here: each member's own value (DDColor's kept even) is derived from it."""
+        return self.default_render_factor if render_factor is None else check_render_factor(render_factor)
 
     def _member_rfs(self, render_factor: int | None) -> list[int]:
         rf = self.render_factor_or_default(render_factor)

@@ -156,3 +156,18 @@ def test_a_ddcolor_weights_file_loads_with_its_family(tiny_state_dict, tmp_path)
     assert col.default_render_factor == 32 and col.name == "my-ddcolor"
     assert Colorizer.from_pretrained(path, device="cpu", dtype="float32", chroma_upsample="nearest").family.upsample \
         == "nearest"
+
+
+def test_an_odd_render_factor_for_ddcolor_is_refused_before_any_work(tiny_state_dict):
+    """The CLI asks ``render_factor_or_default`` once, before it plans or loads a photo: DDColor's even-only
+    render factor is refused there, naming the values that work; an ensemble derives each member's own."""
+    from colorizer_lib import Colorizer
+    from colorizer_lib.errors import RenderFactorError
+    from colorizer_lib.models import build_generator
+
+    model = build_generator("ddcolor-tiny")
+    model.load_state_dict(tiny_state_dict)
+    col = Colorizer.from_model(model, name="ddcolor-tiny-test", default_render_factor=32)
+    assert col.render_factor_or_default(None) == 32 and col.render_factor_or_default(30) == 30
+    with pytest.raises(RenderFactorError, match="use 30 or 32"):
+        col.render_factor_or_default(31)
