@@ -25,15 +25,15 @@ from PIL import Image
 from torch import nn
 
 from .accel import CompiledModel, call_in_chunks, pad_channels, prefers_channels_last
-from .devices import (cudnn_benchmark, out_of_memory_guard, resolve_device,  # noqa: F401  (public here too)
+from .devices import (cudnn_benchmark, default_batch_size, out_of_memory_guard, resolve_device,  # noqa: F401  (public here too)
                       resolve_dtype)
 from . import hub
 from .constants import RENDER_BASE, RENDER_FACTOR_RANGE, __version__, check_render_factor  # noqa: F401  (public here too)
 from .ensemble import average_chroma, ensemble_name, member_render_factors, normalise_weights, parse_models
 from .errors import BatchError, InputError, ModelArgumentError, NonFiniteOutputError
 from .export import OnnxCpuModel, require_onnx_extra
-from .io import apply_watermark, load_image, save_image, side_by_side, to_luma_tensor
-from .jobs import is_url, source_identity
+from .io import apply_watermark, is_url, load_image, save_image, side_by_side, to_luma_tensor
+from .jobs import source_identity
 from .merge import compose_tensor, merge
 from .models import expected_state  # noqa: F401  (public here too)
 from .models.families import ModelFamily, family_for_model
@@ -379,7 +379,7 @@ class Colorizer:
         """:meth:`iter_colorize`; with ``keep_going``, a picture that cannot be loaded yields its
         ``InputError`` in its place and the others go on."""
         rf = self.render_factor_or_default(render_factor)
-        bs = batch_size or (8 if self.device.type == "cuda" else 1)
+        bs = batch_size or default_batch_size(self.device)
         if bs < 1:
             raise ValueError(f"batch size must be at least 1, got {bs}")
         if total is None:

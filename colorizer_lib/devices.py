@@ -104,4 +104,10 @@ def out_of_memory_guard(render_factor: int, batch_size: int) -> Iterator[None]:
         raise ColorizerOutOfMemoryError(f"out of memory while colorizing: {hint}, or use a smaller model.") from exc
 
 
-__all__ = ["cudnn_benchmark", "out_of_memory_guard", "resolve_device", "resolve_dtype"]
+__all__ = ["cudnn_benchmark", "default_batch_size", "out_of_memory_guard", "resolve_device", "resolve_dtype"]
+
+
+def default_batch_size(device) -> int:
+    """Photos per forward pass when none is asked for (``Colorizer.colorize_batch``, the photo pipeline,
+    bench): 8 on a GPU, 1 on a CPU (where a batch only costs memory)."""
+    return 8 if getattr(device, "type", str(device)) == "cuda" else 1

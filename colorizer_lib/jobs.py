@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .errors import InputError
-from .io import is_url, read_provenance, save_image  # is_url: also the colorizer's import
+from .io import is_url, read_provenance, save_image
 from .io import remove_stale_temp_files as _remove_stale_in
 
 SOURCE_SIZE = "colorizer:source_size"

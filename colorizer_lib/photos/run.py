@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from ..colorizer import ColorizeResult, original_for_display
 from ..constants import PIPELINE_MIN_IMAGES
+from ..devices import default_batch_size
 from ..errors import InputError, NonFiniteOutputError
 from ..io import has_colour, load_image
 from ..jobs import FileJob
@@ -30,12 +31,6 @@ def use_pipeline(choice: str, device, n_images: int) -> bool:
     if choice != "auto":
         return choice == "on"
     return getattr(device, "type", str(device)) == "cuda" and n_images >= PIPELINE_MIN_IMAGES
-
-
-def default_batch_size(device) -> int:
-    """Photos per forward pass when none is asked for: 8 on a GPU, 1 on a CPU (where a batch only
-    costs memory)."""
-    return 8 if getattr(device, "type", str(device)) == "cuda" else 1
 
 
 @dataclass(frozen=True)
