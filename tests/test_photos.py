@@ -177,3 +177,26 @@ def test_zip_members_with_one_result_name_are_both_kept_and_paths_stay_inside(tm
     with zipfile.ZipFile(report.zip_path) as zf:
         assert sorted(zf.namelist()) == ["a_2_colorized.png", "a_colorized.png", "escape_colorized.png"]
     assert not (tmp_path.parent / "escape_colorized.png").exists()
+
+
+def test_the_notebook_on_the_pipelined_path_shows_and_counts_every_photo(tmp_path, colorizer, monkeypatch):
+    """On a GPU the notebook's photos take the pipelined path, whose events come from worker threads:
+    forced here on the CPU, every photo is written, shown from its file and counted, and the failure of
+    one is reported without stopping the others."""
+    from colorizer_lib.photos import run as photo_run
+
+    monkeypatch.setattr(photo_run, "use_pipeline", lambda choice, device, n: True)
+    pipelined = []
+    real = photo_run.colorize_jobs_pipelined
+    monkeypatch.setattr(photo_run, "colorize_jobs_pipelined",
+                        lambda col, jobs, **kw: pipelined.append(len(jobs)) or real(col, jobs, **kw))
+    good = [grey_photo(tmp_path / f"p{i}.png") for i in range(3)]
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(good[0].read_bytes()[:60])  # a PNG cut inside its first chunk
+    ui = make_ui(tmp_path, colorizer, sources="\n".join(str(p) for p in [*good, broken]))
+    outcomes = ui.colorize()
+    assert [o.path.name for o in outcomes] == [f"p{i}_colorized_rf6.png" for i in range(3)]
+    assert all(is_tinted(o.result.image) and o.result.original.size == (96, 64) for o in outcomes)
+    assert ui.status.is_error and "Done: 3 photos colorized" in ui.status.text and "broken" in ui.status.text
+    assert not (tmp_path / "out" / "broken_colorized_rf6.png").exists()
+    assert pipelined == [4]
