@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .cli_args import add_common_arguments
 from .colorizer import Colorizer, check_render_factor
+from .ensemble import parse_models
 from .errors import InputError
 from .export import ONNX_TOLERANCE, export_onnx, require_onnx_extra, verify_onnx
 from .models.random_weights import calibrated_random_model
@@ -41,6 +42,10 @@ def run_export(args: argparse.Namespace) -> int:
     if args.render_factor is not None:
         check_render_factor(args.render_factor)
     require_onnx_extra("onnx", *(() if args.no_verify else ("onnxruntime",)))  # before any download
+    if parse_models(args.model) is not None:
+        raise InputError(f"{args.model!r} is an ensemble, which has no single ONNX graph: export each model on its "
+                         f"own (--model NAME, once per member); `colorize image --runtime onnx --model "
+                         f"{args.model}` runs every member on ONNX Runtime.")
     match = next((s for s in list_specs() if s.name == args.model), None)
     if args.random_weights:
         col = Colorizer.from_model(calibrated_random_model(resolve_arch(args.model), "cpu"),
@@ -51,12 +56,7 @@ def run_export(args: argparse.Namespace) -> int:
         col = Colorizer.from_pretrained(args.model, device="cpu", dtype="float32", cache_dir=args.cache_dir,
                                         progress=not args.quiet)
         match = getattr(col, "spec", None) or match
-    rf = col.render_factor_or_default(args.render_factor)
-    step = getattr(match, "render_factor_step", 1)
-    if rf % step:
-        raise InputError(f"{match.name} takes render factors that are multiples of {step} (its input side, 16 x "
-                         f"render factor, must be a multiple of {16 * step} px); use {rf - rf % step} or "
-                         f"{rf - rf % step + step}.")
+    rf = col.render_factor_or_default(args.render_factor)  # DDColor's must be even: its family says so
     output = Path(args.output or f"{col.name}-rf{rf}.onnx")
     path = export_onnx(col.model, output, render_factor=rf)
     if not args.quiet:

@@ -46,9 +46,17 @@ def test_export_command_refuses_odd_render_factors_for_ddcolor_and_names_the_out
     code = cli.main(["export", "--random-weights", "--model", "ddcolor-tiny", "-r", "5", "-o", str(odd)])
     assert code == cli.EXIT_USAGE and not odd.exists()
     err = capsys.readouterr().err
-    assert "multiples of 2" in err and "use 4 or 6" in err
+    assert "even render factor" in err and "use 4 or 6" in err
     out = tmp_path / "even.onnx"
     assert cli.main(["export", "--random-weights", "--model", "ddcolor-tiny", "-r", str(RF), "-o", str(out)]) == 0
     printed = capsys.readouterr().out
     assert out.is_file() and f"output (B, 2, {16 * RF}, {16 * RF}) (Lab a, b)" in printed
     assert "verified with ONNX Runtime" in printed
+
+
+def test_export_refuses_an_ensemble_and_says_what_to_do(tmp_path, capsys):
+    out = tmp_path / "both.onnx"
+    assert cli.main(["export", "--model", "compact+compact", "-o", str(out)]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "ensemble" in err and "export each model on its own" in err and "Traceback" not in err
+    assert not out.exists()
