@@ -60,3 +60,26 @@ def test_export_refuses_an_ensemble_and_says_what_to_do(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "ensemble" in err and "export each model on its own" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_a_ddcolor_colorizer_on_onnx_runtime_paints_what_torch_paints(tmp_path, ddcolor_tiny):
+    """``use_onnx_runtime`` (what ``colorize image --runtime onnx`` and the CPU policy use) on a DDColor model:
+    the same picture as torch. Tolerance: the a, b outputs differ by summation order only (``ONNX_TOLERANCE``,
+    in Lab units); after the merge to 8 bits that moves a value by at most one level, and rarely."""
+    import copy
+
+    import numpy as np
+    from PIL import Image
+
+    from colorizer_lib import Colorizer
+
+    grey = Image.fromarray(np.linspace(0, 255, 96 * 80, dtype=np.float32).reshape(80, 96).astype(np.uint8))
+    col = Colorizer.from_model(copy.deepcopy(ddcolor_tiny), name="ddcolor-tiny-test",  # folds its own copy default_render_factor=RF, device="cpu",
+                               dtype="float32")
+    want = np.asarray(col.colorize(grey).image).astype(int)
+    col.use_onnx_runtime(tmp_path / "cache", progress=False)
+    got = np.asarray(col.colorize(grey).image).astype(int)
+    assert got.shape == want.shape == (80, 96, 3)
+    assert np.abs(want[..., 1] - want[..., 2]).max() > 3  # coloured: the check below compares colour
+    diff = np.abs(got - want)
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.01
