@@ -342,6 +342,9 @@ def test_model_options_list_registry_and_files(tmp_path):
     options = notebook.model_options(str(weights))
     assert options[0] == ("mine.pth (file)", str(weights))
     assert notebook.model_value("ColorizeArtistic_gen") == "artistic"
+    # an ensemble given as the notebook's `model` parameter is offered under a label that says what it is
+    assert notebook.model_options("ddcolor+artistic")[0] == (
+        "ddcolor+artistic (ensemble: the models' colours averaged)", "ddcolor+artistic")
 
 
 # ---------------------------------------------------------------- button wiring

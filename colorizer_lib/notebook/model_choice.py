@@ -86,7 +86,12 @@ def model_options(selected: str | None = None) -> list[tuple[str, str]]:
         text = getattr(spec, "summary", "") or spec.description
         options.append((f"{spec.name}: {_first_sentence(text, MODEL_LABEL_CHARS - len(spec.name) - 2)}", spec.name))
     if selected and find_spec(selected) is None:
-        label = f"{Path(selected).name} (file)" if Path(selected).expanduser().exists() else selected
+        if Path(selected).expanduser().exists():
+            label = f"{Path(selected).name} (file)"
+        elif "+" in selected or "," in selected:  # an ensemble (colorizer_lib.ensemble; not imported: torch)
+            label = f"{selected} (ensemble: the models' colours averaged)"
+        else:
+            label = selected
         options.insert(0, (label, selected))
     return options
 
