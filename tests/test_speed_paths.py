@@ -472,3 +472,32 @@ def test_bench_interleaved_times_the_cli_beside_the_baseline(tmp_path, monkeypat
     assert "|diff| vs eager-fp32" in rows["baseline"]["note"]
     assert "cpu_model" in data["meta"] and "cpu_native_bf16" in data["meta"] and "-r 3" in data["meta"]["cli_command"]
     assert cli.main(["bench", "--device", "cpu", "--variants", "cli", "--out", str(tmp_path)]) == cli.EXIT_USAGE
+
+
+def test_ddcolor_baseline_is_the_original_pipeline(tmp_path):
+    """The bench's DDColor baseline (the original ``ColorizationPipeline``'s steps; here without OpenCV: the
+    same maths as this library's bit-exact torch ops) paints what the library paints with the original's
+    nearest a/b upsampling. The two differ only in float rounding: the model input from 601 luma rather
+    than from RGB (equal for grey pixels up to float32 rounding of 0.299v + 0.587v + 0.114v) and the
+    library's folded model (another summation order); after rounding to 8 bits that moves a value by at
+    most one level, and only where it lay within that rounding of a half level."""
+    from colorizer_lib.bench import ddcolor_style_photo
+    from colorizer_lib.models import build_generator, expected_state
+    from colorizer_lib.models.families import DDColorFamily
+    from tests.ddcolor_weights import deterministic_state_dict
+
+    model = build_generator("ddcolor-tiny")
+    model.load_state_dict(deterministic_state_dict(expected_state("ddcolor-tiny"), seed=1))
+    model.eval()
+    grey = Image.open(Path(__file__).resolve().parents[1] / "examples" / "dust-bowl-home.jpg").convert("L").resize((200, 150), Image.BILINEAR).convert("RGB")
+    grey.save(tmp_path / "in.png")
+    how = ddcolor_style_photo(model, torch.device("cpu"), tmp_path / "in.png", tmp_path / "baseline.png", 4)
+    assert how == ("opencv" if importlib.util.find_spec("cv2") else "torch-cpu")
+    col = Colorizer.from_model(copy.deepcopy(model), name="ddcolor-tiny-test", default_render_factor=4,
+                               device="cpu", dtype="float32", family=DDColorFamily("nearest"))
+    want = np.asarray(col.colorize(str(tmp_path / "in.png")).image).astype(int)
+    got = np.asarray(Image.open(tmp_path / "baseline.png")).astype(int)
+    assert got.shape == want.shape == (150, 200, 3)
+    assert want.std() > 10  # coloured, so the comparison means something
+    diff = np.abs(got - want)
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3

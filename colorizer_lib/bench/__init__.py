@@ -18,7 +18,9 @@ exactly as fast as trained ones) and render factor:
   (``Colorizer.colorize`` + ``save``) and the pipelined path, with peak device memory.
 * ``e2e``: 12-megapixel JPEGs from disk to disk (decode, model, merge, encode): the photo pipeline's
   simple path (``library``) and its pipelined path, both through :func:`~colorizer_lib.photos.run_jobs`
-  as ``colorize image`` runs them, and the DeOldify-style baseline (PIL resize, float32 model at batch 1, CPU YUV merge per image).
+  as ``colorize image`` runs them, and the original project's own photo path as the baseline: DeOldify's
+  (PIL resize, float32 model at batch 1, CPU YUV merge per image) or, for DDColor models, DDColor's
+  ``ColorizationPipeline`` (OpenCV float Lab on the CPU, float32 model at batch 1, nearest a/b upsampling).
 
 Results go to ``<out>/bench-<device>-<timestamp>.{json,csv}`` after every row (a run cut short keeps
 what it measured), with the device, torch version, date and command line.
@@ -27,7 +29,7 @@ One job per module, importing only downwards in this order::
 
     measure     inputs, FLOPs, timing, matmul rate, peak memory
     report      rows, the JSON/CSV report, the table, the environment record
-    baseline    the DeOldify-style photo path (PIL resize, float32, batch 1, CPU YUV merge)
+    baseline    the original projects' photo paths: DeOldify's and DDColor's ColorizationPipeline
     photos      12-megapixel JPEGs from disk to disk: library, pipelined and baseline paths
     model_only  the network alone, per variant (and `colorize image` on one photo); the full-resolution head
     run         `BenchConfig` and `run_benchmark`, the loop over models and sections
@@ -36,7 +38,7 @@ One job per module, importing only downwards in this order::
 
 from __future__ import annotations
 
-from .baseline import deoldify_style_photo
+from .baseline import ddcolor_style_photo, deoldify_style_photo
 from .command import add_bench_arguments, add_bench_parser, config_from_args, main, run_bench_command
 from .measure import count_flops, measure_matmul_tflops, peak_memory_gb, random_input, reset_peak, time_callable
 from .model_only import MODEL_VARIANTS, bench_head, bench_interleaved, bench_model_only, build_variant
@@ -47,7 +49,7 @@ from .run import DEFAULT_MODELS, BenchConfig, profile_table, run_benchmark
 __all__ = [
     "DEFAULT_MODELS", "MODEL_VARIANTS", "PHOTO_SIZE", "BenchConfig", "Report", "Row",
     "add_bench_arguments", "add_bench_parser", "bench_head", "bench_interleaved", "bench_model_only", "bench_photos",
-    "build_variant", "config_from_args", "count_flops", "deoldify_style_photo", "environment", "format_row",
+    "build_variant", "config_from_args", "count_flops", "ddcolor_style_photo", "deoldify_style_photo", "environment", "format_row",
     "format_table", "main", "make_test_photos", "measure_matmul_tflops", "peak_memory_gb", "profile_table",
     "random_input", "reset_peak", "run_bench_command", "run_benchmark", "time_callable",
 ]

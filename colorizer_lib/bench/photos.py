@@ -17,9 +17,10 @@ from torch import nn
 
 from ..accel import CompiledModel, pad_channels
 from ..colorizer import Colorizer
+from ..models.families import DDColorFamily, family_for_model
 from ..models.fold import fold_for_inference
 from ..photos import RunReport, default_batch_size, plan_jobs, run_jobs
-from .baseline import deoldify_style_photo
+from .baseline import ddcolor_style_photo, deoldify_style_photo
 from .measure import _sync, peak_memory_gb, reset_peak
 from .report import Report, Row
 
@@ -139,17 +140,21 @@ def bench_photos(report: Report, name: str, base: nn.Module, device: torch.devic
                            note=f"{stats.images} photos, device busy {100 * stats.gpu / stats.wall:.0f}% of wall, "
                                 f"JPEG encoder {stats.encoder}, decoder {stats.decoder}"))
         del fast
-        # DeOldify-style baseline
+        # the original project's own photo path: DeOldify's, or DDColor's ColorizationPipeline
         if baseline_photos:
             model = copy.deepcopy(base).float().to(device)
-            deoldify_style_photo(model, device, photos[0], out / "warm-baseline.jpg", rf)
+            ddcolor = isinstance(family_for_model(model), DDColorFamily)
+            baseline = ddcolor_style_photo if ddcolor else deoldify_style_photo
+            how = baseline(model, device, photos[0], out / "warm-baseline.jpg", rf)
             n = min(baseline_photos, len(photos))
             reset_peak(device)
             start = time.perf_counter()
             for i in range(n):
-                deoldify_style_photo(model, device, photos[i], out / f"baseline-{i}.jpg", rf)
+                baseline(model, device, photos[i], out / f"baseline-{i}.jpg", rf)
             t = time.perf_counter() - start
+            style = f"DDColor-style ({'OpenCV' if how == 'opencv' else 'no OpenCV here: its maths in torch on the CPU'})" \
+                if ddcolor else "DeOldify-style"
             report.add(Row("e2e", name, rf, 1, "baseline", per_second=n / t, ms=t / n * 1e3,
-                           peak_gb=peak_memory_gb(device), note=f"{n} photos, DeOldify-style"))
+                           peak_gb=peak_memory_gb(device), note=f"{n} photos, {style}"))
             del model
         shutil.rmtree(out, ignore_errors=True)
