@@ -2,7 +2,7 @@
 events, and what the notebook gains from it (batching, resume, protected inputs).
 
 The command line's behaviour on top of it is tested in test_cli*.py; the pipelined path against the
-simple one in test_cli_pipeline.py and test_speed_paths.py.
+simple one in test_photos_gpu.py and test_speed_paths.py.
 """
 
 from __future__ import annotations
