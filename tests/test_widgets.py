@@ -597,6 +597,29 @@ def test_sweep_grid_and_render_factor_sweep(tmp_path, colorizer, photo):
     assert ui.progress.label.value.startswith("2 render factors in") and "Sweep saved" in ui.status.text
 
 
+def test_a_ddcolor_sweep_moves_odd_render_factors_and_says_so(tmp_path, colorizer, photo):
+    """DDColor takes even render factors only: a sweep (or the video preview) of "5, 6, 7" with it shows
+    6 and 8, and the status says which values moved; a DeOldify-family model keeps every value."""
+    import copy
+
+    from colorizer_lib import Colorizer
+    from colorizer_lib.models import build_generator, expected_state
+    from colorizer_lib.notebook.model_choice import fit_render_factors
+    from tests.ddcolor_weights import deterministic_state_dict
+
+    model = build_generator("ddcolor-tiny")
+    model.load_state_dict(deterministic_state_dict(expected_state("ddcolor-tiny"), seed=1))
+    ddcolor = Colorizer.from_model(copy.deepcopy(model), name="ddcolor-tiny-test", default_render_factor=4,
+                                   device="cpu", dtype="float32")
+    assert fit_render_factors(colorizer, [5, 6, 7]) == ([5, 6, 7], "")
+    assert fit_render_factors(ddcolor, [5, 6, 7, 100]) == (
+        [6, 8, 100], " ddcolor-tiny-test takes only some render factors (DDColor: even ones), so 5 -> 6, 7 -> 8.")
+    ui = make_ui(tmp_path, ddcolor, render_factor=4, sources=str(photo))
+    grid = ui.sweep("5, 6, 7", source=str(photo))
+    assert grid.size == (2 * 320, 320 + 26) and not ui.status.is_error
+    assert "Sweep saved" in ui.status.text and "5 -> 6, 7 -> 8" in ui.status.text
+
+
 def test_colorize_to_zip_reports_bad_files(tmp_path, colorizer, photo):
     folder = tmp_path / "album"
     (folder / "sub").mkdir(parents=True)

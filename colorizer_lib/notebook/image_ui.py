@@ -23,7 +23,7 @@ from .images import (
     BatchReport, DISPLAY_SIZE, before_after_html, colorize_to_zip, encode_image, parse_factors, render_factor_sweep,
     thumbnail,
 )
-from .model_choice import ColorizerCache, ColorizerFactory, ModelPicker
+from .model_choice import ColorizerCache, ColorizerFactory, ModelPicker, fit_render_factors
 from .sources import example_source, parse_sources, result_filename, source_stem
 from .uploads import Upload, clear_upload, colab_upload, save_uploads, upload_files
 
@@ -271,9 +271,9 @@ class ImageColorizerUI:
             source = self.outcomes[-1].result.original if self.outcomes else example_source()
         name = self.outcomes[-1].name if self.outcomes and source is self.outcomes[-1].result.original \
             else source_stem(source) if isinstance(source, str) else "image"
-        factors = parse_factors(factors)
         colorizer = self._colorizer()
-        self.status.info(f"Sweep: colorizing {name} at render factors {', '.join(map(str, factors))}...")
+        factors, moved = fit_render_factors(colorizer, parse_factors(factors))
+        self.status.info(f"Sweep: colorizing {name} at render factors {', '.join(map(str, factors))}...{moved}")
         self.progress.unit = "render factor"  # the UI's progress bar counts the factors done
         try:
             self.progress.start(len(factors))
@@ -286,7 +286,7 @@ class ImageColorizerUI:
             self.progress.unit = "image"
         self.output_dir.mkdir(parents=True, exist_ok=True)
         grid.save(self.output_dir / f"{name}_sweep.png")
-        self.status.info(f"Sweep saved to {self.output_dir / f'{name}_sweep.png'}.")
+        self.status.info(f"Sweep saved to {self.output_dir / f'{name}_sweep.png'}.{moved}")
         return grid
 
 

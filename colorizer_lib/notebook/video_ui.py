@@ -16,7 +16,7 @@ from .controls import (
 )
 from .environment import in_colab
 from .images import DISPLAY_SIZE, encode_image, parse_factors, thumbnail
-from .model_choice import ColorizerCache, ColorizerFactory, ModelPicker
+from .model_choice import ColorizerCache, ColorizerFactory, ModelPicker, fit_render_factors
 from .sources import source_stem
 from .uploads import clear_upload, colab_upload, save_uploads, upload_files
 
@@ -180,16 +180,16 @@ class VideoColorizerUI:
 
         source = self.source_path()
         colorizer = self.picker.colorizer()
+        factors, moved = fit_render_factors(colorizer, self.preview_factors)
         self.status.info(f"Previewing {self.preview_frames} frames at render factors "
-                         f"{', '.join(map(str, self.preview_factors))}...")
-        result = video.preview_video(source, colorizer, n_frames=self.preview_frames,
-                                     render_factors=self.preview_factors,
+                         f"{', '.join(map(str, factors))}...{moved}")
+        result = video.preview_video(source, colorizer, n_frames=self.preview_frames, render_factors=factors,
                                      output=self.output_dir / f"{source_stem(str(source))}_preview.png")
         image = W.Image(value=encode_image(thumbnail(result.grid, 2 * DISPLAY_SIZE), "JPEG"), format="jpeg")
         image.add_class("colorizer-preview-image")
         self.preview_area.children = (W.HTML("<b>Preview</b>: one row per moment, one column per render "
                                              "factor. Set the slider to the column you like best."), image)
-        self.status.info(f"Preview saved to {result.path}.")
+        self.status.info(f"Preview saved to {result.path}.{moved}")
         self.last_preview = result
         return result
 
