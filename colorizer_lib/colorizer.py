@@ -30,7 +30,7 @@ from .devices import (cudnn_benchmark, default_batch_size, out_of_memory_guard, 
 from . import hub
 from .constants import RENDER_BASE, RENDER_FACTOR_RANGE, __version__, check_render_factor  # noqa: F401  (public here too)
 from .ensemble import average_chroma, ensemble_name, member_render_factors, normalise_weights, parse_models
-from .errors import BatchError, InputError, ModelArgumentError, NonFiniteOutputError
+from .errors import BatchError, InputError, ModelArgumentError, NonFiniteOutputError, RenderFactorError
 from .export import OnnxCpuModel, require_onnx_extra
 from .io import apply_watermark, is_url, load_image, save_image, side_by_side, to_luma_tensor
 from .jobs import source_identity
@@ -244,6 +244,32 @@ class Colorizer:
         return colorizer
 
     # -- the two stages ----------------------------------------------------------------------------
+
+    def fit_render_factors(self, factors: Iterable[int]) -> tuple[list[int], str]:
+        """The render factors this model takes for a sweep or preview of ``factors``: each one it refuses (an
+        odd one for DDColor) moved to the next it takes (up; down at the top of the range), repeats dropped,
+        and a note saying what moved (``""`` when nothing did), for the front end to show beside the grid.
+
+        Raises:
+            RenderFactorError: a value outside the range (nothing near it is taken either)."""
+        fitted: list[int] = []
+        moved: list[str] = []
+        for wanted in factors:
+            for candidate in (wanted, wanted + 1, wanted - 1):
+                try:
+                    self.render_factor_or_default(candidate)
+                except RenderFactorError:
+                    if candidate == wanted - 1:
+                        raise
+                    continue
+                break
+            if candidate != wanted:
+                moved.append(f"{wanted} -> {candidate}")
+            if candidate not in fitted:
+                fitted.append(candidate)
+        note = (f" {self.name} takes only some render factors (DDColor: even ones), so {', '.join(moved)}."
+                if moved else "")
+        return fitted, note
 
     def render_factor_or_default(self, render_factor: int | None) -> int:
         """``render_factor`` checked for this model (its range, and what its family needs: DDColor an even

@@ -15,6 +15,9 @@ __version__ = "0.1.0"
 RENDER_FACTOR_RANGE = (2, 100)
 """Allowed render factors, inclusive. The model sees a square of ``16 * render_factor`` pixels."""
 
+VIDEO_PREVIEW_RENDER_FACTORS = (14, 21, 28, 35)
+"""The render factors a video preview compares unless told otherwise (DeOldify's video model was tuned for 21)."""
+
 RENDER_BASE = 16
 
 PIPELINE_MIN_IMAGES = 2

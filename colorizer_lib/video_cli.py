@@ -19,6 +19,7 @@ from pathlib import Path
 from .cli_args import (ENSEMBLE_HELP, MODEL_HELP, add_chroma_upsample_argument, add_common_arguments,
                        add_render_factor_argument, checked, positive_int, render_factors,
                        why_missing)
+from .constants import VIDEO_PREVIEW_RENDER_FACTORS
 from .errors import DependencyError, InputError
 
 
@@ -59,7 +60,8 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only colorize a few frames at several render factors and save a comparison grid")
     parser.add_argument("--preview-times", type=_times, default=None, help="preview times, e.g. 5,30,1:10")
     parser.add_argument("--preview-render-factors", type=render_factors, default=None,
-                        help="render factors to compare in the preview (default 14,21,28,35)")
+                        help=f"render factors to compare in the preview (default "
+                             f"{','.join(map(str, VIDEO_PREVIEW_RENDER_FACTORS))}; DDColor's odd ones move to even)")
     parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="frames per model batch (default 16 GPU, 4 CPU)")  # video.settings.FRAME_BATCH_SIZES
     parser.add_argument("--crf", type=int, default=18,
@@ -209,10 +211,9 @@ def _run_preview(args, colorizer, source, tools) -> int:
     out = Path(args.output) if args.output else Path(source).with_name(f"{Path(source).stem}_preview.png")
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         out = out.with_suffix(".png")
-    kwargs = {"times": args.preview_times, "output": out, "tools": tools}
-    if args.preview_render_factors:
-        kwargs["render_factors"] = args.preview_render_factors
-    result = video.preview_video(source, colorizer, **kwargs)
+    factors, moved = colorizer.fit_render_factors(args.preview_render_factors or VIDEO_PREVIEW_RENDER_FACTORS)
+    result = video.preview_video(source, colorizer, times=args.preview_times, output=out, tools=tools,
+                                 render_factors=factors)
     print(f"{result.path}  (render factors {', '.join(map(str, result.render_factors))} at "
-          f"{', '.join(f'{t:.2f}s' for t in result.times)})")
+          f"{', '.join(f'{t:.2f}s' for t in result.times)}){moved}")
     return 0

@@ -288,6 +288,27 @@ def test_preview_api_times_default_to_spread_frames(clip):
     assert grid.render_factors == [2, 4] and grid.images[(0.25, 2)].tobytes() == a.tobytes()  # 2.0 is 2, as images
 
 
+def test_preview_with_ddcolor_moves_odd_render_factors_to_even_ones(clip, capsys, tmp_path):
+    """DDColor takes even render factors: the preview shows the next even one and the command says so."""
+    import torch
+
+    from colorizer_lib import Colorizer
+    from colorizer_lib.models import build_generator, expected_state
+    from tests.ddcolor_weights import deterministic_state_dict
+
+    model = build_generator("ddcolor-tiny")
+    model.load_state_dict(deterministic_state_dict(expected_state("ddcolor-tiny"), seed=1))
+    ddcolor = Colorizer.from_model(model, name="ddcolor-tiny-test", default_render_factor=4, device="cpu",
+                                   dtype="float32")
+    assert preview_video(clip, ddcolor, times=[0.25], render_factors=(4, 5), thumb_width=48).render_factors == [4, 6]
+    weights = tmp_path / "ddcolor_tiny.bin"
+    torch.save(deterministic_state_dict(expected_state("ddcolor-tiny"), seed=1), weights)
+    assert video_main([str(clip), "--model", str(weights), "--preview", "--preview-render-factors", "4,5",
+                       "--preview-times", "0.25", "-o", str(tmp_path / "grid.png")]) == 0
+    out = capsys.readouterr().out
+    assert "render factors 4, 6" in out and "5 -> 6" in out and (tmp_path / "grid.png").is_file()
+
+
 def test_preview_refuses_bad_render_factors_before_decoding(monkeypatch):
     import colorizer_lib.video.preview as preview
 

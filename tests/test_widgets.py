@@ -604,15 +604,14 @@ def test_a_ddcolor_sweep_moves_odd_render_factors_and_says_so(tmp_path, colorize
 
     from colorizer_lib import Colorizer
     from colorizer_lib.models import build_generator, expected_state
-    from colorizer_lib.notebook.model_choice import fit_render_factors
     from tests.ddcolor_weights import deterministic_state_dict
 
     model = build_generator("ddcolor-tiny")
     model.load_state_dict(deterministic_state_dict(expected_state("ddcolor-tiny"), seed=1))
     ddcolor = Colorizer.from_model(copy.deepcopy(model), name="ddcolor-tiny-test", default_render_factor=4,
                                    device="cpu", dtype="float32")
-    assert fit_render_factors(colorizer, [5, 6, 7]) == ([5, 6, 7], "")
-    assert fit_render_factors(ddcolor, [5, 6, 7, 100]) == (
+    assert colorizer.fit_render_factors([5, 6, 7]) == ([5, 6, 7], "")
+    assert ddcolor.fit_render_factors([5, 6, 7, 100]) == (
         [6, 8, 100], " ddcolor-tiny-test takes only some render factors (DDColor: even ones), so 5 -> 6, 7 -> 8.")
     ui = make_ui(tmp_path, ddcolor, render_factor=4, sources=str(photo))
     grid = ui.sweep("5, 6, 7", source=str(photo))

@@ -23,7 +23,7 @@ from .images import (
     BatchReport, DISPLAY_SIZE, before_after_html, colorize_to_zip, encode_image, parse_factors, render_factor_sweep,
     thumbnail,
 )
-from .model_choice import ColorizerCache, ColorizerFactory, ModelPicker, fit_render_factors
+from .model_choice import ColorizerCache, ColorizerFactory, ModelPicker
 from .sources import example_source, parse_sources, result_filename, source_stem
 from .uploads import Upload, clear_upload, colab_upload, save_uploads, upload_files
 
@@ -272,7 +272,7 @@ class ImageColorizerUI:
         name = self.outcomes[-1].name if self.outcomes and source is self.outcomes[-1].result.original \
             else source_stem(source) if isinstance(source, str) else "image"
         colorizer = self._colorizer()
-        factors, moved = fit_render_factors(colorizer, parse_factors(factors))
+        factors, moved = colorizer.fit_render_factors(parse_factors(factors))
         self.status.info(f"Sweep: colorizing {name} at render factors {', '.join(map(str, factors))}...{moved}")
         self.progress.unit = "render factor"  # the UI's progress bar counts the factors done
         try:

@@ -5,7 +5,7 @@ slider's bounds, and the ``ModelPicker`` that combines them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable, Union
 
 import ipywidgets as W
 
@@ -136,30 +136,6 @@ def snap_render_factor(value: int, step: int, lo: int, hi: int) -> int:
     up = value + (-value) % step
     snapped = up if up <= hi else up - step
     return snapped if snapped >= lo else snapped + step
-
-
-def fit_render_factors(colorizer, factors: Sequence[int]) -> tuple[list[int], str]:
-    """The render factors ``colorizer`` takes for a sweep or preview of ``factors``: each one it refuses (an odd
-    one for DDColor) moved to the next it takes (up; down at the top of the range), repeats dropped, and a
-    note saying what moved (``""`` when nothing did), so the user sees which values the grid shows."""
-    fitted: list[int] = []
-    moved: list[str] = []
-    for wanted in factors:
-        for candidate in (wanted, wanted + 1, wanted - 1):
-            try:
-                colorizer.render_factor_or_default(candidate)
-            except RenderFactorError:
-                if candidate == wanted - 1:
-                    raise
-                continue
-            break
-        if candidate != wanted:
-            moved.append(f"{wanted} -> {candidate}")
-        if candidate not in fitted:
-            fitted.append(candidate)
-    note = (f" {colorizer.name} takes only some render factors (DDColor: even ones), so {', '.join(moved)}."
-            if moved else "")
-    return fitted, note
 
 
 def spec_default_render_factor(name: str | None) -> int | None:

@@ -9,6 +9,7 @@ from typing import Any, Callable, Sequence
 
 import ipywidgets as W
 
+from colorizer_lib.constants import VIDEO_PREVIEW_RENDER_FACTORS
 from colorizer_lib.errors import InputError
 from .controls import (
     buttons_disabled, LABEL_STYLE, MAX_INLINE_BYTES, StatusLine, call_in_output, clear, download_widget,
@@ -16,13 +17,13 @@ from .controls import (
 )
 from .environment import in_colab
 from .images import DISPLAY_SIZE, encode_image, parse_factors, thumbnail
-from .model_choice import ColorizerCache, ColorizerFactory, ModelPicker, fit_render_factors
+from .model_choice import ColorizerCache, ColorizerFactory, ModelPicker
 from .sources import source_stem
 from .uploads import clear_upload, colab_upload, save_uploads, upload_files
 
 
-#: Render factors compared by the video preview (DeOldify's video model was tuned for 21).
-VIDEO_PREVIEW_FACTORS = (14, 21, 28, 35)
+#: Render factors compared by the video preview (:data:`colorizer_lib.constants.VIDEO_PREVIEW_RENDER_FACTORS`).
+VIDEO_PREVIEW_FACTORS = VIDEO_PREVIEW_RENDER_FACTORS
 
 
 def fetch_video(source: str, work_dir: Path | str, download: Callable[..., Path] | None = None,
@@ -180,7 +181,7 @@ class VideoColorizerUI:
 
         source = self.source_path()
         colorizer = self.picker.colorizer()
-        factors, moved = fit_render_factors(colorizer, self.preview_factors)
+        factors, moved = colorizer.fit_render_factors(self.preview_factors)
         self.status.info(f"Previewing {self.preview_frames} frames at render factors "
                          f"{', '.join(map(str, factors))}...{moved}")
         result = video.preview_video(source, colorizer, n_frames=self.preview_frames, render_factors=factors,

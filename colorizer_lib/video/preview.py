@@ -11,13 +11,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from ..constants import check_render_factor
+from ..constants import VIDEO_PREVIEW_RENDER_FACTORS, check_render_factor
 from ..errors import InputError
 from .binaries import FFmpegTools, find_tools, tail
 from .convert import gray_u8_to_luma
 from .probe import VideoInfo, probe
 
-DEFAULT_RENDER_FACTORS = (14, 21, 28, 35)
+DEFAULT_RENDER_FACTORS = VIDEO_PREVIEW_RENDER_FACTORS
 
 
 @dataclass
@@ -52,7 +52,9 @@ def preview_video(source: str | os.PathLike, colorizer, times: list[float] | Non
     Uses the same ``predict_chroma -> compose`` path as the full render (without temporal smoothing).
     Saves the labelled grid to ``output`` (PNG/JPEG) when given.
     """
-    rfs = [check_render_factor(rf) for rf in render_factors]  # before any decoding, as colorize_video
+    # checked before any decoding, as colorize_video; values the model refuses (odd ones for DDColor) move to
+    # the next it takes: the grid's labels show which ran (Colorizer.fit_render_factors says so too)
+    rfs, _ = colorizer.fit_render_factors(check_render_factor(rf) for rf in render_factors)
     tools = tools or find_tools()
     info = probe(source, tools)
     if times is None:
