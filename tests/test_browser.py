@@ -38,13 +38,19 @@ def tools_present():
         pytest.skip(message)
 
 
-def test_image_notebook_in_jupyterlab(tmp_path, tools_present):
+def lab_workspace(tmp_path: Path) -> tuple[Path, Path, Path, Path, Path]:
+    """``(screenshots, lab root, home, output folder, tiny weights)`` for one JupyterLab session: screenshots
+    go to $COLORIZER_SCREENSHOT_DIR when set (to look at them), the weights file sits in the lab root."""
     shots = Path(os.environ.get("COLORIZER_SCREENSHOT_DIR") or tmp_path / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
-    root, home, out = tmp_path / "lab", tmp_path / "home", tmp_path / "lab" / "colorized"
+    root, home = tmp_path / "lab", tmp_path / "home"
     root.mkdir()
     home.mkdir()
-    weights = tiny_weights(root / "tiny.safetensors")
+    return shots, root, home, root / "colorized", tiny_weights(root / "tiny.safetensors")
+
+
+def test_image_notebook_in_jupyterlab(tmp_path, tools_present):
+    shots, root, home, out, weights = lab_workspace(tmp_path)
     with_parameters(ROOT / "ImageColorizer.ipynb", root / "ImageColorizer.ipynb",
                     {"model": str(weights), "render_factor": 8, "sweep_factors": "4, 8", "output_dir": str(out)})
 
@@ -144,12 +150,7 @@ def status_text(page) -> str:
 def test_large_uploads_in_jupyter_fail_clearly(tmp_path, tools_present):
     """A 20 MB TIFF and a 30 MB video chosen with the upload buttons: each ends either colorized or with
     a message naming the size limit, never with something else colorized or a bare 'No video given'."""
-    shots = Path(os.environ.get("COLORIZER_SCREENSHOT_DIR") or tmp_path / "screenshots")
-    shots.mkdir(parents=True, exist_ok=True)
-    root, home, out = tmp_path / "lab", tmp_path / "home", tmp_path / "lab" / "colorized"
-    root.mkdir()
-    home.mkdir()
-    weights = tiny_weights(root / "tiny.safetensors")
+    shots, root, home, out, weights = lab_workspace(tmp_path)
     tiff = big_tiff(tmp_path / "scan.tif")
     film = big_video(tmp_path / "reel.mp4")
     assert 19e6 < tiff.stat().st_size < 22e6
@@ -221,12 +222,7 @@ def colab_copy(source: Path, target: Path, params: dict) -> Path:
 def test_colab_upload_path_in_a_browser(tmp_path, tools_present):
     """The notebooks with ``google.colab`` simulated: Upload uses Colab's uploader (any size) and
     colorizes exactly the chosen files, two of one name included; the video UI takes the chosen clip."""
-    shots = Path(os.environ.get("COLORIZER_SCREENSHOT_DIR") or tmp_path / "screenshots")
-    shots.mkdir(parents=True, exist_ok=True)
-    root, home, out = tmp_path / "lab", tmp_path / "home", tmp_path / "lab" / "colorized"
-    root.mkdir()
-    home.mkdir()
-    weights = tiny_weights(root / "tiny.safetensors")
+    shots, root, home, out, weights = lab_workspace(tmp_path)
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     first = big_tiff(tmp_path / "a" / "scan.tif")  # 20 MB: far over the widget channel's limit

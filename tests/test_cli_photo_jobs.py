@@ -174,35 +174,33 @@ def test_an_unwritable_output_folder_is_refused_before_any_work(tmp_path, pipeli
     assert "colorizing" not in err and ".part" not in err
 
 
-def test_a_read_only_output_folder_is_refused_up_front(tmp_path, monkeypatch, capsys):
-    """Root ignores folder permissions, so the read-only file system is simulated where the check
-    creates its probe file (the same call that fails on a real read-only folder)."""
+def _run_into_unwritable_folder(tmp_path, monkeypatch, capsys, error: type[OSError], errno: int, reason: str
+                                ) -> tuple[Path, str]:
+    """``colorize image`` into an output folder whose probe file cannot be created (``error(errno, reason)``):
+    root ignores folder permissions, so the failure is simulated where the check creates its probe file
+    (the same call that fails on a real read-only or unwritable folder). Returns the folder and stderr."""
     photo = _photo(tmp_path / "photo.jpg", 7)
     out = tmp_path / "out"
     out.mkdir()
 
-    def read_only(*args, dir=None, **kwargs):
-        raise OSError(30, "Read-only file system", str(dir))
+    def refuse(*args, dir=None, **kwargs):
+        raise error(errno, reason, str(dir))
 
-    monkeypatch.setattr(jobs.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(jobs.tempfile, "mkstemp", refuse)
     assert _run(str(photo), "-o", str(out)) == EXIT_USAGE
-    err = capsys.readouterr().err
+    return out, capsys.readouterr().err
+
+
+def test_a_read_only_output_folder_is_refused_up_front(tmp_path, monkeypatch, capsys):
+    out, err = _run_into_unwritable_folder(tmp_path, monkeypatch, capsys, OSError, 30, "Read-only file system")
     assert f"cannot write into the output folder {out} (Read-only file system" in err
     assert "mounted read-only" in err and ".part" not in err
     assert list(out.iterdir()) == []
 
 
 def test_a_folder_without_write_permission_is_refused_up_front(tmp_path, monkeypatch, capsys):
-    photo = _photo(tmp_path / "photo.jpg", 7)
-    out = tmp_path / "out"
-    out.mkdir()
-
-    def denied(*args, dir=None, **kwargs):
-        raise PermissionError(13, "Permission denied", str(dir))
-
-    monkeypatch.setattr(jobs.tempfile, "mkstemp", denied)
-    assert _run(str(photo), "-o", str(out)) == EXIT_USAGE
-    assert f"make it writable (chmod u+w {out})" in capsys.readouterr().err
+    out, err = _run_into_unwritable_folder(tmp_path, monkeypatch, capsys, PermissionError, 13, "Permission denied")
+    assert f"make it writable (chmod u+w {out})" in err
 
 
 def test_a_failed_write_names_the_output_and_its_folder_not_a_temporary_file(tmp_path, monkeypatch):
