@@ -211,9 +211,8 @@ def _run_preview(args, colorizer, source, tools) -> int:
     out = Path(args.output) if args.output else Path(source).with_name(f"{Path(source).stem}_preview.png")
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         out = out.with_suffix(".png")
-    factors, moved = colorizer.fit_render_factors(args.preview_render_factors or VIDEO_PREVIEW_RENDER_FACTORS)
     result = video.preview_video(source, colorizer, times=args.preview_times, output=out, tools=tools,
-                                 render_factors=factors)
+                                 render_factors=args.preview_render_factors or VIDEO_PREVIEW_RENDER_FACTORS)
     print(f"{result.path}  (render factors {', '.join(map(str, result.render_factors))} at "
-          f"{', '.join(f'{t:.2f}s' for t in result.times)}){moved}")
+          f"{', '.join(f'{t:.2f}s' for t in result.times)}){result.note}")
     return 0

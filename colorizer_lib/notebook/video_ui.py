@@ -181,16 +181,16 @@ class VideoColorizerUI:
 
         source = self.source_path()
         colorizer = self.picker.colorizer()
-        factors, moved = colorizer.fit_render_factors(self.preview_factors)
         self.status.info(f"Previewing {self.preview_frames} frames at render factors "
-                         f"{', '.join(map(str, factors))}...{moved}")
-        result = video.preview_video(source, colorizer, n_frames=self.preview_frames, render_factors=factors,
+                         f"{', '.join(map(str, self.preview_factors))}...")
+        result = video.preview_video(source, colorizer, n_frames=self.preview_frames,
+                                     render_factors=self.preview_factors,
                                      output=self.output_dir / f"{source_stem(str(source))}_preview.png")
         image = W.Image(value=encode_image(thumbnail(result.grid, 2 * DISPLAY_SIZE), "JPEG"), format="jpeg")
         image.add_class("colorizer-preview-image")
         self.preview_area.children = (W.HTML("<b>Preview</b>: one row per moment, one column per render "
                                              "factor. Set the slider to the column you like best."), image)
-        self.status.info(f"Preview saved to {result.path}.{moved}")
+        self.status.info(f"Preview saved to {result.path}.{result.note}")
         self.last_preview = result
         return result
 

@@ -23,13 +23,15 @@ DEFAULT_RENDER_FACTORS = VIDEO_PREVIEW_RENDER_FACTORS
 @dataclass
 class PreviewResult:
     """``images[(time, render_factor)]`` are full-size PIL RGB frames; ``grid`` shows them all labelled
-    (one row per time, one column per render factor); ``path`` is where the grid was saved, if anywhere."""
+    (one row per time, one column per render factor); ``path`` is where the grid was saved, if anywhere;
+    ``note`` says which asked-for render factors the model does not take were moved (``""`` when none)."""
 
     times: list[float]
     render_factors: list[int]
     images: dict[tuple[float, int], Image.Image] = field(repr=False)
     grid: Image.Image = field(repr=False)
     path: Path | None = None
+    note: str = ""
 
 
 def extract_gray_frame(tools: FFmpegTools, info: VideoInfo, time: float) -> np.ndarray:
@@ -53,8 +55,8 @@ def preview_video(source: str | os.PathLike, colorizer, times: list[float] | Non
     Saves the labelled grid to ``output`` (PNG/JPEG) when given.
     """
     # checked before any decoding, as colorize_video; values the model refuses (odd ones for DDColor) move to
-    # the next it takes: the grid's labels show which ran (Colorizer.fit_render_factors says so too)
-    rfs, _ = colorizer.fit_render_factors(check_render_factor(rf) for rf in render_factors)
+    # the next it takes: the grid's labels show which ran, and ``note`` says so
+    rfs, note = colorizer.fit_render_factors(check_render_factor(rf) for rf in render_factors)
     tools = tools or find_tools()
     info = probe(source, tools)
     if times is None:
@@ -78,7 +80,7 @@ def preview_video(source: str | os.PathLike, colorizer, times: list[float] | Non
         path = Path(output)
         path.parent.mkdir(parents=True, exist_ok=True)
         grid.save(path)
-    return PreviewResult(times=list(times), render_factors=rfs, images=images, grid=grid, path=path)
+    return PreviewResult(times=list(times), render_factors=rfs, images=images, grid=grid, path=path, note=note)
 
 
 def _grid(images, times, rfs, thumb_width: int) -> Image.Image:
