@@ -82,10 +82,8 @@ def _run_image(args: argparse.Namespace, console: _Console) -> int:
 
     from . import photos
     from .accel import compile_message, compile_mode
-    from .colorizer import Colorizer, check_render_factor
+    from .colorizer import Colorizer, progress_bar
 
-    if args.render_factor is not None:
-        check_render_factor(args.render_factor)
     jobs = photos.plan_jobs(args.inputs, args.output, out_format=args.format, compare=args.compare)
     if not jobs:
         raise InputError("no images found in the given inputs (supported: jpg, png, webp, tif, bmp...).")
@@ -120,7 +118,7 @@ def _run_image(args: argparse.Namespace, console: _Console) -> int:
         console.info(f"skipping {skipped} image(s) already colorized with {col.name} at render factor {rf} "
                      "from the same input")
     console.info(f"colorizing {len(todo)} image(s) with '{col.name}' at render factor {rf} on {col.device}")
-    bar = photos.console_progress(len(todo), enabled=not args.quiet)
+    bar = progress_bar(len(todo), enabled=not args.quiet)
 
     def on_event(event: photos.PhotoEvent) -> None:
         if event.kind == "colour":

@@ -411,7 +411,7 @@ class Colorizer:
         if total is None:
             sources = list(sources)
             total = len(sources)
-        bar = _progress_bar(total, progress, desc=f"colorizing ({self.name})")
+        bar = progress_bar(total, progress, desc=f"colorizing ({self.name})")
         batch: list = []
 
         def flush() -> Iterator[ColorizeResult | InputError]:
@@ -580,9 +580,12 @@ class _NoBar:
         pass
 
 
-def _progress_bar(total: int | None, enabled: bool, desc: str):
+def progress_bar(total: int | None, enabled: bool = True, desc: str = "colorize", unit: str = "img"):
+    """The terminal's progress bar (tqdm) for ``total`` pictures, ``update(n)`` and ``close()``; a silent
+    stand-in when not ``enabled`` (tqdm is not even imported then). ``Colorizer.colorize_batch`` and
+    ``colorize image`` both draw theirs with it."""
     if not enabled:
         return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="img")
+    return tqdm(total=total, desc=desc, unit=unit)

@@ -24,7 +24,8 @@ import pytest
 import torch
 from PIL import Image, ImageCms
 
-from colorizer_lib import accel, cli, photos
+import colorizer_lib.colorizer as colorizer_module
+from colorizer_lib import accel, cli
 from colorizer_lib.photos import gpu, run as photos_run
 from colorizer_lib.cli import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
 from colorizer_lib.io import read_provenance
@@ -199,8 +200,9 @@ def test_compare_watermark_format_and_urls(tmp_path):
 def test_progress_advances_once_per_photo(tmp_path, monkeypatch):
     album = make_album(tmp_path)
     steps = []
-    monkeypatch.setattr(photos, "console_progress", lambda total, enabled: SimpleNamespace(update=steps.append,
-                                                                               close=lambda: None))
+    # the command's bar (colorize_batch draws none: its progress is off, so its bar counts nothing)
+    monkeypatch.setattr(colorizer_module, "progress_bar", lambda total, enabled=True, **kwargs: SimpleNamespace(
+        update=steps.append if enabled else (lambda n: None), close=lambda: None))
     for mode in ("on", "off"):
         steps.clear()
         code, _, _ = run_cli(["image", str(album / "plain.jpg"), str(album / "junk.png"), str(album / "deep.png"),

@@ -8,7 +8,7 @@ pipelined path's overlapping stages.
     plan    plan_jobs (the CLI's naming), claim_job/numbered (the notebook's), sort_jobs, prepare_outputs,
             output_name, protected_inputs
     gpu     colorize_jobs_pipelined, NonFiniteTriage, PipelineStats
-    run     run_jobs, use_pipeline, default_batch_size, PhotoEvent, RunReport, read_result, console_progress
+    run     run_jobs, use_pipeline, default_batch_size, PhotoEvent, RunReport, read_result
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from __future__ import annotations
 from .gpu import NonFiniteTriage, PipelineStats, colorize_jobs_pipelined, weights_are_finite
 from .plan import (SortedJobs, claim_job, numbered, output_name, plan_jobs, prepare_outputs,
                    protected_inputs, resolved_paths, sort_jobs)
-from .run import (PIPELINE_MIN_IMAGES, PhotoEvent, RunReport, console_progress, default_batch_size, read_result,
-                  run_jobs, use_pipeline)
+from .run import (PIPELINE_MIN_IMAGES, PhotoEvent, RunReport, default_batch_size, read_result, run_jobs,
+                  use_pipeline)
 
 __all__ = [
     "NonFiniteTriage", "PipelineStats", "colorize_jobs_pipelined", "weights_are_finite",
     "SortedJobs", "claim_job", "numbered", "output_name", "plan_jobs", "prepare_outputs",
     "protected_inputs", "resolved_paths", "sort_jobs",
-    "PIPELINE_MIN_IMAGES", "PhotoEvent", "RunReport", "console_progress", "default_batch_size", "read_result",
+    "PIPELINE_MIN_IMAGES", "PhotoEvent", "RunReport", "default_batch_size", "read_result",
     "run_jobs", "use_pipeline",
 ]

@@ -179,9 +179,3 @@ def read_result(job: FileJob, model_name: str, render_factor: int):
     return ColorizeResult(image, original, render_factor, model_name, source=job.source,
                           source_identity=job.identity())
 
-
-def console_progress(total: int, *, enabled: bool = True, unit: str = "img", desc: str = "colorize"):
-    """The terminal's progress bar (tqdm) for ``total`` photos; ``update(1)`` per photo, ``close()``."""
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit=unit, desc=desc, disable=not enabled)
